@@ -1,0 +1,3 @@
+from resellctl.cli import main
+
+main()

@@ -1,0 +1,54 @@
+"""BILLmanager's JSON document shapes (``out=json``), shared by the client and the simulator.
+
+A scalar is ``{"$": "value"}`` (always a string), an attribute is a ``"$name"`` key beside it,
+a list is an array of objects (a single element may come as a bare object), and named values
+are ``[{"$name": "ip", "$": "192.0.2.10"}, ...]``.
+"""
+
+
+def scalar(value):
+    """Wrap one value as BILLmanager does."""
+    return {"$": str(value)}
+
+
+def named(mapping):
+    """``{"ip": "192.0.2.10"}`` as ``[{"$name": "ip", "$": "192.0.2.10"}]``."""
+    return [{"$name": str(k), "$": str(v)} for k, v in mapping.items()]
+
+
+def text(node, default=None):
+    """The string inside a scalar node; ``default`` when it is absent.
+
+    Raises ValueError for a node of another shape, so a malformed document is noticed where it
+    is read rather than stored as garbage.
+    """
+    if node is None:
+        return default
+    if isinstance(node, dict):
+        if "$" not in node:
+            raise ValueError(f"expected a scalar, got an object with keys {sorted(node)[:5]}")
+        node = node["$"]
+    if isinstance(node, (str, int, float)) and not isinstance(node, bool):
+        return str(node)
+    raise ValueError(f"expected a scalar, got {type(node).__name__}")
+
+
+def as_list(node):
+    """A list node as a Python list: absent is empty, a lone object is a list of one."""
+    if node is None:
+        return []
+    if isinstance(node, list):
+        return node
+    if isinstance(node, dict):
+        return [node]
+    raise ValueError(f"expected a list, got {type(node).__name__}")
+
+
+def named_values(node):
+    """``[{"$name": "ip", "$": "192.0.2.10"}]`` as ``{"ip": "192.0.2.10"}``."""
+    result = {}
+    for elem in as_list(node):
+        if not isinstance(elem, dict) or "$name" not in elem:
+            raise ValueError("expected a list of named values")
+        result[str(elem["$name"])] = text(elem, "")
+    return result

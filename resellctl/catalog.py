@@ -1,0 +1,101 @@
+"""Processing modules and the tariffs imported from their upstreams."""
+
+import decimal
+import re
+import urllib.parse
+
+from resellctl.errors import InputError
+from resellctl.store import now
+
+MODULE_TYPES = ("billmanager", "manual")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
+
+
+def add_module(store, name, type, url=None, username=None, password=None, datacenter=None,
+               min_balance=None, auto_rerun=True, replace=False):
+    """Add (or, with ``replace``, update) a processing module; returns its id."""
+    if not _NAME.match(name or ""):
+        raise InputError(f"module name {name!r} must start with a letter and hold only "
+                         "letters, digits, '.', '_' and '-' (at most 64)")
+    if type not in MODULE_TYPES:
+        raise InputError(f"module type must be one of {', '.join(MODULE_TYPES)}")
+    if type == "billmanager":
+        missing = [flag for flag, value in (("--url", url), ("--username", username),
+                                            ("--password-file or --password-stdin", password))
+                   if not value]
+        if missing:
+            raise InputError(f"a billmanager module needs {', '.join(missing)}")
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InputError(f"--url must be an http(s) URL, not {url!r}")
+        if parts.username or parts.password or parts.query:
+            raise InputError("--url must not hold credentials or a query string: "
+                             "give them with --username and --password-file")
+    elif any((url, username, password, datacenter)):
+        raise InputError("a manual module takes no --url, --username, password or --datacenter")
+    if min_balance is not None:
+        try:
+            if decimal.Decimal(min_balance) < 0:
+                raise decimal.InvalidOperation
+        except decimal.InvalidOperation:
+            raise InputError(f"--min-balance must be an amount like 20 or 20.50, "
+                             f"not {min_balance!r}") from None
+    row = {"name": name, "type": type, "url": url, "username": username, "password": password,
+           "datacenter": datacenter, "min_balance": min_balance,
+           "auto_rerun": 1 if auto_rerun else 0}
+    with store.write():
+        existing = store.one("SELECT id, type FROM processingmodule WHERE name = ?", (name,))
+        if existing is not None:
+            if not replace:
+                raise InputError(f"module {name!r} exists already",
+                                 "Use --replace to change its settings.")
+            if existing["type"] != type:
+                raise InputError(f"module {name!r} is a {existing['type']} module; "
+                                 "its type cannot change")
+            store.conn.execute(
+                "UPDATE processingmodule SET " + ", ".join(f"{k} = ?" for k in row) +
+                " WHERE id = ?", (*row.values(), existing["id"]))
+            return existing["id"]
+        row["cdate"] = now()
+        cur = store.conn.execute(
+            f"INSERT INTO processingmodule ({', '.join(row)}) VALUES "
+            f"({', '.join('?' * len(row))})", tuple(row.values()))
+        return cur.lastrowid
+
+
+def import_tariffs(store, engine, module_ref):
+    """Fetch ``pricelist.export`` and upsert the tariffs; returns (added, updated)."""
+    module = store.module(module_ref)
+    if module["type"] != "billmanager":
+        raise InputError(f"module {module['name']!r} is a manual module: it has no upstream "
+                         "to import tariffs from")
+    pricelists = engine.client(module).pricelists()
+    added = updated = 0
+    with store.write():
+        for p in pricelists:
+            existing = store.one("SELECT id FROM pricelist WHERE processingmodule = ? AND "
+                                 "remote_id = ?", (module["id"], p["id"]))
+            if existing is None:
+                tariff_id = store.conn.execute(
+                    "INSERT INTO pricelist (processingmodule, remote_id, name, itemtype, "
+                    "currency, updated) VALUES (?, ?, ?, ?, ?, ?)",
+                    (module["id"], p["id"], p["name"], p["itemtype"], p["currency"],
+                     now())).lastrowid
+                added += 1
+            else:
+                tariff_id = existing["id"]
+                store.conn.execute("UPDATE pricelist SET name = ?, itemtype = ?, currency = ?, "
+                                   "updated = ? WHERE id = ?",
+                                   (p["name"], p["itemtype"], p["currency"], now(), tariff_id))
+                updated += 1
+            store.conn.execute("DELETE FROM pricelist_period WHERE pricelist = ?", (tariff_id,))
+            store.conn.executemany(
+                "INSERT INTO pricelist_period (pricelist, length, cost) VALUES (?, ?, ?)",
+                [(tariff_id, int(length), cost) for length, cost in p["periods"].items()])
+            store.conn.execute("DELETE FROM pricelist_addon WHERE pricelist = ?", (tariff_id,))
+            store.conn.executemany(
+                "INSERT INTO pricelist_addon (pricelist, intname, remote_id, value, measure) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(tariff_id, a["intname"], a["id"], a["value"], a.get("measure"))
+                 for a in p["addons"]])
+    return added, updated

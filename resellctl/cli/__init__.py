@@ -1,0 +1,164 @@
+"""The ``resellctl`` command line: parsing only; the work is done by the engine modules.
+
+Subcommands are imported only when invoked, so ``resellctl --version`` and ``--help`` cost
+little more than importing click.
+"""
+
+import importlib
+import os
+import sys
+
+import click
+
+from resellctl import __version__
+from resellctl.errors import ExitStatus, ResellError
+
+# name -> "module:attribute"; the order is the order of `resellctl --help`.
+COMMANDS = {
+    "demo": "resellctl.cli.demo:demo",
+    "modules": "resellctl.cli.modules:modules",
+    "tariffs": "resellctl.cli.tariffs:tariffs",
+    "order": "resellctl.cli.order:order",
+    "services": "resellctl.cli.services:services",
+    "set-module": "resellctl.cli.services:set_module",
+    "ops": "resellctl.cli.ops:ops",
+    "tasks": "resellctl.cli.tasks:tasks",
+    "checkevent": "resellctl.cli.checkevent:checkevent",
+    "events": "resellctl.cli.checkevent:events",
+    "sim": "resellctl.cli.sim:sim",
+}
+
+# One-line help for `resellctl --help`, so listing commands does not import them all.
+SHORT_HELP = {
+    "demo": "A guided run against the embedded simulator in a temporary store.",
+    "modules": "Processing modules: upstream selling BILLmanagers and manual ones.",
+    "tariffs": "Tariffs (pricelists) imported from the upstream.",
+    "order": "Order services of a tariff.",
+    "services": "Services: list, show and change them.",
+    "set-module": "Switch a service's processing module.",
+    "ops": "Running operations: list, show, start.",
+    "tasks": "Tasks: the follow-up of operations.",
+    "checkevent": "Pull the upstream's events and apply them (what cron runs).",
+    "events": "The event log kept by checkevent.",
+    "sim": "The embedded selling BILLmanager, for tests and demos.",
+}
+
+
+class CommandFailed(click.ClickException):
+    """A ResellError as click shows it: one line (and a hint) on stderr, its own exit code."""
+
+    def __init__(self, error):
+        super().__init__(error.message)
+        self.exit_code = int(error.exit_status)
+        self.hint = error.hint
+
+    def format_message(self):
+        return self.message if not self.hint else f"{self.message}\n{self.hint}"
+
+
+class ResellGroup(click.Group):
+    """A group that turns ResellError into CommandFailed wherever it is raised below it."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ResellError as error:
+            raise CommandFailed(error) from None
+
+    def group(self, *args, **kwargs):
+        kwargs.setdefault("cls", ResellGroup)
+        return super().group(*args, **kwargs)
+
+
+class LazyGroup(ResellGroup):
+    """The root group: loads a subcommand's module only when that subcommand runs."""
+
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, SHORT_HELP[name]) for name in COMMANDS]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def default_db_path():
+    """``$XDG_DATA_HOME/resellctl/resellctl.db``, i.e. ``~/.local/share/resellctl/...``."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                           "share")
+    return os.path.join(base, "resellctl", "resellctl.db")
+
+
+class App:
+    """What every command shares: where the store is, and whether the output is a terminal.
+
+    Tests pass their own ``App(stdout_isatty=True)`` as ``obj`` to see the terminal output.
+    """
+
+    def __init__(self, db_path=None, stdout_isatty=None, stderr_isatty=None):
+        self.db_path = db_path
+        self._stdout_isatty = stdout_isatty
+        self._stderr_isatty = stderr_isatty
+        self._store = None
+
+    @property
+    def stdout_isatty(self):
+        if self._stdout_isatty is None:
+            return sys.stdout.isatty()
+        return self._stdout_isatty
+
+    @property
+    def stderr_isatty(self):
+        if self._stderr_isatty is None:
+            return sys.stderr.isatty()
+        return self._stderr_isatty
+
+    @property
+    def store(self):
+        """The store, opened (created and migrated if need be) on first use."""
+        if self._store is None:
+            from resellctl.store import Store
+
+            self._store = Store.open(self.db_path or default_db_path())
+        return self._store
+
+    def close(self):
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", "db_path", envvar="RESELLCTL_DB", metavar="PATH",
+              help="The store (env RESELLCTL_DB; default ~/.local/share/resellctl/resellctl.db).")
+@click.version_option(__version__, "--version", prog_name="resellctl")
+@click.pass_context
+def cli(ctx, db_path):
+    """Resell the services of an upstream selling BILLmanager.
+
+    Orders and changes become running operations sent upstream; `resellctl checkevent`, run by
+    cron every five minutes, pulls the upstream's events and keeps every service in step.
+    """
+    if ctx.obj is None:
+        ctx.obj = App()
+    if db_path:
+        ctx.obj.db_path = db_path
+    ctx.call_on_close(ctx.obj.close)
+
+
+def main():
+    """The console script: run the command line, quiet on a closed pipe and on Ctrl-C."""
+    try:
+        cli(prog_name="resellctl")
+    except BrokenPipeError:
+        # `resellctl ops list | head`: the reader left; that is not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(ExitStatus.SUCCESS)

@@ -1,0 +1,122 @@
+"""`resellctl checkevent` (the cron job) and `resellctl events` (its log)."""
+
+import dataclasses
+import json
+
+import click
+
+from resellctl import output, views
+from resellctl.cli import ResellGroup
+from resellctl.cli.common import app_of, engine_of
+from resellctl.cli.ops import page_options
+from resellctl.errors import UpstreamError
+from resellctl import errors
+
+PROGRESS_FROM = 5000  # events: below this a progress bar only flickers
+
+
+def summary_line(s):
+    line = (f"{s.module}: {s.applied} applied, {s.skipped} skipped (already applied), "
+            f"{s.unknown} unknown, {s.rejected} rejected, {s.completed} operations completed")
+    if s.rerun:
+        line += f", {s.rerun} re-run for funds"
+    if s.more:
+        line += "; more events wait for the next run"
+    return line
+
+
+class Progress:
+    """A rich progress bar on stderr, shown only on a terminal once the backlog is large."""
+
+    def __init__(self, enabled):
+        self.enabled, self.bar, self.tasks = enabled, None, {}
+
+    def __call__(self, module, done):
+        if not self.enabled or (self.bar is None and done < PROGRESS_FROM):
+            return
+        if self.bar is None:
+            from rich.console import Console
+            from rich.progress import Progress as Bar, SpinnerColumn, TextColumn
+
+            self.bar = Bar(SpinnerColumn(), TextColumn("{task.description}"),
+                           console=Console(stderr=True), transient=True)
+            self.bar.start()
+        if module not in self.tasks:
+            self.tasks[module] = self.bar.add_task("", total=None)
+        self.bar.update(self.tasks[module], description=f"{output.clean(module)}: {done} events")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@click.command()
+@click.option("--module", help="Only this module.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing when all is well; only problems.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--max-events", type=click.IntRange(min=1), metavar="N",
+              help="Apply at most N events per module; the rest waits for the next run.")
+@click.option("--time-budget", type=click.FloatRange(min=1), default=240, show_default=True,
+              metavar="SECONDS", help="Stop fetching pages after this long.")
+@click.option("--from", "from_id", type=click.IntRange(min=1), metavar="EVENT_ID",
+              help="Re-read from this event id (recovery); applies only what is not applied.")
+def checkevent(module, quiet, as_json, max_events, time_budget, from_id):
+    """Pull the upstream's events and apply them to the services (what cron runs).
+
+    One run at a time: a second run exits at once with status 75. Exit status 1 when an
+    upstream refused (bad credentials...), 75 when one stayed unreachable.
+
+    \b
+    */5 * * * *  resellctl checkevent -q
+    """
+    from resellctl import sync
+
+    app = app_of()
+    progress = Progress(app.stderr_isatty and not quiet and not as_json)
+    try:
+        summaries = sync.run(app.store, engine_of(app), module, max_events=max_events,
+                             budget=time_budget, from_id=from_id, progress=progress)
+    finally:
+        progress.close()
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(s) for s in summaries], indent=2))
+    for s in summaries:
+        if not as_json and (not quiet or s.unknown or s.rejected):
+            output.say(summary_line(s), err=False)
+        if s.unknown or s.rejected:
+            output.say(f"{s.module}: {s.unknown + s.rejected} event(s) could not be applied; "
+                       "see `resellctl events list --problem`")
+        if s.low_balance:
+            output.say(f"warning: module {s.module}: balance {s.balance} {s.currency or ''} is "
+                       f"below the minimum {s.min_balance}; top up the selling account")
+        for warning in s.warnings:
+            output.say(f"warning: module {s.module}: {warning}")
+        if s.error:
+            output.say(f"error: module {s.module}: {s.error}")
+    failed = [s for s in summaries if s.error]
+    if failed:
+        kind = (errors.TRANSIENT if all(s.error_kind == errors.TRANSIENT for s in failed)
+                else errors.PERMANENT)
+        raise UpstreamError(kind, f"checkevent could not sync {len(failed)} module(s)")
+    if not summaries:
+        output.say("no billmanager modules to sync")
+
+
+@click.group(cls=ResellGroup)
+def events():
+    """The event log kept by checkevent."""
+
+
+@events.command("list")
+@click.option("--problem", is_flag=True, help="Only events that could not be applied.")
+@click.option("--module", help="Only events of this module.")
+@page_options
+@output.options
+def list_(problem, module, after, limit, as_json, quiet):
+    """List received events with their outcome and reason."""
+    app = app_of()
+    output.emit_rows(app, views.events(app.store, problem, module, after, limit),
+                     ["id", "processingmodule", "event_id", "type", "upstream_item", "item",
+                      "outcome", "reason", "received"], as_json=as_json, quiet=quiet)
+
+

@@ -1,0 +1,46 @@
+"""What the command modules share: the App from the context, K=V parsing, outcome reports."""
+
+import click
+
+from resellctl import errors
+from resellctl.errors import InputError
+from resellctl.output import say
+
+
+
+def app_of(ctx=None):
+    """The App of the running command."""
+    return (ctx or click.get_current_context()).find_root().obj
+
+
+def engine_of(app):
+    from resellctl.operations import Engine
+
+    return Engine(app.store)
+
+
+def pairs(values, what):
+    """``("ip=192.0.2.1", ...)`` as a dict; InputError for an item without ``=``."""
+    result = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name:
+            raise InputError(f"{what} must look like NAME=VALUE, not {value!r}")
+        result[name] = rest
+    return result
+
+
+def report_failures(outcomes):
+    """Say what failed and what to do next; raise the error whose exit status fits them all."""
+    failed = [o for o in outcomes if o.status == "failed"]
+    if not failed:
+        return
+    for outcome in failed:
+        say(f"operation {outcome.runningoperation} (service {outcome.item}) failed: "
+            f"{outcome.error.message}")
+        if outcome.error.hint:
+            say(f"  {outcome.error.hint}")
+    transient = all(o.error.kind == errors.TRANSIENT for o in failed)
+    error = errors.UpstreamError(errors.TRANSIENT if transient else errors.PERMANENT,
+                                 f"{len(failed)} of {len(outcomes)} operation(s) failed")
+    raise error

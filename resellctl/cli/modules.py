@@ -1,0 +1,80 @@
+"""`resellctl modules`: processing modules."""
+
+import sys
+
+import click
+
+from resellctl import catalog, output, views
+from resellctl.cli import ResellGroup
+from resellctl.cli.common import app_of
+from resellctl.errors import InputError
+
+
+@click.group(cls=ResellGroup)
+def modules():
+    """Processing modules: upstream selling BILLmanagers and manual ones."""
+
+
+def _read_password(password_file, password_stdin):
+    if password_file and password_stdin:
+        raise InputError("give --password-file or --password-stdin, not both")
+    if password_stdin:
+        text = sys.stdin.readline()
+    elif password_file:
+        try:
+            with open(password_file, encoding="utf-8") as f:
+                text = f.readline()
+        except OSError as e:
+            raise InputError(f"cannot read the password file {password_file}: "
+                             f"{e.strerror}") from None
+    else:
+        return None
+    password = text.rstrip("\r\n")
+    if not password:
+        raise InputError("the password is empty")
+    return password
+
+
+@modules.command("add")
+@click.argument("name")
+@click.option("--type", "type_", type=click.Choice(catalog.MODULE_TYPES), required=True,
+              help="billmanager: an upstream selling BILLmanager; manual: tasks for staff.")
+@click.option("--url", help="The upstream's API endpoint, e.g. https://billing.example.com/billmgr")
+@click.option("--username", help="The reseller's account at the upstream.")
+@click.option("--password-file", type=click.Path(dir_okay=False),
+              help="A file whose first line is the password (never pass it as an argument).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--datacenter", help="The upstream datacenter id to order in.")
+@click.option("--min-balance", metavar="AMOUNT",
+              help="Warn when the upstream balance falls below this.")
+@click.option("--no-auto-rerun", is_flag=True,
+              help="Do not re-run operations that failed for want of funds when the balance "
+                   "covers them (checkevent).")
+@click.option("--replace", is_flag=True, help="Update the settings of an existing module.")
+def add(name, type_, url, username, password_file, password_stdin, datacenter, min_balance,
+        no_auto_rerun, replace):
+    """Add a processing module.
+
+    \b
+    resellctl modules add vds-up --type billmanager \\
+        --url https://billing.example.com/billmgr --username reseller@example.net \\
+        --password-file /root/.vds-up.pw --min-balance 20
+    resellctl modules add manual --type manual
+    """
+    password = _read_password(password_file, password_stdin)
+    app = app_of()
+    catalog.add_module(app.store, name, type_, url=url, username=username, password=password,
+                       datacenter=datacenter, min_balance=min_balance,
+                       auto_rerun=not no_auto_rerun, replace=replace)
+    output.say(f"module {name} ({type_}) {'updated' if replace else 'added'}")
+
+
+@modules.command("list")
+@output.options
+def list_(as_json, quiet):
+    """List processing modules (passwords are never shown)."""
+    app = app_of()
+    output.emit_rows(app, views.modules(app.store),
+                     ["id", "name", "type", "url", "username", "min_balance", "balance",
+                      "currency", "balance_date", "event_cursor"],
+                     as_json=as_json, quiet=quiet)

@@ -1,0 +1,99 @@
+"""`resellctl ops`: running operations."""
+
+import sys
+
+import click
+
+from resellctl import output, views
+from resellctl.cli import ResellGroup
+from resellctl.cli.common import app_of, engine_of, report_failures
+from resellctl.cli.order import outcome_rows
+from resellctl.errors import InputError
+
+STATUSES = ("new", "waiting", "failed", "done")
+
+
+def page_options(fn):
+    fn = click.option("--after", type=int, metavar="ID",
+                      help="Start after this id (the next page).")(fn)
+    fn = click.option("--limit", type=click.IntRange(min=0), default=views.DEFAULT_LIMIT,
+                      show_default=True, help="At most this many rows (0: all).")(fn)
+    return fn
+
+
+@click.group(cls=ResellGroup)
+def ops():
+    """Running operations: list, show, start."""
+
+
+@ops.command("list")
+@click.option("--status", type=click.Choice(STATUSES), help="Only operations in this status.")
+@click.option("--item", type=int, help="Only operations of this service.")
+@page_options
+@output.options
+def list_(status, item, after, limit, as_json, quiet):
+    """List running operations, oldest first.
+
+    \b
+    resellctl ops list --status failed
+    resellctl ops list --status failed -q | resellctl ops start -
+    """
+    app = app_of()
+    output.emit_rows(app, views.operations(app.store, status, item, after, limit),
+                     ["id", "operation", "item", "client", "processingmodule", "status",
+                      "trycount", "task", "cdate", "reason"], as_json=as_json, quiet=quiet)
+
+
+@ops.command("show")
+@click.argument("op_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+def show(op_id, as_json):
+    """Show one operation with its error history."""
+    app = app_of()
+    output.emit_one(app, views.operation(app.store, op_id), as_json,
+                    sections=[("errors", ["date", "type", "message"])])
+
+
+def _ids(values):
+    if list(values) == ["-"]:
+        values = sys.stdin.read().split()
+        if not values:
+            return []
+    elif "-" in values:
+        raise InputError("give operation ids or a lone '-' (ids from stdin), not both")
+    ids = []
+    for value in values:
+        if not value.isdigit() or int(value) == 0:
+            raise InputError(f"operation id must be a positive number, not {value!r}")
+        ids.append(int(value))
+    return ids
+
+
+@ops.command("start")
+@click.argument("op_ids", metavar="ID... | -", nargs=-1, required=True)
+@click.option("--dry-run", is_flag=True,
+              help="Print the request that would be sent (password redacted) and the error "
+                   "history; send nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of outcomes.")
+def start(op_ids, dry_run, as_json):
+    """Restart failed or new operations (`-`: read the ids from stdin).
+
+    \b
+    resellctl ops start 12
+    resellctl ops list --status failed -q | resellctl ops start -
+    """
+    app = app_of()
+    ids = _ids(op_ids)
+    if not ids:
+        output.say("no operations to start")
+        return
+    engine = engine_of(app)
+    if dry_run:
+        for op_id in ids:
+            output.emit_one(app, engine.dry_run(op_id), as_json,
+                            sections=[("errors", ["date", "type", "message"])])
+        return
+    outcomes = engine.start(ids)
+    output.emit_rows(app, outcome_rows(app.store, outcomes),
+                     ["item", "runningoperation", "status", "task"], as_json=as_json)
+    report_failures(outcomes)

@@ -1,0 +1,43 @@
+"""`resellctl order`: order services of a tariff."""
+
+import click
+
+from resellctl import lifecycle, output
+from resellctl.cli.common import app_of, engine_of, pairs, report_failures
+
+
+def outcome_rows(store, outcomes):
+    for o in outcomes:
+        op = store.operation(o.runningoperation)
+        yield {"item": o.item, "runningoperation": o.runningoperation, "status": o.status,
+               "task": op["task"], "error": o.error.message if o.error else None}
+
+
+@click.command()
+@click.argument("tariff")
+@click.option("--quantity", type=int, default=1, show_default=True,
+              help="How many services (1-100).")
+@click.option("--period", type=int, help="Months (one the tariff sells; default its shortest).")
+@click.option("--client", default="", help="The client the services are for.")
+@click.option("--param", "params", multiple=True, metavar="K=V",
+              help="A service parameter sent with the order (repeatable).")
+@click.option("--addon", "addons", multiple=True, metavar="NAME=VALUE",
+              help="A resource differing from the tariff, e.g. disk=40 (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per service.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the service numbers.")
+def order(tariff, quantity, period, client, params, addons, as_json, quiet):
+    """Order QUANTITY services of TARIFF: one service, one operation and, once accepted, one
+    task each.
+
+    \b
+    resellctl order VDS-1 --quantity 3 --period 1 --client acme
+    resellctl order VDS-1 --param ostempl=debian-12 --addon disk=40
+    """
+    app = app_of()
+    outcomes = lifecycle.order(app.store, engine_of(app), tariff, quantity=quantity,
+                               period=period, client=client,
+                               params=pairs(params, "--param"), addons=pairs(addons, "--addon"))
+    output.emit_rows(app, outcome_rows(app.store, outcomes),
+                     ["item", "runningoperation", "status", "task"],
+                     as_json=as_json, quiet=quiet, key="item")
+    report_failures(outcomes)

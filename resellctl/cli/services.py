@@ -1,0 +1,117 @@
+"""`resellctl services` and `resellctl set-module`: services and their lifecycle."""
+
+import click
+
+from resellctl import lifecycle, output, views
+from resellctl.cli import ResellGroup
+from resellctl.cli.common import app_of, engine_of, pairs, report_failures
+from resellctl.cli.ops import page_options
+from resellctl.cli.order import outcome_rows
+from resellctl.errors import InputError
+
+
+@click.group(cls=ResellGroup)
+def services():
+    """Services: list, show and change them."""
+
+
+@services.command("list")
+@click.option("--status", type=click.IntRange(1, 5), metavar="CODE",
+              help="1 ordered, 2 active, 3 suspended, 4 deleted, 5 processing.")
+@click.option("--client", help="Only services of this client.")
+@page_options
+@output.options
+def list_(status, client, after, limit, as_json, quiet):
+    """List services."""
+    app = app_of()
+    output.emit_rows(app, views.services(app.store, status, client, after, limit),
+                     ["id", "client", "pricelist", "itemtype", "status", "processingmodule",
+                      "expiredate", "upstream_id"], as_json=as_json, quiet=quiet)
+
+
+@services.command("show")
+@click.argument("item_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+def show(item_id, as_json):
+    """Show one service with its parameters, resources, history, operations and tasks."""
+    app = app_of()
+    output.emit_one(app, views.service(app.store, item_id), as_json, sections=[
+        ("params", ["name", "value"]), ("addons", ["name", "value"]),
+        ("operations", ["id", "operation", "status", "cdate", "task"]),
+        ("tasks", ["id", "type", "status", "opendate", "closedate"]),
+        ("history", ["date", "source", "message"])])
+
+
+def _change(item_id, kind, **args):
+    app = app_of()
+    outcome = lifecycle.request_change(app.store, engine_of(app), item_id, kind, **args)
+    output.emit_rows(app, outcome_rows(app.store, [outcome]),
+                     ["item", "runningoperation", "status", "task"])
+    report_failures([outcome])
+
+
+@services.command("prolong")
+@click.argument("item_id", metavar="ID")
+@click.option("--period", type=int, help="Months (default: the service's period).")
+def prolong(item_id, period):
+    """Extend a service by a period."""
+    _change(item_id, "prolong", period=period)
+
+
+@services.command("suspend")
+@click.argument("item_id", metavar="ID")
+def suspend(item_id):
+    """Suspend an active service."""
+    _change(item_id, "suspend")
+
+
+@services.command("resume")
+@click.argument("item_id", metavar="ID")
+def resume(item_id):
+    """Resume a suspended service."""
+    _change(item_id, "resume")
+
+
+@services.command("close")
+@click.argument("item_id", metavar="ID")
+def close(item_id):
+    """Delete a service."""
+    _change(item_id, "close")
+
+
+@services.command("change-tariff")
+@click.argument("item_id", metavar="ID")
+@click.argument("tariff")
+def change_tariff(item_id, tariff):
+    """Change a service's tariff (a vds disk change needs a manual module: see the message)."""
+    _change(item_id, "changepricelist", tariff=tariff)
+
+
+@services.command("set-param")
+@click.argument("item_id", metavar="ID")
+@click.argument("assignments", metavar="K=V...", nargs=-1, required=True)
+def set_param(item_id, assignments):
+    """Set service parameters."""
+    params = pairs(assignments, "a parameter")
+    if not params:
+        raise InputError("give at least one K=V")
+    _change(item_id, "setparam", params=params)
+
+
+@click.command("set-module", cls=click.Command)
+@click.argument("item_id", metavar="ITEM")
+@click.argument("module")
+@click.option("--force", is_flag=True, help="Switch even while an operation waits upstream.")
+@click.option("--until-task-closed", is_flag=True,
+              help="Switch back to the current module when the service's manual task is closed.")
+def set_module(item_id, module, force, until_task_closed):
+    """Switch service ITEM to processing MODULE (e.g. to a manual module and back).
+
+    \b
+    resellctl set-module 17 manual --until-task-closed
+    resellctl set-module 17 vds-up
+    """
+    app = app_of()
+    old, new = lifecycle.set_module(app.store, item_id, module, force=force,
+                                    until_task_closed=until_task_closed)
+    click.echo(f"service {item_id}: {old} -> {new}")

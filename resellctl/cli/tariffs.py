@@ -1,0 +1,32 @@
+"""`resellctl tariffs`: tariffs imported from an upstream."""
+
+import click
+
+from resellctl import catalog, output, views
+from resellctl.cli import ResellGroup
+from resellctl.cli.common import app_of, engine_of
+
+
+@click.group(cls=ResellGroup)
+def tariffs():
+    """Tariffs (pricelists) imported from the upstream."""
+
+
+@tariffs.command("import")
+@click.argument("module")
+def import_(module):
+    """Import the tariffs of MODULE's upstream (re-import updates, never duplicates)."""
+    app = app_of()
+    added, updated = catalog.import_tariffs(app.store, engine_of(app), module)
+    output.say(f"tariffs of {module}: {added} added, {updated} updated")
+
+
+@tariffs.command("list")
+@click.option("--module", help="Only the tariffs of this module.")
+@output.options
+def list_(module, as_json, quiet):
+    """List tariffs with item type, module, prices (months: cost) and resources."""
+    app = app_of()
+    output.emit_rows(app, views.tariffs(app.store, module),
+                     ["id", "name", "itemtype", "processingmodule", "currency", "prices",
+                      "addons"], as_json=as_json, quiet=quiet)

@@ -1,0 +1,48 @@
+"""`resellctl tasks`: the follow-up of operations."""
+
+import getpass
+
+import click
+
+from resellctl import lifecycle, output, views
+from resellctl.cli import ResellGroup
+from resellctl.cli.common import app_of
+from resellctl.cli.ops import page_options
+
+
+@click.group(cls=ResellGroup)
+def tasks():
+    """Tasks: the follow-up of operations (upstream or staff)."""
+
+
+@tasks.command("list")
+@click.option("--status", type=click.Choice(["open", "closed"]), help="Only tasks in this status.")
+@click.option("--item", type=int, help="Only tasks of this service.")
+@page_options
+@output.options
+def list_(status, item, after, limit, as_json, quiet):
+    """List tasks."""
+    app = app_of()
+    output.emit_rows(app, views.tasks(app.store, status, item, after, limit),
+                     ["id", "type", "item", "itemtype", "pricelist", "client", "runningoperation",
+                      "status", "opendate", "closedate"], as_json=as_json, quiet=quiet)
+
+
+@tasks.command("close")
+@click.argument("task_id", metavar="ID")
+@click.option("--note", default="", help="What was done (kept in the service's history).")
+def close(task_id, note):
+    """Finish a manual task: apply its change to the service and set its operation done."""
+    app = app_of()
+    op, returned = lifecycle.close_task(app.store, task_id, note=note, who=_who())
+    output.say(f"task {task_id} closed; operation {op['id']} ({op['operation']}) done; "
+               f"service {op['item']} updated")
+    if returned:
+        output.say(f"service {op['item']} is back under module {returned}")
+
+
+def _who():
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "staff"

@@ -1,0 +1,329 @@
+"""Applying the upstream's item event feed (``item.event.list``) to the books.
+
+Each page of events is applied, logged and the module's cursor advanced in ONE transaction;
+the upstream is acknowledged only after that commit. A run killed at any point therefore loses
+nothing and applies nothing twice: the next run reads again after the committed cursor, and the
+event log's unique (module, event id) key skips whatever was applied already (``--from``).
+
+An event that cannot be applied (unknown service, unknown type, malformed) is logged with its
+reason and counted; it never stops the feed.
+"""
+
+import dataclasses
+import datetime
+import json
+
+from resellctl import bmdoc
+from resellctl.store import now
+
+# event type -> (operation kind it completes, new item status)
+TYPES = {
+    "open": ("open", 2),
+    "openfail": ("open", None),
+    "suspend": ("suspend", 3),
+    "resume": ("resume", 2),
+    "close": ("close", 4),
+    "prolong": ("prolong", None),
+    "setparam": ("setparam", None),
+    "addon": (None, None),
+    "changepricelist": ("changepricelist", None),
+}
+
+
+class Rejected(ValueError):
+    """An event record that cannot be applied; its message is the reason."""
+
+
+@dataclasses.dataclass
+class Event:
+    id: int
+    type: str
+    item: str
+    remoteid: str | None = None
+    date: str | None = None
+    status: int | None = None
+    expiredate: str | None = None
+    pricelist: str | None = None
+    params: dict | None = None
+    addons: dict | None = None
+    msg: str | None = None
+
+
+def event_id(raw):
+    """The numeric id of a raw event, or None when it has none."""
+    try:
+        value = bmdoc.text(raw.get("id")) if isinstance(raw, dict) else None
+        return int(value) if value is not None and value.isdigit() else None
+    except ValueError:
+        return None
+
+
+def parse(raw):
+    """A raw event dict from the wire as an Event; Rejected with the reason if malformed."""
+    if not isinstance(raw, dict):
+        raise Rejected(f"an event must be an object, not {type(raw).__name__}")
+    ident = event_id(raw)
+    if ident is None:
+        raise Rejected("the event has no numeric id")
+    try:
+        kind = bmdoc.text(raw.get("type"))
+        item = bmdoc.text(raw.get("item"))
+        if not kind:
+            raise Rejected("the event has no type")
+        if kind not in TYPES:
+            raise Rejected(f"unknown event type {kind!r}")
+        if not item:
+            raise Rejected("the event names no item")
+        event = Event(ident, kind, item, remoteid=bmdoc.text(raw.get("remoteid")),
+                      date=bmdoc.text(raw.get("date")), msg=bmdoc.text(raw.get("msg")))
+        status = bmdoc.text(raw.get("status"))
+        if status is not None:
+            if status not in ("1", "2", "3", "4", "5"):
+                raise Rejected(f"status {status!r} is not an item status code")
+            event.status = int(status)
+        expiry = bmdoc.text(raw.get("expiredate"))
+        if expiry is not None:
+            try:
+                datetime.date.fromisoformat(expiry)
+            except ValueError:
+                raise Rejected(f"expiredate {expiry!r} is not a date") from None
+            event.expiredate = expiry
+        event.pricelist = bmdoc.text(raw.get("pricelist"))
+        if "param" in raw:
+            event.params = bmdoc.named_values(raw["param"])
+        if "addon" in raw:
+            event.addons = bmdoc.named_values(raw["addon"])
+    except ValueError as e:
+        if isinstance(e, Rejected):
+            raise
+        raise Rejected(f"malformed field: {e}") from None
+    needs = {"prolong": "expiredate", "setparam": "params", "addon": "addons",
+             "changepricelist": "pricelist"}.get(kind)
+    if needs and getattr(event, needs) is None:
+        raise Rejected(f"a {kind} event without {needs}")
+    return event
+
+
+@dataclasses.dataclass
+class PageResult:
+    applied: int = 0
+    skipped: int = 0
+    unknown: int = 0
+    rejected: int = 0
+    completed: int = 0
+    cursor: int = 0
+
+    def add(self, other):
+        for field in ("applied", "skipped", "unknown", "rejected", "completed"):
+            setattr(self, field, getattr(self, field) + getattr(other, field))
+        self.cursor = max(self.cursor, other.cursor)
+
+
+def apply_page(store, module, raws, cursor):
+    """Apply one page of raw events for ``module`` in one transaction; returns a PageResult.
+
+    The module's cursor moves to the highest event id seen (never backwards); the event log
+    records every event with its outcome.
+    """
+    result = PageResult(cursor=cursor)
+    with store.write():
+        _Applier(store, module, result).run(raws)
+        store.conn.execute("UPDATE processingmodule SET event_cursor = ? WHERE id = ? AND "
+                           "event_cursor < ?", (result.cursor, module["id"], result.cursor))
+    return result
+
+
+class _Applier:
+    """One page's work inside its transaction; rows are gathered and written in batches."""
+
+    def __init__(self, store, module, result):
+        self.store, self.conn, self.module, self.result = store, store.conn, module, result
+        self.stamp = now()
+        self.log, self.history, self.params, self.addons = [], [], [], []
+        self.tariffs = {}
+
+    def run(self, raws):
+        ids = [i for i in map(event_id, raws) if i is not None]
+        seen = set()
+        if ids:
+            seen = {r[0] for r in self.conn.execute(
+                "SELECT event_id FROM eventlog WHERE processingmodule = ? AND event_id "
+                "BETWEEN ? AND ?", (self.module["id"], min(ids), max(ids)))}
+            self.result.cursor = max(self.result.cursor, max(ids))
+        parsed = []
+        for raw in raws:
+            try:
+                event = parse(raw)
+            except Rejected as why:
+                self._problem(raw, "rejected", str(why))
+                continue
+            if event.id in seen:
+                self.result.skipped += 1
+                continue
+            seen.add(event.id)
+            parsed.append(event)
+        items = self._items(parsed)
+        pending = self._pending({row["id"] for row in items.values()})
+        for event in parsed:
+            row = items.get(event.item)
+            if row is None:
+                row = items[event.item] = self._by_remoteid(event)
+            if row is None:
+                self._problem(event, "unknown", f"no service with upstream item {event.item}"
+                              + (f" or remoteid {event.remoteid}" if event.remoteid else ""))
+                continue
+            self._apply(event, row, pending)
+        self.conn.executemany(
+            "INSERT INTO eventlog (processingmodule, event_id, type, date, received, item, "
+            "upstream_item, outcome, reason, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.log)
+        self.conn.executemany(
+            "INSERT INTO itemhistory (item, date, source, event, runningoperation, message) "
+            "VALUES (?, ?, 'event', ?, ?, ?)", self.history)
+        for table, rows in (("itemparam", self.params), ("itemaddon", self.addons)):
+            self.conn.executemany(
+                f"INSERT INTO {table} (item, name, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (item, name) DO UPDATE SET value = excluded.value", rows)
+
+    def _items(self, events):
+        """Local services of this page's events, by upstream item id, in a few queries."""
+        wanted = sorted({e.item for e in events})
+        found = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                    f"SELECT * FROM item WHERE upstream_module = ? AND upstream_id IN ({marks})",
+                    (self.module["id"], *chunk)):
+                found[row["upstream_id"]] = dict(row)
+        return found
+
+    def _pending(self, item_ids):
+        """Unfinished operations of this module for the page's services: {(item, kind): op}."""
+        pending = {}
+        ids = sorted(item_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                    "SELECT id, item, operation, status, task FROM runningoperation WHERE "
+                    f"status IN ('new', 'waiting', 'failed') AND item IN ({marks}) "
+                    "AND processingmodule = ? ORDER BY id DESC", (*chunk, self.module["id"])):
+                pending[(row["item"], row["operation"])] = row
+        return pending
+
+    def _by_remoteid(self, event):
+        """An event that arrived before the order's answer was recorded: match our remoteid."""
+        if not event.remoteid or not event.remoteid.isdigit():
+            return None
+        row = self.conn.execute(
+            "SELECT item.* FROM item JOIN pricelist ON pricelist.id = item.pricelist "
+            "WHERE item.id = ? AND pricelist.processingmodule = ? AND "
+            "(item.upstream_id IS NULL OR item.upstream_id = ?)",
+            (int(event.remoteid), self.module["id"], event.item)).fetchone()
+        if row is None:
+            return None
+        row = dict(row)
+        if row["upstream_id"] is None:
+            self.conn.execute("UPDATE item SET upstream_id = ?, upstream_module = ? WHERE id = ?",
+                              (event.item, self.module["id"], row["id"]))
+            row.update(upstream_id=event.item, upstream_module=self.module["id"])
+        return row
+
+    def _problem(self, event, outcome, reason):
+        if isinstance(event, Event):
+            ident, kind, item = event.id, event.type, event.item
+            raw = json.dumps(dataclasses.asdict(event))
+        else:
+            ident = event_id(event)
+            kind = item = None
+            if isinstance(event, dict):
+                kind = _loose_text(event.get("type"))
+                item = _loose_text(event.get("item"))
+            raw = json.dumps(event, default=str)[:4000]
+        setattr(self.result, outcome, getattr(self.result, outcome) + 1)
+        self.log.append((self.module["id"], ident, kind, None, self.stamp, None, item, outcome,
+                         reason, raw))
+
+    def _apply(self, event, row, pending):
+        item_id, conn = row["id"], self.conn
+        kind, status = TYPES[event.type]
+        changes = []
+        if event.type == "openfail":
+            # Refunded and gone upstream: unlink, so that `ops start` orders it again.
+            conn.execute("UPDATE item SET upstream_id = NULL, upstream_module = NULL, status = 1,"
+                         " mdate = ? WHERE id = ?", (self.stamp, item_id))
+            row.update(upstream_id=None, status=1)
+            changes.append("opening failed upstream" + (f": {event.msg}" if event.msg else ""))
+        else:
+            status = event.status or status
+            if status is not None and status != row["status"]:
+                conn.execute("UPDATE item SET status = ?, mdate = ? WHERE id = ?",
+                             (status, self.stamp, item_id))
+                changes.append(f"status {row['status']} -> {status}")
+                row["status"] = status
+            if event.expiredate and event.expiredate != row["expiredate"]:
+                conn.execute("UPDATE item SET expiredate = ?, mdate = ? WHERE id = ?",
+                             (event.expiredate, self.stamp, item_id))
+                changes.append(f"expires {event.expiredate}")
+                row["expiredate"] = event.expiredate
+            if event.pricelist:
+                local = self._tariff(event.pricelist)
+                if local is not None and local != row["pricelist"]:
+                    conn.execute("UPDATE item SET pricelist = ?, mdate = ? WHERE id = ?",
+                                 (local, self.stamp, item_id))
+                    changes.append(f"tariff {event.pricelist}")
+                    row["pricelist"] = local
+            if event.params:
+                self.params.extend((item_id, k, v) for k, v in event.params.items())
+                changes.append(", ".join(f"{k}={v}" for k, v in event.params.items()))
+            if event.addons:
+                self.addons.extend((item_id, k, v) for k, v in event.addons.items())
+                changes.append("resources " + ", ".join(f"{k}={v}"
+                                                        for k, v in event.addons.items()))
+            if event.msg:
+                changes.append(f"reason: {event.msg}")
+        op = pending.pop((item_id, kind), None) if kind else None
+        if op is not None and (op["status"] == "waiting" or kind == "open"):
+            self._complete(op, event)
+            changes.append(f"operation {op['id']} {'failed' if event.type == 'openfail' else 'done'}")
+        elif op is not None:
+            pending[(item_id, kind)] = op
+        self.result.applied += 1
+        message = f"{event.type} (event {event.id})" + (": " + "; ".join(changes) if changes
+                                                         else "")
+        self.history.append((item_id, self.stamp, event.id, op["id"] if op else None, message))
+        self.log.append((self.module["id"], event.id, event.type, event.date, self.stamp,
+                         item_id, event.item, "applied", None, None))
+
+    def _complete(self, op, event):
+        conn = self.conn
+        if event.type == "openfail":
+            message = event.msg or "opening failed upstream"
+            conn.execute("INSERT INTO runningoperation_error (runningoperation, date, type, "
+                         "message) VALUES (?, ?, 'openfail', ?)", (op["id"], self.stamp, message))
+            conn.execute("UPDATE runningoperation SET status = 'failed', error_type = 'openfail',"
+                         " error_message = ?, mdate = ? WHERE id = ?",
+                         (message, self.stamp, op["id"]))
+        else:
+            conn.execute("UPDATE runningoperation SET status = 'done', mdate = ? WHERE id = ?",
+                         (self.stamp, op["id"]))
+            self.result.completed += 1
+        if op["task"]:
+            conn.execute("UPDATE task SET status = 'closed', closedate = ?, closedby = ? "
+                         "WHERE id = ? AND status = 'open'",
+                         (self.stamp, f"event {event.id}", op["task"]))
+
+    def _tariff(self, remote_id):
+        if remote_id not in self.tariffs:
+            row = self.conn.execute("SELECT id FROM pricelist WHERE processingmodule = ? AND "
+                                    "remote_id = ?", (self.module["id"], remote_id)).fetchone()
+            self.tariffs[remote_id] = row[0] if row else None
+        return self.tariffs[remote_id]
+
+
+def _loose_text(node):
+    try:
+        return bmdoc.text(node)
+    except ValueError:
+        return None

@@ -1,0 +1,269 @@
+"""What a reseller asks for: order services, change them, switch their module, close tasks.
+
+Each request is checked first (bad input raises InputError before anything is written), then
+written as a service change plus a running operation in one transaction, then processed by the
+operation engine.
+"""
+
+import datetime
+import json
+
+from resellctl import operations
+from resellctl.errors import InputError
+from resellctl.store import now
+
+MAX_QUANTITY = 100
+STATUS_NAMES = {1: "ordered", 2: "active", 3: "suspended", 4: "deleted", 5: "processing"}
+
+
+def tariff_periods(store, tariff_id):
+    return {r["length"]: r["cost"] for r in store.all(
+        "SELECT length, cost FROM pricelist_period WHERE pricelist = ? ORDER BY length",
+        (tariff_id,))}
+
+
+def tariff_addons(store, tariff_id):
+    return {r["intname"]: r for r in store.all(
+        "SELECT * FROM pricelist_addon WHERE pricelist = ? ORDER BY intname", (tariff_id,))}
+
+
+def check_period(store, tariff, period):
+    """The period to use (the shortest one sold, when None); InputError if not sold."""
+    periods = tariff_periods(store, tariff["id"])
+    if not periods:
+        raise InputError(f"tariff {tariff['name']!r} has no prices",
+                         "Re-import it with `resellctl tariffs import MODULE`.")
+    if period is None:
+        positive = [p for p in periods if p > 0]
+        return min(positive) if positive else min(periods)
+    if period not in periods:
+        sold = ", ".join(str(p) for p in periods)
+        raise InputError(f"tariff {tariff['name']!r} is not sold for {period} months "
+                         f"(periods: {sold})")
+    return period
+
+
+def order(store, engine, tariff_ref, quantity=1, period=None, client="", params=None,
+          addons=None):
+    """Order ``quantity`` services of a tariff; returns the Outcome of each operation."""
+    if not 1 <= quantity <= MAX_QUANTITY:
+        raise InputError(f"quantity must be between 1 and {MAX_QUANTITY}, not {quantity}")
+    tariff = store.tariff(tariff_ref)
+    module = store.module(tariff["processingmodule"])
+    period = check_period(store, tariff, period)
+    known = tariff_addons(store, tariff["id"])
+    params, addons = dict(params or {}), dict(addons or {})
+    for name, value in addons.items():
+        if name not in known:
+            have = ", ".join(known) or "none"
+            raise InputError(f"tariff {tariff['name']!r} has no addon {name!r} (it has: {have})")
+        if not value.isdigit():
+            raise InputError(f"addon {name} needs a whole number, not {value!r}")
+    changed = {known[n]["remote_id"]: v for n, v in addons.items() if v != known[n]["value"]}
+    resources = {n: addons.get(n, a["value"]) for n, a in known.items()}
+    request = {"params": params, "addons": changed}
+    created = []
+    with store.write():
+        for _ in range(quantity):
+            item_id = store.conn.execute(
+                "INSERT INTO item (client, pricelist, itemtype, status, processingmodule, period, "
+                "cdate, mdate) VALUES (?, ?, ?, 1, ?, ?, ?, ?)",
+                (client or "", tariff["id"], tariff["itemtype"], module["id"], period, now(),
+                 now())).lastrowid
+            store.conn.executemany("INSERT INTO itemparam (item, name, value) VALUES (?, ?, ?)",
+                                   [(item_id, k, v) for k, v in params.items()])
+            store.conn.executemany("INSERT INTO itemaddon (item, name, value) VALUES (?, ?, ?)",
+                                   [(item_id, k, v) for k, v in resources.items()])
+            item = store.item(item_id)
+            desc = operations.describe("open", item_id, f"{tariff['name']}, {period} months")
+            op_id = operations.create(store, item, "open", request, desc, module["id"])
+            store.add_history(item_id, f"ordered {tariff['name']} for {period} months "
+                                       f"by operation {op_id}", runningoperation=op_id)
+            created.append(op_id)
+    return [engine.process(op_id) for op_id in created]
+
+
+def pending_operation(store, item_id):
+    return store.one("SELECT * FROM runningoperation WHERE item = ? AND status IN "
+                     "('new', 'waiting', 'failed') ORDER BY id LIMIT 1", (item_id,))
+
+
+def request_change(store, engine, item_id, kind, **args):
+    """Ask for one lifecycle change of a service; returns the Outcome of its operation."""
+    item = store.item(item_id)
+    status = item["status"]
+    name = STATUS_NAMES.get(status, str(status))
+    busy = pending_operation(store, item["id"])
+    if busy is not None:
+        raise InputError(
+            f"service {item['id']} already has operation {busy['id']} ({busy['operation']}) "
+            f"{busy['status']}",
+            f"Wait for it (`resellctl checkevent`) or, if it failed, restart it with "
+            f"`resellctl ops start {busy['id']}`.")
+    if status == 4:
+        raise InputError(f"service {item['id']} is deleted")
+    if status in (1, 5) and kind != "close":
+        raise InputError(f"service {item['id']} is {name}: wait until it is open "
+                         "(`resellctl checkevent`)")
+    if kind == "suspend" and status != 2:
+        raise InputError(f"service {item['id']} is {name}, not active: nothing to suspend")
+    if kind == "resume" and status != 3:
+        raise InputError(f"service {item['id']} is {name}, not suspended: nothing to resume")
+    tariff = store.tariff(item["pricelist"])
+    module = store.module(item["processingmodule"])
+    params, detail = {}, ""
+    if kind == "prolong":
+        params["period"] = check_period(store, tariff, args.get("period") or item["period"])
+        params["expiredate_before"] = item["expiredate"] or ""
+        detail = f"{params['period']} months"
+    elif kind == "changepricelist":
+        new = store.tariff(args["tariff"])
+        check_tariff_change(store, item, tariff, new, module)
+        params.update(pricelist=new["id"], pricelist_remote_id=new["remote_id"])
+        detail = f"{tariff['name']} -> {new['name']}"
+    elif kind == "setparam":
+        params["params"] = dict(args["params"])
+        detail = ", ".join(f"{k}={v}" for k, v in params["params"].items())
+    with store.write():
+        op_id = operations.create(store, item, kind, params,
+                                  operations.describe(kind, item["id"], detail))
+        store.add_history(item["id"], f"requested: {operations.KINDS[kind][1]} "
+                                      f"{('(' + detail + ') ') if detail else ''}"
+                                      f"by operation {op_id}", runningoperation=op_id)
+    return engine.process(op_id)
+
+
+def check_tariff_change(store, item, old, new, module):
+    """SEED's rule: a vds tariff change that changes the disk needs a manual module."""
+    if new["id"] == old["id"]:
+        raise InputError(f"service {item['id']} already has tariff {new['name']!r}")
+    if new["itemtype"] != item["itemtype"]:
+        raise InputError(f"tariff {new['name']!r} is for {new['itemtype']}, "
+                         f"service {item['id']} is a {item['itemtype']}")
+    if module["type"] == "billmanager" and new["processingmodule"] != module["id"]:
+        raise InputError(f"tariff {new['name']!r} is not sold by module {module['name']!r}")
+    if item["itemtype"] != "vds" or module["type"] != "billmanager":
+        return
+    old_disk = tariff_addons(store, old["id"]).get("disk")
+    new_disk = tariff_addons(store, new["id"]).get("disk")
+    old_value = old_disk["value"] if old_disk else None
+    new_value = new_disk["value"] if new_disk else None
+    if old_value != new_value:
+        manual = store.one("SELECT name FROM processingmodule WHERE type = 'manual' "
+                           "ORDER BY id LIMIT 1")
+        manual_name = manual["name"] if manual else "manual"
+        add = "" if manual else ("  0. resellctl modules add manual --type manual\n")
+        raise InputError(
+            f"changing service {item['id']} from {old['name']} ({old_value} GB disk) to "
+            f"{new['name']} ({new_value} GB disk) changes the disk size, which the upstream "
+            f"cannot do automatically for a virtual server",
+            "Do it by hand under a manual processing module:\n"
+            f"{add}"
+            f"  1. resellctl set-module {item['id']} {manual_name} --until-task-closed\n"
+            f"  2. resellctl services change-tariff {item['id']} {new['name']}\n"
+            f"  3. resize the server, then: resellctl tasks close TASK --note 'disk resized'\n"
+            f"  4. (without --until-task-closed) resellctl set-module {item['id']} "
+            f"{module['name']}")
+
+
+def set_module(store, item_id, module_ref, force=False, until_task_closed=False):
+    """Switch a service's processing module; returns (old module name, new module name)."""
+    item = store.item(item_id)
+    new = store.module(module_ref)
+    old = store.module(item["processingmodule"])
+    if new["id"] == old["id"]:
+        raise InputError(f"service {item['id']} is already under module {new['name']!r}")
+    if new["type"] == "billmanager":
+        if item["upstream_module"] and item["upstream_module"] != new["id"]:
+            home = store.module(item["upstream_module"])
+            raise InputError(f"service {item['id']} lives upstream in module {home['name']!r}, "
+                             f"not {new['name']!r}")
+        serves = store.one("SELECT 1 FROM pricelist WHERE processingmodule = ? AND itemtype = ? "
+                           "LIMIT 1", (new["id"], item["itemtype"]))
+        if serves is None:
+            raise InputError(f"module {new['name']!r} has no tariff for {item['itemtype']} "
+                             f"services, so it cannot serve service {item['id']}")
+    waiting = store.one("SELECT id, operation FROM runningoperation WHERE item = ? AND "
+                        "status = 'waiting' AND processingmodule = ? LIMIT 1",
+                        (item["id"], old["id"]))
+    if waiting is not None and not force:
+        raise InputError(f"operation {waiting['id']} ({waiting['operation']}) of service "
+                         f"{item['id']} is waiting under module {old['name']!r}",
+                         "Let it complete (`resellctl checkevent`), or switch anyway with "
+                         "--force.")
+    with store.write():
+        store.conn.execute(
+            "UPDATE item SET processingmodule = ?, prev_module = ?, return_on_task = ?, "
+            "mdate = ? WHERE id = ?",
+            (new["id"], old["id"], 1 if until_task_closed else 0, now(), item["id"]))
+        note = " until its manual task is closed" if until_task_closed else ""
+        store.add_history(item["id"], f"processing module {old['name']} -> {new['name']}{note}",
+                          source="module")
+    return old["name"], new["name"]
+
+
+def close_task(store, task_id, note="", who=""):
+    """Finish a manual task: apply its change locally, set the operation done."""
+    task = store.task(task_id)
+    if task["status"] != "open":
+        raise InputError(f"task {task['id']} is closed already")
+    op = store.operation(task["runningoperation"])
+    module = store.module(op["processingmodule"])
+    if module["type"] != "manual":
+        raise InputError(f"task {task['id']} waits for the upstream of module "
+                         f"{module['name']!r}; it closes itself",
+                         "Run `resellctl checkevent` to apply the upstream's events.")
+    params = json.loads(op["params"] or "{}")
+    item = store.item(task["item"])
+    returned = None
+    with store.write():
+        apply_locally(store, item, op["operation"], params)
+        stamp = now()
+        store.conn.execute("UPDATE task SET status = 'closed', closedate = ?, note = ?, "
+                           "closedby = ? WHERE id = ?", (stamp, note, who, task["id"]))
+        store.conn.execute("UPDATE runningoperation SET status = 'done', mdate = ? WHERE id = ?",
+                           (stamp, op["id"]))
+        store.add_history(item["id"], f"task {task['id']} ({task['type']}) closed by "
+                                      f"{who or 'staff'}" + (f": {note}" if note else ""),
+                          source="task", runningoperation=op["id"])
+        item = store.item(item["id"])
+        if item["return_on_task"] and item["prev_module"]:
+            back = store.module(item["prev_module"])
+            store.conn.execute("UPDATE item SET processingmodule = ?, prev_module = ?, "
+                               "return_on_task = 0, mdate = ? WHERE id = ?",
+                               (back["id"], module["id"], stamp, item["id"]))
+            store.add_history(item["id"], f"processing module {module['name']} -> "
+                                          f"{back['name']} (task {task['id']} closed)",
+                              source="module")
+            returned = back["name"]
+    return op, returned
+
+
+def apply_locally(store, item, kind, params):
+    """Carry out an operation's change in the books (a closed manual task)."""
+    conn, stamp = store.conn, now()
+    if kind == "open":
+        expiry = operations.add_months(datetime.date.today().isoformat(), item["period"] or 1)
+        conn.execute("UPDATE item SET status = 2, expiredate = ?, mdate = ? WHERE id = ?",
+                     (expiry, stamp, item["id"]))
+    elif kind == "prolong":
+        expiry = operations.add_months(item["expiredate"], params["period"])
+        conn.execute("UPDATE item SET expiredate = ?, mdate = ? WHERE id = ?",
+                     (expiry, stamp, item["id"]))
+    elif kind in ("suspend", "resume", "close"):
+        status = {"suspend": 3, "resume": 2, "close": 4}[kind]
+        conn.execute("UPDATE item SET status = ?, mdate = ? WHERE id = ?",
+                     (status, stamp, item["id"]))
+    elif kind == "changepricelist":
+        conn.execute("UPDATE item SET pricelist = ?, mdate = ? WHERE id = ?",
+                     (params["pricelist"], stamp, item["id"]))
+        conn.executemany(
+            "INSERT INTO itemaddon (item, name, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (item, name) DO UPDATE SET value = excluded.value",
+            [(item["id"], a["intname"], a["value"])
+             for a in tariff_addons(store, params["pricelist"]).values()])
+    elif kind == "setparam":
+        conn.executemany(
+            "INSERT INTO itemparam (item, name, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (item, name) DO UPDATE SET value = excluded.value",
+            [(item["id"], k, str(v)) for k, v in params["params"].items()])

@@ -1,0 +1,323 @@
+"""The operation engine: send a running operation by its module and record what came of it.
+
+An operation is written (status ``new``) in the same transaction as the service change it asks
+for. Processing it sends one request upstream (``trycount`` +1, committed before sending);
+accepted, it becomes ``waiting`` with a linked task; refused, it becomes ``failed`` with the
+error appended to its history and no task. Under a manual module nothing is sent: the task is
+for staff. No transaction is held while the upstream is asked.
+
+Re-sending is never blind. An order carries our service id as ``remoteid``, so the upstream
+answers ``exists`` instead of creating a second service. Any other operation whose earlier
+attempt may have reached the upstream (a timeout after sending, a dropped answer) first reads
+the upstream's view of the service (``<itemtype>.edit``) and is not sent again when the change
+is already there.
+"""
+
+import dataclasses
+import datetime
+import json
+
+from resellctl import errors
+from resellctl.errors import InputError, UpstreamError
+from resellctl.store import now
+
+# kind -> (task type, words for messages)
+KINDS = {
+    "open": ("postopen", "open"),
+    "prolong": ("postprolong", "prolong"),
+    "suspend": ("postsuspend", "suspend"),
+    "resume": ("postresume", "resume"),
+    "close": ("postclose", "close"),
+    "changepricelist": ("postchangepricelist", "change the tariff of"),
+    "setparam": ("postsetparam", "set parameters of"),
+}
+
+# Operations still in progress: a service may have only one of these at a time.
+PENDING = ("new", "waiting", "failed")
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What processing one operation came to."""
+
+    runningoperation: int
+    item: int
+    status: str
+    error: UpstreamError | None = None
+    note: str = ""
+
+
+def describe(kind, item_id, detail=""):
+    words = KINDS[kind][1]
+    return f"{words[0].upper()}{words[1:]} service {item_id}" + (f" ({detail})" if detail else "")
+
+
+def create(store, item, kind, params, desc, module_id=None):
+    """Write a new operation for ``item``; call inside ``store.write()``. Returns its id."""
+    cur = store.conn.execute(
+        "INSERT INTO runningoperation (desc, item, itemtype, client, cdate, mdate, trycount, "
+        "processingmodule, status, operation, params) VALUES (?, ?, ?, ?, ?, ?, 0, ?, 'new', ?, ?)",
+        (desc, item["id"], item["itemtype"], item["client"], now(), now(),
+         module_id or item["processingmodule"], kind, json.dumps(params, sort_keys=True)))
+    return cur.lastrowid
+
+
+class Engine:
+    """Processes operations of one store, with one upstream client per module."""
+
+    def __init__(self, store):
+        self.store = store
+        self._clients = {}
+
+    def client(self, module):
+        """The API client of a billmanager module (requests is imported only here)."""
+        if module["id"] not in self._clients:
+            from resellctl.upstream import Client
+
+            self._clients[module["id"]] = Client(module["url"], module["username"],
+                                                 module["password"])
+        return self._clients[module["id"]]
+
+    # -- processing ----------------------------------------------------------------------------
+
+    def process(self, op_id):
+        """Send one operation by its module and record the outcome; never raises UpstreamError."""
+        store = self.store
+        op = store.operation(op_id)
+        module = store.module(op["processingmodule"])
+        if module["type"] == "manual":
+            return self._accepted(op, note="manual module: a task for staff")
+        maybe_sent = op["trycount"] > 0
+        with store.write():
+            store.conn.execute(
+                "UPDATE runningoperation SET trycount = trycount + 1, mdate = ? WHERE id = ?",
+                (now(), op["id"]))
+        try:
+            note, upstream_id = self._send(op, module, maybe_sent)
+        except UpstreamError as error:
+            if error.kind == errors.EXISTS and op["operation"] == "open":
+                upstream_id = error.params.get("id")
+                if not upstream_id:
+                    return self._failed(op, module, error)
+                return self._accepted(op, upstream_id, module,
+                                      note=f"adopted the existing upstream item {upstream_id} "
+                                           "(the upstream already had this order)")
+            return self._failed(op, module, error)
+        return self._accepted(op, upstream_id, module, note=note)
+
+    def _send(self, op, module, maybe_sent):
+        """Send ``op`` upstream. Returns (note, upstream item id for an open)."""
+        from resellctl.upstream import retrying
+
+        client = self.client(module)
+        item = self.store.item(op["item"])
+        params = json.loads(op["params"] or "{}")
+        kind = op["operation"]
+        if kind == "open":
+            # The upstream de-duplicates by remoteid, so re-sending an order is always safe.
+            return "", self.send_request(client, op, item, module, params)
+        if not item["upstream_id"]:
+            raise UpstreamError(errors.PERMANENT,
+                                f"service {item['id']} has no upstream item to {kind}",
+                                hint="Its order never reached the upstream; see "
+                                     f"`resellctl services show {item['id']}`.")
+        state = {"maybe_sent": maybe_sent}
+
+        def attempt():
+            if state["maybe_sent"]:
+                seen = client.edit_read(item["itemtype"], item["upstream_id"])
+                if already_applied(kind, params, seen):
+                    return ("an earlier attempt reached the upstream (it shows "
+                            f"{summarise(kind, seen)}); not sent again")
+            try:
+                self.send_request(client, op, item, module, params)
+            except UpstreamError as error:
+                state["maybe_sent"] = state["maybe_sent"] or error.maybe_sent
+                raise
+            return ""
+
+        retry_if = (lambda e: isinstance(e, UpstreamError) and e.kind == errors.TRANSIENT)
+        return retrying(retry_if=retry_if)(attempt), None
+
+    def send_request(self, client, op, item, module, params):
+        """The one request that carries out ``op`` (PROTOCOL.md's functions)."""
+        kind = op["operation"]
+        if kind == "open":
+            tariff = self.store.tariff(item["pricelist"])
+            return client.order(
+                item["itemtype"], tariff["remote_id"], item["period"], remoteid=str(item["id"]),
+                datacenter=module["datacenter"] or None, addons=params.get("addons"),
+                params=params.get("params"))
+        return send_change(client, kind, item, params)
+
+    def dry_run(self, op_id):
+        """The request ``op_id`` would send (password redacted) and its errors; sends nothing."""
+        from resellctl import views
+
+        op = self.store.operation(op_id)
+        shown = views.operation(self.store, op_id)
+        module = self.store.module(op["processingmodule"])
+        if module["type"] == "manual":
+            shown["request"] = "nothing: a manual module makes a task for staff"
+            return shown
+        client = self.client(module)
+        sent = []
+
+        def record(func, params=None, retry=True):
+            sent.append({"func": func, "out": "json", "authinfo": f"{module['username']}:***",
+                         **{k: str(v) for k, v in (params or {}).items()}})
+            return {"id": {"$": "0"}, "newexpiredate": {"$": ""}}
+
+        client.call, real = record, client.call
+        try:
+            self.send_request(client, op, self.store.item(op["item"]), module,
+                              json.loads(op["params"] or "{}"))
+        finally:
+            client.call = real
+        shown["request"] = {"url": module["url"], "method": "POST", "form": sent[0]}
+        return shown
+
+    def _accepted(self, op, upstream_id=None, module=None, note=""):
+        store = self.store
+        kind = op["operation"]
+        with store.write():
+            current = store.operation(op["id"])
+            if current["status"] == "done":
+                # The matching event was applied while the request was under way.
+                return Outcome(op["id"], op["item"], "done", note=note)
+            item = store.item(op["item"])
+            if kind == "open" and upstream_id is not None:
+                store.conn.execute(
+                    "UPDATE item SET upstream_id = ?, upstream_module = ?, mdate = ?, "
+                    "status = CASE WHEN status = 1 THEN 5 ELSE status END WHERE id = ?",
+                    (str(upstream_id), module["id"], now(), item["id"]))
+                item = store.item(op["item"])
+            if kind == "open" and item["status"] == 2 and upstream_id is not None:
+                # Adopted an item whose `open` event was applied already: nothing to wait for.
+                store.conn.execute(
+                    "UPDATE runningoperation SET status = 'done', mdate = ? WHERE id = ?",
+                    (now(), op["id"]))
+                store.add_history(item["id"], f"operation {op['id']} ({kind}) done: {note}",
+                                  runningoperation=op["id"])
+                return Outcome(op["id"], op["item"], "done", note=note)
+            task_id = store.conn.execute(
+                "INSERT INTO task (type, item, itemstatus, itemtype, pricelist, client, "
+                "runningoperation, opendate, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open')",
+                (KINDS[kind][0], item["id"], item["status"], item["itemtype"], item["pricelist"],
+                 item["client"], op["id"], now())).lastrowid
+            store.conn.execute(
+                "UPDATE runningoperation SET status = 'waiting', task = ?, mdate = ?, "
+                "error_type = NULL, error_message = NULL, amount = NULL WHERE id = ?",
+                (task_id, now(), op["id"]))
+            where = f"upstream item {upstream_id}" if upstream_id else "the upstream"
+            if module is None:
+                message = f"operation {op['id']} ({kind}) waits for staff: task {task_id}"
+            else:
+                message = f"operation {op['id']} ({kind}) accepted by {where}; task {task_id}"
+            store.add_history(item["id"], message + (f"; {note}" if note else ""),
+                              runningoperation=op["id"])
+        return Outcome(op["id"], op["item"], "waiting", note=note)
+
+    def _failed(self, op, module, error):
+        store = self.store
+        amount = error.params.get("amount") if error.kind == errors.BALANCE else None
+        deficit = error.params.get("deficit") if error.kind == errors.BALANCE else None
+        with store.write():
+            store.conn.execute(
+                "INSERT INTO runningoperation_error (runningoperation, date, type, message, "
+                "amount, deficit) VALUES (?, ?, ?, ?, ?, ?)",
+                (op["id"], now(), error.kind, error.message, amount, deficit))
+            store.conn.execute(
+                "UPDATE runningoperation SET status = 'failed', mdate = ?, error_type = ?, "
+                "error_message = ?, amount = ? WHERE id = ? AND status != 'done'",
+                (now(), error.kind, error.message, amount, op["id"]))
+        error.hint = next_step(op, module, error)
+        return Outcome(op["id"], op["item"], "failed", error=error)
+
+    def start(self, op_ids):
+        """Re-run operations in status failed or new; refuse any other with InputError."""
+        ops = [self.store.operation(op_id) for op_id in op_ids]
+        refused = [op for op in ops if op["status"] not in ("failed", "new")]
+        if refused:
+            details = "; ".join(f"operation {op['id']} is {op['status']}" for op in refused)
+            raise InputError(f"only failed or new operations can be started: {details}",
+                             "A waiting operation completes with its upstream event "
+                             "(`resellctl checkevent`); a done one needs nothing.")
+        return [self.process(op["id"]) for op in ops]
+
+
+def send_change(client, kind, item, params):
+    """The request of one lifecycle operation (PROTOCOL.md's functions)."""
+    elid, itemtype = item["upstream_id"], item["itemtype"]
+    if kind == "prolong":
+        client.prolong(elid, params["period"], retry="unsent")
+    elif kind == "suspend":
+        client.suspend(itemtype, elid, retry="unsent")
+    elif kind == "resume":
+        client.resume(itemtype, elid, retry="unsent")
+    elif kind == "close":
+        client.delete(itemtype, elid, retry="unsent")
+    elif kind == "changepricelist":
+        client.changepricelist(elid, params["pricelist_remote_id"], retry="unsent")
+    elif kind == "setparam":
+        client.edit_write(itemtype, elid, params["params"], retry="unsent")
+    else:
+        raise ValueError(f"unknown operation kind {kind!r}")
+
+
+def already_applied(kind, params, seen):
+    """Does the upstream's view of the service (``edit_read``) already show this change?"""
+    if kind == "prolong":
+        return (seen.get("expiredate") or "") > (params.get("expiredate_before") or "")
+    if kind in ("suspend", "resume", "close"):
+        return seen.get("status") == {"suspend": "3", "resume": "2", "close": "4"}[kind]
+    if kind == "changepricelist":
+        return seen.get("pricelist") == str(params["pricelist_remote_id"])
+    if kind == "setparam":
+        have = seen.get("params") or {}
+        return all(have.get(k) == str(v) for k, v in params["params"].items())
+    return False
+
+
+def summarise(kind, seen):
+    if kind == "prolong":
+        return f"expiry {seen.get('expiredate')}"
+    if kind == "changepricelist":
+        return f"tariff {seen.get('pricelist')}"
+    if kind == "setparam":
+        return "the new parameters"
+    return f"status {seen.get('status')}"
+
+
+def next_step(op, module, error):
+    """What the admin should do about a failed operation, in one or two sentences."""
+    start = f"resellctl ops start {op['id']}"
+    name = module["name"]
+    if error.kind == errors.BALANCE:
+        deficit = error.params.get("deficit")
+        currency = error.params.get("currency", "")
+        by = f" by at least {deficit} {currency}".rstrip() if deficit else ""
+        auto = (" (or let `resellctl checkevent` re-run it once the balance covers it)"
+                if module["auto_rerun"] else "")
+        return f"Top up the selling account of module {name!r}{by}, then run: {start}{auto}"
+    if error.kind == errors.AUTH:
+        return (f"Check the username and password of module {name!r} "
+                f"(resellctl modules add {name} ... --replace), then run: {start}")
+    if error.kind == errors.TRANSIENT:
+        return f"When the upstream of module {name!r} answers again, run: {start}"
+    if error.hint:
+        return f"{error.hint} Then run: {start}"
+    return f"Fix the cause upstream or in the request, then run: {start}"
+
+
+def add_months(date_text, months):
+    """``YYYY-MM-DD`` plus whole months, the day clamped to the month's end."""
+    date = datetime.date.fromisoformat(date_text) if date_text else datetime.date.today()
+    month = date.month - 1 + int(months)
+    year, month = date.year + month // 12, month % 12 + 1
+    for day in (date.day, 30, 29, 28):
+        try:
+            return datetime.date(year, month, day).isoformat()
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")

@@ -1,0 +1,106 @@
+"""Rendering rows for people and for programs: a table on a terminal, TSV in a pipe, JSON.
+
+Lists stream: JSON arrays and TSV lines are written row by row, so the first row is out before
+the last is read. Text that came from the upstream may hold terminal control characters or
+rich markup; both are neutralised here, in the one place every value passes through.
+"""
+
+import json
+import re
+
+import click
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def clean(value):
+    """A value safe for a terminal: control characters shown as ``\\xNN``, never emitted."""
+    if value is None:
+        return ""
+    text = str(value)
+    if _CONTROL.search(text):
+        text = _CONTROL.sub(lambda m: {"\t": "\\t", "\n": "\\n", "\r": "\\r"}.get(
+            m.group(), f"\\x{ord(m.group()):02x}"), text)
+    return text
+
+
+def say(message, err=True):
+    """A message line for the user (stderr by default), cleaned of control characters."""
+    click.echo("\n".join(clean(line) for line in str(message).split("\n")), err=err)
+
+
+def options(fn):
+    """The output options every listing command takes: --json and -q."""
+    fn = click.option("-q", "--quiet", is_flag=True,
+                      help="Print only ids, one per line (for pipelines).")(fn)
+    fn = click.option("--json", "as_json", is_flag=True,
+                      help="Print a JSON array of objects.")(fn)
+    return fn
+
+
+def emit_rows(app, rows, columns, as_json=False, quiet=False, key="id"):
+    """Print ``rows`` (an iterable of dicts): ids, JSON, a rich table or TSV lines."""
+    write = click.get_text_stream("stdout").write
+    if quiet:
+        for row in rows:
+            write(f"{row[key]}\n")
+        return
+    if as_json:
+        first = True
+        write("[")
+        for row in rows:
+            write(("\n" if first else ",\n") + json.dumps(row, ensure_ascii=False))
+            first = False
+        write("\n]\n" if not first else "]\n")
+        return
+    if app.stdout_isatty:
+        _table(rows, columns)
+        return
+    write("\t".join(columns) + "\n")
+    for row in rows:
+        write("\t".join(clean(_cell(row.get(c))) for c in columns) + "\n")
+
+
+def emit_one(app, obj, as_json=False, sections=()):
+    """Print one object: JSON, or ``field<TAB>value`` lines plus named sub-lists."""
+    if as_json:
+        click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+        return
+    skip = {name for name, _ in sections}
+    width = max((len(k) for k in obj if k not in skip), default=0)
+    for field, value in obj.items():
+        if field in skip:
+            continue
+        value = _cell(value)
+        click.echo(f"{field:<{width}}  {clean(value)}" if app.stdout_isatty
+                   else f"{field}\t{clean(value)}")
+    for name, columns in sections:
+        rows = obj.get(name) or []
+        click.echo(f"\n{name}:")
+        if isinstance(rows, dict):
+            rows = [{"name": k, "value": v} for k, v in rows.items()]
+        if not rows:
+            click.echo("  (none)")
+            continue
+        for row in rows:
+            click.echo("  " + "  ".join(clean(_cell(row.get(c))) for c in columns))
+
+
+def _cell(value):
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value)
+    return "" if value is None else value
+
+
+def _table(rows, columns):
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(*columns, header_style="bold")
+    for row in rows:
+        # Text(), not str: upstream data must never be read as rich markup.
+        table.add_row(*(Text(clean(_cell(row.get(c)))) for c in columns))
+    Console(highlight=False).print(table)

@@ -1,0 +1,263 @@
+"""The reseller's books: one SQLite file, its schema, migrations and transactions.
+
+The file is created with mode 0600 (it holds the modules' passwords), runs in WAL mode with a
+busy timeout, and is marked as ours with SQLite's ``application_id`` so that a file that is not
+a resellctl store is refused instead of being written into. ``PRAGMA user_version`` is the
+schema version; the migrations below bring an older store up to date on open.
+
+Writes go through ``Store.write()``: ``BEGIN IMMEDIATE`` ... ``COMMIT``, short, and never
+around an HTTP call. This module knows nothing of click, rich or the upstream.
+"""
+
+import contextlib
+import datetime
+import os
+import sqlite3
+
+from resellctl.errors import InputError, StoreError
+
+APPLICATION_ID = 0x52534C43  # "RSLC"
+BUSY_TIMEOUT_MS = 10_000
+
+MIGRATIONS = []
+
+
+def migration(fn):
+    """Register a schema migration; its position in the list is the version it brings."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_initial(db):
+    """The tables of SPEC's domain, named as BILLmanager names them."""
+    db["processingmodule"].create({
+        "id": int, "name": str, "type": str, "url": str, "username": str, "password": str,
+        "datacenter": str, "min_balance": str, "auto_rerun": int, "balance": str,
+        "currency": str, "balance_date": str, "event_cursor": int, "cdate": str,
+    }, pk="id", not_null={"name", "type"}, defaults={"auto_rerun": 1, "event_cursor": 0})
+    db["processingmodule"].create_index(["name"], unique=True)
+
+    db["pricelist"].create({
+        "id": int, "processingmodule": int, "remote_id": str, "name": str, "itemtype": str,
+        "currency": str, "updated": str,
+    }, pk="id", foreign_keys=[("processingmodule", "processingmodule", "id")])
+    db["pricelist"].create_index(["processingmodule", "remote_id"], unique=True)
+    db["pricelist"].create_index(["name"])
+    db["pricelist_period"].create({"pricelist": int, "length": int, "cost": str},
+                                  pk=("pricelist", "length"))
+    db["pricelist_addon"].create({
+        "pricelist": int, "intname": str, "remote_id": str, "value": str, "measure": str,
+    }, pk=("pricelist", "intname"))
+
+    db["item"].create({
+        "id": int, "client": str, "pricelist": int, "itemtype": str, "status": int,
+        "processingmodule": int, "period": int, "expiredate": str,
+        "upstream_module": int, "upstream_id": str,
+        "prev_module": int, "return_on_task": int, "cdate": str, "mdate": str,
+    }, pk="id", foreign_keys=[("pricelist", "pricelist", "id"),
+                              ("processingmodule", "processingmodule", "id")])
+    db["item"].create_index(["status", "id"])
+    db["item"].create_index(["client", "id"])
+    db["item"].create_index(["upstream_module", "upstream_id"], unique=True)
+    for table in ("itemparam", "itemaddon"):
+        db[table].create({"item": int, "name": str, "value": str}, pk=("item", "name"))
+    db["itemhistory"].create({
+        "id": int, "item": int, "date": str, "source": str, "event": int,
+        "runningoperation": int, "message": str,
+    }, pk="id")
+    db["itemhistory"].create_index(["item", "id"])
+
+    db["runningoperation"].create({
+        "id": int, "desc": str, "item": int, "itemtype": str, "client": str, "cdate": str,
+        "trycount": int, "processingmodule": int, "task": int, "status": str,
+        "operation": str, "params": str, "mdate": str,
+        "error_type": str, "error_message": str, "amount": str,
+    }, pk="id", defaults={"trycount": 0, "status": "new"})
+    db["runningoperation"].create_index(["status", "id"])
+    db["runningoperation"].create_index(["item", "id"])
+    db["runningoperation_error"].create({
+        "id": int, "runningoperation": int, "date": str, "type": str, "message": str,
+        "amount": str, "deficit": str,
+    }, pk="id")
+    db["runningoperation_error"].create_index(["runningoperation", "id"])
+
+    db["task"].create({
+        "id": int, "type": str, "item": int, "itemstatus": int, "itemtype": str,
+        "pricelist": int, "client": str, "runningoperation": int, "opendate": str,
+        "closedate": str, "status": str, "note": str, "closedby": str,
+    }, pk="id", defaults={"status": "open"})
+    db["task"].create_index(["status", "id"])
+    db["task"].create_index(["item", "id"])
+
+    db["eventlog"].create({
+        "id": int, "processingmodule": int, "event_id": int, "type": str, "date": str,
+        "received": str, "item": int, "upstream_item": str, "outcome": str, "reason": str,
+        "raw": str,
+    }, pk="id")
+    db["eventlog"].create_index(["processingmodule", "event_id"], unique=True)
+    db["eventlog"].create_index(["outcome", "id"])
+
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def now():
+    """The current local time as the store writes it: ``YYYY-MM-DD HH:MM:SS``."""
+    return datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _create_file(path):
+    """Create an empty store file with mode 0600 (never chmod after: no window for others)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError as e:
+        raise StoreError(f"cannot create the store at {path}: {e.strerror}",
+                         "Choose another place with --db PATH or RESELLCTL_DB.") from None
+    os.close(fd)
+
+
+class Store:
+    """An open store: ``conn`` for queries, ``write()`` for transactions."""
+
+    def __init__(self, conn, path):
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path, migrate=True):
+        """Open the store at ``path``, creating and migrating it as needed."""
+        if os.path.isdir(path):
+            raise StoreError(f"{path} is a directory, not a resellctl store")
+        _create_file(path)
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if app_id != APPLICATION_ID:
+                tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                if tables:
+                    conn.close()
+                    raise StoreError(f"{path} is an SQLite database but not a resellctl store",
+                                     "Point --db at a resellctl store or a new file.")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{path} is not a resellctl store ({e})") from None
+        except OSError as e:
+            raise StoreError(f"cannot open the store at {path}: {e.strerror}") from None
+        store = cls(conn, path)
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path} has schema version {version}, newer than this resellctl knows "
+                f"({SCHEMA_VERSION})", "Upgrade resellctl to use this store.")
+        if version < SCHEMA_VERSION and migrate:
+            store._migrate(version)
+        return store
+
+    def _migrate(self, version):
+        import sqlite_utils
+
+        db = sqlite_utils.Database(self.conn)
+        try:
+            with self.write():
+                # Re-read under the write lock: another process may have migrated meanwhile.
+                version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+                for step in MIGRATIONS[version:]:
+                    step(db)
+                self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.OperationalError as e:
+            raise StoreError(f"cannot write the store at {self.path}: {e}") from None
+
+    @contextlib.contextmanager
+    def write(self):
+        """A write transaction: BEGIN IMMEDIATE, COMMIT on success, ROLLBACK on any error."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def close(self):
+        self.conn.close()
+
+    # -- small queries shared by the engines -------------------------------------------------
+
+    def one(self, sql, params=()):
+        """The first row of a query, or None."""
+        return self.conn.execute(sql, params).fetchone()
+
+    def all(self, sql, params=()):
+        return self.conn.execute(sql, params).fetchall()
+
+    def module(self, ref):
+        """A processing module by name or numeric id; InputError if there is none."""
+        row = self.one("SELECT * FROM processingmodule WHERE name = ?", (str(ref),))
+        if row is None and str(ref).isdigit():
+            row = self.one("SELECT * FROM processingmodule WHERE id = ?", (int(ref),))
+        if row is None:
+            names = ", ".join(r[0] for r in self.all(
+                "SELECT name FROM processingmodule ORDER BY id")) or "none yet"
+            raise InputError(f"no processing module {ref!r} (known: {names})",
+                             "Add one with: resellctl modules add NAME --type ...")
+        return row
+
+    def tariff(self, ref):
+        """A tariff by name or numeric id; InputError if unknown or ambiguous."""
+        rows = self.all("SELECT * FROM pricelist WHERE name = ?", (str(ref),))
+        if not rows and str(ref).isdigit():
+            rows = self.all("SELECT * FROM pricelist WHERE id = ?", (int(ref),))
+        if not rows:
+            raise InputError(f"no tariff {ref!r}",
+                             "See `resellctl tariffs list`, or import them with "
+                             "`resellctl tariffs import MODULE`.")
+        if len(rows) > 1:
+            ids = ", ".join(str(r["id"]) for r in rows)
+            raise InputError(f"tariff name {ref!r} is ambiguous (ids {ids}): give its id")
+        return rows[0]
+
+    def item(self, item_id):
+        row = self.one("SELECT * FROM item WHERE id = ?", (_as_id(item_id, "service"),))
+        if row is None:
+            raise InputError(f"no service {item_id}", "See `resellctl services list`.")
+        return row
+
+    def operation(self, op_id):
+        row = self.one("SELECT * FROM runningoperation WHERE id = ?",
+                       (_as_id(op_id, "operation"),))
+        if row is None:
+            raise InputError(f"no operation {op_id}", "See `resellctl ops list`.")
+        return row
+
+    def task(self, task_id):
+        row = self.one("SELECT * FROM task WHERE id = ?", (_as_id(task_id, "task"),))
+        if row is None:
+            raise InputError(f"no task {task_id}", "See `resellctl tasks list`.")
+        return row
+
+    def add_history(self, item_id, message, source="local", event=None, runningoperation=None,
+                    date=None):
+        self.conn.execute(
+            "INSERT INTO itemhistory (item, date, source, event, runningoperation, message) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (item_id, date or now(), source, event, runningoperation, message))
+
+
+def _as_id(value, what):
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise InputError(f"{what} id must be a number, not {value!r}") from None
+    if number <= 0:
+        raise InputError(f"{what} id must be positive, not {value}")
+    return number

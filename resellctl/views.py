@@ -1,0 +1,190 @@
+"""Read-only views of the books, shaped as the command line shows them.
+
+Every list is a keyset page over an indexed column (``--after ID``, ``--limit N``), so its cost
+grows with the page, not with the store, and rows are yielded as they are read. Modules and
+tariffs appear by name; item status is the numeric code; JSON field names follow SPEC's domain.
+"""
+
+import json
+
+from resellctl.errors import InputError
+
+DEFAULT_LIMIT = 1000
+
+
+def _page(store, sql, where, args, after, limit, order="id"):
+    if after:
+        where.append(f"{order} > ?")
+        args.append(int(after))
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    tail = f" ORDER BY {order}" + (" LIMIT ?" if limit else "")
+    if limit:
+        args.append(int(limit))
+    return store.conn.execute(sql + clause + tail, args)
+
+
+def _names(store, table):
+    return {r[0]: r[1] for r in store.conn.execute(f"SELECT id, name FROM {table}")}
+
+
+def modules(store):
+    for row in store.all("SELECT * FROM processingmodule ORDER BY id"):
+        yield {
+            "id": row["id"], "name": row["name"], "type": row["type"], "url": row["url"],
+            "username": row["username"], "datacenter": row["datacenter"],
+            "min_balance": row["min_balance"], "balance": row["balance"],
+            "currency": row["currency"], "balance_date": row["balance_date"],
+            "auto_rerun": bool(row["auto_rerun"]), "event_cursor": row["event_cursor"],
+        }
+
+
+def tariffs(store, module=None):
+    names = _names(store, "processingmodule")
+    where, args = [], []
+    if module is not None:
+        where.append("processingmodule = ?")
+        args.append(store.module(module)["id"])
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    for row in store.all(f"SELECT * FROM pricelist{clause} ORDER BY id", args):
+        prices = {str(r["length"]): r["cost"] for r in store.all(
+            "SELECT length, cost FROM pricelist_period WHERE pricelist = ? ORDER BY length",
+            (row["id"],))}
+        addons = {r["intname"]: f"{r['value']} {r['measure'] or ''}".strip() for r in store.all(
+            "SELECT * FROM pricelist_addon WHERE pricelist = ? ORDER BY intname", (row["id"],))}
+        yield {"id": row["id"], "name": row["name"], "itemtype": row["itemtype"],
+               "processingmodule": names.get(row["processingmodule"]),
+               "remote_id": row["remote_id"], "currency": row["currency"], "prices": prices,
+               "addons": addons}
+
+
+def operations(store, status=None, item=None, after=None, limit=DEFAULT_LIMIT):
+    modules_ = _names(store, "processingmodule")
+    where, args = [], []
+    if status:
+        where.append("status = ?")
+        args.append(status)
+    if item is not None:
+        where.append("item = ?")
+        args.append(int(item))
+    for row in _page(store, "SELECT * FROM runningoperation", where, args, after, limit):
+        yield operation_row(row, modules_)
+
+
+def operation_row(row, module_names):
+    return {
+        "id": row["id"], "desc": row["desc"], "operation": row["operation"],
+        "item": row["item"], "itemtype": row["itemtype"], "client": row["client"],
+        "cdate": row["cdate"], "trycount": row["trycount"],
+        "processingmodule": module_names.get(row["processingmodule"]), "task": row["task"],
+        "status": row["status"], "reason": row["error_message"],
+        "error_type": row["error_type"],
+    }
+
+
+def operation(store, op_id):
+    row = store.operation(op_id)
+    obj = operation_row(row, _names(store, "processingmodule"))
+    obj["params"] = json.loads(row["params"] or "{}")
+    obj["mdate"] = row["mdate"]
+    obj["errors"] = [
+        {"date": r["date"], "type": r["type"], "message": r["message"],
+         **({"amount": r["amount"], "deficit": r["deficit"]} if r["deficit"] else {})}
+        for r in store.all("SELECT * FROM runningoperation_error WHERE runningoperation = ? "
+                           "ORDER BY id", (row["id"],))]
+    return obj
+
+
+def tasks(store, status=None, item=None, after=None, limit=DEFAULT_LIMIT):
+    tariffs_ = _names(store, "pricelist")
+    where, args = [], []
+    if status:
+        where.append("status = ?")
+        args.append(status)
+    if item is not None:
+        where.append("item = ?")
+        args.append(int(item))
+    for row in _page(store, "SELECT * FROM task", where, args, after, limit):
+        yield task_row(row, tariffs_)
+
+
+def task_row(row, tariff_names):
+    return {
+        "id": row["id"], "type": row["type"], "item": row["item"],
+        "itemstatus": row["itemstatus"], "itemtype": row["itemtype"],
+        "pricelist": tariff_names.get(row["pricelist"]), "client": row["client"],
+        "runningoperation": row["runningoperation"], "opendate": row["opendate"],
+        "closedate": row["closedate"], "status": row["status"], "note": row["note"],
+        "closedby": row["closedby"],
+    }
+
+
+def services(store, status=None, client=None, after=None, limit=DEFAULT_LIMIT):
+    modules_ = _names(store, "processingmodule")
+    tariffs_ = _names(store, "pricelist")
+    where, args = [], []
+    if status is not None:
+        where.append("status = ?")
+        args.append(int(status))
+    if client:
+        where.append("client = ?")
+        args.append(client)
+    for row in _page(store, "SELECT * FROM item", where, args, after, limit):
+        yield service_row(row, modules_, tariffs_)
+
+
+def service_row(row, module_names, tariff_names):
+    return {
+        "id": row["id"], "client": row["client"],
+        "pricelist": tariff_names.get(row["pricelist"]), "itemtype": row["itemtype"],
+        "status": row["status"], "processingmodule": module_names.get(row["processingmodule"]),
+        "period": row["period"], "expiredate": row["expiredate"],
+        "upstream_id": row["upstream_id"],
+    }
+
+
+def service(store, item_id):
+    row = store.item(item_id)
+    modules_ = _names(store, "processingmodule")
+    tariffs_ = _names(store, "pricelist")
+    obj = service_row(row, modules_, tariffs_)
+    obj["upstream_module"] = modules_.get(row["upstream_module"])
+    obj["cdate"] = row["cdate"]
+    obj["params"] = {r["name"]: r["value"] for r in store.all(
+        "SELECT name, value FROM itemparam WHERE item = ? ORDER BY name", (row["id"],))}
+    obj["addons"] = {r["name"]: r["value"] for r in store.all(
+        "SELECT name, value FROM itemaddon WHERE item = ? ORDER BY name", (row["id"],))}
+    obj["history"] = [dict(r) for r in store.all(
+        "SELECT date, source, event, runningoperation, message FROM itemhistory "
+        "WHERE item = ? ORDER BY id", (row["id"],))]
+    obj["operations"] = [
+        {"id": r["id"], "operation": r["operation"], "status": r["status"],
+         "cdate": r["cdate"], "task": r["task"]}
+        for r in store.all("SELECT * FROM runningoperation WHERE item = ? ORDER BY id",
+                           (row["id"],))]
+    obj["tasks"] = [
+        {"id": r["id"], "type": r["type"], "status": r["status"], "opendate": r["opendate"],
+         "closedate": r["closedate"]}
+        for r in store.all("SELECT * FROM task WHERE item = ? ORDER BY id", (row["id"],))]
+    return obj
+
+
+def events(store, problem=False, module=None, after=None, limit=DEFAULT_LIMIT):
+    modules_ = _names(store, "processingmodule")
+    where, args = [], []
+    if problem:
+        where.append("outcome IN ('unknown', 'rejected')")
+    if module is not None:
+        where.append("processingmodule = ?")
+        args.append(store.module(module)["id"])
+    for row in _page(store, "SELECT * FROM eventlog", where, args, after, limit):
+        yield {"id": row["id"], "processingmodule": modules_.get(row["processingmodule"]),
+               "event_id": row["event_id"], "type": row["type"], "date": row["date"],
+               "received": row["received"], "item": row["item"],
+               "upstream_item": row["upstream_item"], "outcome": row["outcome"],
+               "reason": row["reason"]}
+
+
+def check_status(value, allowed, what):
+    if value is not None and value not in allowed:
+        raise InputError(f"{what} must be one of {', '.join(map(str, allowed))}, not {value!r}")
+    return value
