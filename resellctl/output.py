@@ -6,6 +6,7 @@ rich markup; both are neutralised here, in the one place every value passes thro
 """
 
 import json
+import sys
 import re
 
 import click
@@ -40,7 +41,7 @@ def options(fn):
 
 def emit_rows(app, rows, columns, as_json=False, quiet=False, key="id"):
     """Print ``rows`` (an iterable of dicts): ids, JSON, a rich table or TSV lines."""
-    write = click.get_text_stream("stdout").write
+    write = sys.stdout.write
     if quiet:
         for row in rows:
             write(f"{row[key]}\n")

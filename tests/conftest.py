@@ -1,0 +1,96 @@
+"""Fixtures: a store in a temporary directory, the embedded simulator on a free loopback port,
+and a `run` helper that invokes the real command line in-process."""
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from resellctl.cli import App, cli
+from resellctl.sim import Simulator, serve
+
+USERNAME = "reseller@example.net"
+PASSWORD = "s3cret-Pa55word-xyzzy"
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    """Retries without sleeping and short timeouts, so failure paths stay fast."""
+    monkeypatch.setenv("RESELLCTL_RETRY_WAIT", "0")
+    monkeypatch.setenv("RESELLCTL_RETRY_ATTEMPTS", "3")
+    monkeypatch.setenv("RESELLCTL_READ_TIMEOUT", "2")
+    monkeypatch.setenv("RESELLCTL_CONNECT_TIMEOUT", "2")
+
+
+@pytest.fixture
+def db_path(tmp_path, monkeypatch):
+    path = str(tmp_path / "store" / "resellctl.db")
+    monkeypatch.setenv("RESELLCTL_DB", path)
+    return path
+
+
+@pytest.fixture
+def sim():
+    """A running simulator: ``sim`` is its state, ``sim.server`` its HTTP server."""
+    state = Simulator(username=USERNAME, password=PASSWORD, balance="100.00")
+    with serve(state) as server:
+        state.server = server
+        yield state
+
+
+@pytest.fixture
+def password_file(tmp_path):
+    path = tmp_path / "upstream.pw"
+    path.write_text(PASSWORD + "\n")
+    return str(path)
+
+
+class Result:
+    """What a user sees of one command: exit status, stdout, stderr."""
+
+    def __init__(self, result):
+        self.exit_code = result.exit_code
+        self.stdout = result.stdout
+        self.stderr = result.stderr
+        self.exception = result.exception
+
+    def __repr__(self):
+        return (f"<exit {self.exit_code}\nstdout: {self.stdout}\nstderr: {self.stderr}\n"
+                f"exception: {self.exception!r}>")
+
+
+@pytest.fixture
+def run(db_path):
+    """Invoke ``resellctl ARGS...`` in-process; ``tty=True`` makes stdout look like a terminal."""
+    def invoke(*args, input=None, tty=False):
+        runner = CliRunner()
+        obj = App(stdout_isatty=tty, stderr_isatty=False)
+        result = runner.invoke(cli, [str(a) for a in args], input=input, obj=obj)
+        if result.exception and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return Result(result)
+    invoke.db_path = db_path
+    return invoke
+
+
+@pytest.fixture
+def upstream(run, sim, password_file):
+    """A store with the billmanager module `vds-up` on the simulator, tariffs imported, and a
+    manual module `manual`."""
+    r = run("modules", "add", "vds-up", "--type", "billmanager", "--url", sim.server.url,
+            "--username", USERNAME, "--password-file", password_file, "--min-balance", "20")
+    assert r.exit_code == 0, r
+    assert run("modules", "add", "manual", "--type", "manual").exit_code == 0
+    assert run("tariffs", "import", "vds-up").exit_code == 0
+    return sim
+
+
+def tsv(text):
+    """TSV output as a list of dicts keyed by the header row."""
+    lines = [line.split("\t") for line in text.splitlines() if line]
+    return [dict(zip(lines[0], row)) for row in lines[1:]]
+
+
+def resellctl_env(db_path):
+    env = dict(os.environ, RESELLCTL_DB=db_path, RESELLCTL_RETRY_WAIT="0")
+    return env
