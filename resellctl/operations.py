@@ -161,19 +161,9 @@ class Engine:
             shown["request"] = "nothing: a manual module makes a task for staff"
             return shown
         client = self.client(module)
-        sent = []
-
-        def record(func, params=None, retry=True):
-            sent.append({"func": func, "out": "json", "authinfo": f"{module['username']}:***",
-                         **{k: str(v) for k, v in (params or {}).items()}})
-            return {"id": {"$": "0"}, "newexpiredate": {"$": ""}}
-
-        client.call, real = record, client.call
-        try:
+        with client.recording() as sent:
             self.send_request(client, op, self.store.item(op["item"]), module,
                               json.loads(op["params"] or "{}"))
-        finally:
-            client.call = real
         shown["request"] = {"url": module["url"], "method": "POST", "form": sent[0]}
         return shown
 

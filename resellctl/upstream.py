@@ -6,6 +6,7 @@ never retry: retries live only here, in :func:`retrying`. Answers are sorted int
 carries the password.
 """
 
+import contextlib
 import http.client
 import inspect
 import os
@@ -168,6 +169,23 @@ class Client:
     def close(self):
         """Close the keep-alive connections."""
         self.session.close()
+
+    @contextlib.contextmanager
+    def recording(self):
+        """Within this block calls send nothing: each appends the form it would POST (the
+        password masked) to the yielded list and gets an empty success."""
+        sent = []
+
+        def record(func, data):
+            sent.append({k: (f"{self.username}:{MASK}" if k == "authinfo" else v)
+                         for k, v in data.items()})
+            return {"id": {"$": "(new)"}, "newexpiredate": {"$": "(new)"}, "ok": {}}
+
+        self._send = record
+        try:
+            yield sent
+        finally:
+            del self._send
 
     def redact(self, text):
         """``text`` without this client's password, in any of its encodings."""
