@@ -1,0 +1,303 @@
+"""``resellctl sim``: run the embedded selling BILLmanager, and act on a running one."""
+
+import ipaddress
+import json
+import os
+import secrets
+import signal
+import sys
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+
+import click
+
+from resellctl.cli import ResellGroup
+from resellctl.errors import TRANSIENT, InputError, ResellError, UpstreamError
+
+FAULT_KINDS = ("500", "html", "garbage", "nodoc", "delay", "drop", "drop_after_commit")
+ADMIN_TIMEOUT = 30  # seconds; seeding a large backlog takes a few
+
+
+@click.group(cls=ResellGroup)
+def sim():
+    """The embedded selling BILLmanager, for tests and demos.
+
+    `sim serve` runs one; the other commands act on a running one through its admin endpoint
+    (--url, or env RESELLCTL_SIM_URL: the API URL `sim serve` printed, or the server's root).
+    """
+
+
+def _is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _read_password(path):
+    try:
+        with open(path, encoding="utf-8") as stream:
+            password = stream.readline().strip()
+    except OSError as error:
+        raise InputError(f"cannot read the password file {path}: {error.strerror}") from None
+    if not password:
+        raise InputError(f"the password file {path} is empty")
+    return password
+
+
+def _new_password_file():
+    """A random password, in a new mode-0600 file of a private temporary directory."""
+    password = secrets.token_urlsafe(18)
+    path = os.path.join(tempfile.mkdtemp(prefix="resellctl-sim-"), "password")
+    descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+        stream.write(password + "\n")
+    return password, path
+
+
+def _amount(value):
+    from resellctl.sim.state import money
+
+    try:
+        return money(value)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+
+
+@sim.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (loopback unless --public).")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port to listen on; 0 picks a free one.")
+@click.option("--username", default="reseller@example.net", show_default=True,
+              help="The selling account's username.")
+@click.option("--password-file", type=click.Path(dir_okay=False),
+              help="Read the account's password from the first line of this file "
+                   "(default: generate one and write it to a new private file).")
+@click.option("--balance", default="100.00", show_default=True,
+              help="The account's starting balance.")
+@click.option("--open-delay", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds before an ordered service may open (at the next event poll).")
+@click.option("--public", is_flag=True,
+              help="Allow a non-loopback --host: the admin endpoint has no credentials.")
+@click.option("--verbose", "-v", is_flag=True, help="Log every request on stderr.")
+def serve(host, port, username, password_file, balance, open_delay, public, verbose):
+    """Run a selling BILLmanager until interrupted.
+
+    Prints the API URL as the one line on stdout, for scripts to read.
+    """
+    if not public and not _is_loopback(host):
+        raise InputError(f"refusing to listen on {host}, which is not a loopback address "
+                         "(--public allows it)")
+    balance = _amount(balance)
+    if password_file:
+        password, generated = _read_password(password_file), None
+    else:
+        password, generated = _new_password_file()
+    try:
+        server = _listen(host, port, username, password, balance, open_delay, verbose)
+        with server:
+            click.echo(server.url)
+            sys.stdout.flush()
+            where = f"in {generated}" if generated else f"from {password_file}"
+            click.echo(f"Selling BILLmanager simulator at {server.url}: account {username}, "
+                       f"password {where}, balance {balance} {server.sim.currency}. "
+                       "Ctrl-C stops it.", err=True)
+            _wait_for_signal()
+    finally:
+        if generated:  # the password dies with the server
+            os.unlink(generated)
+            os.rmdir(os.path.dirname(generated))
+
+
+def _listen(host, port, username, password, balance, open_delay, verbose):
+    from resellctl.sim import Simulator, serve
+
+    try:
+        simulator = Simulator(username=username, password=password, balance=balance,
+                              open_delay=open_delay)
+        return serve(simulator, host, port, verbose=verbose)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    except OSError as error:
+        raise ResellError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+
+
+def _wait_for_signal():
+    """Return once SIGINT or SIGTERM arrives."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+# --- commands on a running simulator ---------------------------------------------------------
+
+def _admin_base(url):
+    base = url.rstrip("/")
+    for suffix in ("/billmgr", "/sim"):
+        if base.endswith(suffix):
+            base = base[:-len(suffix)]
+    return base
+
+
+def _call(url, action, body=None):
+    """POST one admin action to the simulator at ``url``; its JSON answer."""
+    request = urllib.request.Request(
+        f"{_admin_base(url)}/sim/{action}", data=json.dumps(body or {}).encode(),
+        headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=ADMIN_TIMEOUT) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as error:
+        try:
+            message = json.load(error)["error"]
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {error.code}"
+        raise InputError(f"the simulator refused {action}: {message}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise UpstreamError(TRANSIENT,
+                            f"the simulator at {url} is unreachable: {reason}") from None
+    except ValueError:
+        raise UpstreamError(TRANSIENT, f"the simulator at {url} gave an answer that is "
+                                       "not JSON") from None
+
+
+def _url_option(command):
+    return click.option("--url", envvar="RESELLCTL_SIM_URL", required=True, metavar="URL",
+                        help="The simulator (env RESELLCTL_SIM_URL).")(command)
+
+
+@sim.command()
+@click.argument("amount")
+@click.option("--username", help="The account (default: the first one).")
+@_url_option
+def topup(amount, username, url):
+    """Add AMOUNT to an account's balance; prints the new balance."""
+    answer = _call(url, "topup", {"amount": str(_amount(amount)), "username": username})
+    click.echo(answer["balance"])
+
+
+@sim.command()
+@click.option("--username", help="The account (default: the first one).")
+@_url_option
+def balance(username, url):
+    """Print an account's balance."""
+    click.echo(_call(url, "balance", {"username": username})["balance"])
+
+
+@sim.command()
+@click.argument("item")
+@click.option("--msg", help="The reason the suspend event carries.")
+@_url_option
+def suspend(item, msg, url):
+    """Suspend upstream item ITEM, as an abuse desk would."""
+    _call(url, "suspend", {"item": item, "msg": msg})
+
+
+@sim.command()
+@click.argument("item")
+@_url_option
+def resume(item, url):
+    """Resume upstream item ITEM."""
+    _call(url, "resume", {"item": item})
+
+
+@sim.command()
+@click.argument("item")
+@_url_option
+def delete(item, url):
+    """Delete upstream item ITEM (a close event)."""
+    _call(url, "delete", {"item": item})
+
+
+@sim.command()
+@click.argument("item")
+@click.argument("params", nargs=-1, required=True, metavar="K=V...")
+@_url_option
+def setparam(item, params, url):
+    """Change parameters of upstream item ITEM (a setparam event)."""
+    pairs = {}
+    for param in params:
+        name, equals, value = param.partition("=")
+        if not equals or not name:
+            raise InputError(f"expected NAME=VALUE, got {param!r}")
+        pairs[name] = value
+    _call(url, "setparam", {"item": item, "params": pairs})
+
+
+@sim.command()
+@click.argument("kind", type=click.Choice(FAULT_KINDS))
+@click.option("--func", default="*", show_default=True,
+              help="Only requests whose func matches this pattern (fnmatch).")
+@click.option("--count", type=click.IntRange(min=1), default=1, show_default=True,
+              help="How many matching requests get the fault.")
+@click.option("--seconds", type=click.FloatRange(min=0), help="The wait of a delay fault.")
+@_url_option
+def fault(kind, func, count, seconds, url):
+    """Make the next API requests fail in the way KIND says.
+
+    500, html, garbage, nodoc: a bad answer, nothing processed; delay: wait --seconds, then
+    answer; drop: close the connection, nothing processed; drop_after_commit: process the
+    request, then close the connection without answering.
+    """
+    if kind == "delay" and seconds is None:
+        raise InputError("a delay fault needs --seconds")
+    _call(url, "fault", {"kind": kind, "func": func, "count": count, "seconds": seconds})
+
+
+@sim.command("clear-faults")
+@_url_option
+def clear_faults(url):
+    """Forget the faults not yet used up."""
+    _call(url, "clear-faults")
+
+
+@sim.command("fail-next-open")
+@click.option("--msg", help="The reason the openfail event carries.")
+@_url_option
+def fail_next_open(msg, url):
+    """Make the next opening of an ordered service fail upstream (refunded)."""
+    _call(url, "fail-next-open", {"msg": msg})
+
+
+@sim.command("open")
+@_url_option
+def open_(url):
+    """Open every ordered service now, without waiting for an event poll."""
+    _call(url, "open")
+
+
+@sim.command()
+@click.option("--items", type=click.IntRange(min=1), required=True,
+              help="Active items to create.")
+@click.option("--events", type=click.IntRange(min=0), default=0, show_default=True,
+              help="setparam events to spread over them.")
+@click.option("--first-remoteid", type=click.IntRange(min=1), default=1, show_default=True,
+              help="The remoteid of the first item; the others follow.")
+@click.option("--username", help="The account (default: the first one).")
+@_url_option
+def seed(items, events, first_remoteid, username, url):
+    """Create a backlog: ITEMS active items and EVENTS events about them.
+
+    Prints one line per item: the upstream item id and its remoteid, tab-separated.
+    """
+    answer = _call(url, "seed", {"items": items, "events": events, "username": username,
+                                 "first_remoteid": first_remoteid})
+    click.echo("".join(f"{item}\t{remoteid}\n" for item, remoteid in answer["items"]),
+               nl=False)
+
+
+@sim.command()
+@_url_option
+def state(url):
+    """Print the simulator's accounts and items as JSON."""
+    answer = _call(url, "state")
+    answer.pop("ok")
+    click.echo(json.dumps(answer, indent=2))

@@ -1,0 +1,18 @@
+"""The embedded selling BILLmanager: a real HTTP server implementing PROTOCOL.md.
+
+It is the protocol's reference implementation, and what the end-to-end tests, the demo and
+the benchmarks run against::
+
+    sim = Simulator(username="reseller@example.net", password="secret", balance="100.00")
+    with serve(sim) as server:          # a daemon thread on a free loopback port
+        requests.post(server.url, data={"func": "subaccount", "out": "json",
+                                        "authinfo": "reseller@example.net:secret"})
+        sim.suspend("4201", msg="abuse")  # what happens upstream on its own
+
+Only the standard library is used here, so the simulator costs nothing to import.
+"""
+
+from resellctl.sim.server import SimServer, serve
+from resellctl.sim.state import Item, Simulator
+
+__all__ = ["Item", "SimServer", "Simulator", "serve"]
