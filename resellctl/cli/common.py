@@ -30,6 +30,18 @@ def pairs(values, what):
     return result
 
 
+def read_password_file(path):
+    """The first line of a password file (without its line end); InputError if unreadable."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            password = f.readline().rstrip("\r\n")
+    except OSError as e:
+        raise InputError(f"cannot read the password file {path}: {e.strerror}") from None
+    if not password:
+        raise InputError(f"the password file {path} is empty")
+    return password
+
+
 def report_failures(outcomes):
     """Say what failed and what to do next; raise the error whose exit status fits them all."""
     failed = [o for o in outcomes if o.status == "failed"]

@@ -6,7 +6,7 @@ import click
 
 from resellctl import catalog, output, views
 from resellctl.cli import ResellGroup
-from resellctl.cli.common import app_of
+from resellctl.cli.common import app_of, read_password_file
 from resellctl.errors import InputError
 
 
@@ -18,20 +18,13 @@ def modules():
 def _read_password(password_file, password_stdin):
     if password_file and password_stdin:
         raise InputError("give --password-file or --password-stdin, not both")
-    if password_stdin:
-        text = sys.stdin.readline()
-    elif password_file:
-        try:
-            with open(password_file, encoding="utf-8") as f:
-                text = f.readline()
-        except OSError as e:
-            raise InputError(f"cannot read the password file {password_file}: "
-                             f"{e.strerror}") from None
-    else:
+    if password_file:
+        return read_password_file(password_file)
+    if not password_stdin:
         return None
-    password = text.rstrip("\r\n")
+    password = sys.stdin.readline().rstrip("\r\n")
     if not password:
-        raise InputError("the password is empty")
+        raise InputError("the password read from stdin is empty")
     return password
 
 

@@ -14,6 +14,7 @@ import urllib.request
 import click
 
 from resellctl.cli import ResellGroup
+from resellctl.cli.common import pairs, read_password_file
 from resellctl.errors import TRANSIENT, InputError, ResellError, UpstreamError
 
 FAULT_KINDS = ("500", "html", "garbage", "nodoc", "delay", "drop", "drop_after_commit")
@@ -36,17 +37,6 @@ def _is_loopback(host):
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _read_password(path):
-    try:
-        with open(path, encoding="utf-8") as stream:
-            password = stream.readline().strip()
-    except OSError as error:
-        raise InputError(f"cannot read the password file {path}: {error.strerror}") from None
-    if not password:
-        raise InputError(f"the password file {path} is empty")
-    return password
 
 
 def _new_password_file():
@@ -95,7 +85,7 @@ def serve(host, port, username, password_file, balance, open_delay, public, verb
                          "(--public allows it)")
     balance = _amount(balance)
     if password_file:
-        password, generated = _read_password(password_file), None
+        password, generated = read_password_file(password_file), None
     else:
         password, generated = _new_password_file()
     try:
@@ -223,13 +213,7 @@ def delete(item, url):
 @_url_option
 def setparam(item, params, url):
     """Change parameters of upstream item ITEM (a setparam event)."""
-    pairs = {}
-    for param in params:
-        name, equals, value = param.partition("=")
-        if not equals or not name:
-            raise InputError(f"expected NAME=VALUE, got {param!r}")
-        pairs[name] = value
-    _call(url, "setparam", {"item": item, "params": pairs})
+    _call(url, "setparam", {"item": item, "params": pairs(params, "a parameter")})
 
 
 @sim.command()
