@@ -29,17 +29,36 @@ def list_(status, client, after, limit, as_json, quiet):
                       "expiredate", "upstream_id"], as_json=as_json, quiet=quiet)
 
 
+SHOW_SECTIONS = [
+    ("params", ["name", "value"]), ("addons", ["name", "value"]),
+    ("operations", ["id", "operation", "status", "cdate", "task"]),
+    ("tasks", ["id", "type", "status", "opendate", "closedate"]),
+    ("history", ["date", "source", "message"])]
+
+
 @services.command("show")
 @click.argument("item_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def show(item_id, as_json):
     """Show one service with its parameters, resources, history, operations and tasks."""
     app = app_of()
-    output.emit_one(app, views.service(app.store, item_id), as_json, sections=[
-        ("params", ["name", "value"]), ("addons", ["name", "value"]),
-        ("operations", ["id", "operation", "status", "cdate", "task"]),
-        ("tasks", ["id", "type", "status", "opendate", "closedate"]),
-        ("history", ["date", "source", "message"])])
+    service = views.service(app.store, item_id)
+    if as_json or not app.stdout_isatty:
+        output.emit_one(app, service, as_json, sections=SHOW_SECTIONS)
+        return
+    # On a terminal each section is a table: history messages and parameters are upstream
+    # text, and the table renders them as plain text, never as markup.
+    output.emit_one(app, {k: v for k, v in service.items()
+                          if k not in dict(SHOW_SECTIONS)})
+    for name, columns in SHOW_SECTIONS:
+        rows = service[name]
+        if isinstance(rows, dict):
+            rows = [{"name": k, "value": v} for k, v in rows.items()]
+        click.echo(f"\n{name}:")
+        if rows:
+            output.emit_rows(app, rows, columns)
+        else:
+            click.echo("  (none)")
 
 
 def _change(item_id, kind, **args):

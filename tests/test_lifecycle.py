@@ -1,0 +1,283 @@
+"""A service's life after its order: prolong, suspend, resume, close, change tariff, set
+parameters, each an operation sent upstream and completed by its event (`checkevent`)."""
+
+import json
+
+import pytest
+
+from conftest import tsv
+
+
+def show(run, item):
+    r = run("services", "show", item, "--json")
+    assert r.exit_code == 0, r
+    return json.loads(r.stdout)
+
+
+def op(run, op_id):
+    return json.loads(run("ops", "show", op_id, "--json").stdout)
+
+
+def funcs(sim):
+    """The API functions the upstream received, in order (event polls and balance reads left
+    out)."""
+    return [q["func"] for q in sim.requests if q["func"] not in
+            ("item.event.list", "item.event.ack", "subaccount")]
+
+
+def order_active(run, sim, tariff="VDS-1", client="acme", period=1):
+    """Order one service and open it with `checkevent`; (service id, upstream item id)."""
+    r = run("order", tariff, "--client", client, "--period", period, "--json")
+    assert r.exit_code == 0, r
+    [created] = json.loads(r.stdout)
+    assert run("checkevent").exit_code == 0
+    service = show(run, created["item"])
+    assert service["status"] == 2, service
+    return created["item"], service["upstream_id"]
+
+
+def change(run, *args):
+    """Run a lifecycle command; its one outcome row (item, runningoperation, status, task)."""
+    r = run("services", *args)
+    assert r.exit_code == 0, r
+    [row] = tsv(r.stdout)
+    return row
+
+
+def complete(run, row):
+    """`checkevent` applies the operation's event: the operation is done, its task closed."""
+    r = run("checkevent")
+    assert r.exit_code == 0, r
+    assert "1 operations completed" in r.stdout, r
+    done = op(run, row["runningoperation"])
+    assert done["status"] == "done"
+    [task] = [t for t in show(run, row["item"])["tasks"] if t["id"] == int(row["task"])]
+    assert task["status"] == "closed" and task["closedate"]
+
+
+def test_prolong_suspend_resume_set_param_change_tariff_close(run, upstream):
+    sim = upstream
+    item, remote = order_active(run, sim)
+    before = show(run, item)["expiredate"]
+    balance = sim.balance()
+
+    row = change(run, "prolong", item, "--period", "3")
+    assert row["status"] == "waiting" and row["task"]
+    assert sim.requests[-1]["func"] == "service.prolong"
+    assert sim.requests[-1]["params"]["elid"] == remote
+    assert sim.requests[-1]["params"]["period"] == "3"
+    assert sim.balance() == balance - 14
+    complete(run, row)
+    after = show(run, item)["expiredate"]
+    assert after > before and after == sim.items[remote].expiredate
+
+    row = change(run, "suspend", item)
+    assert sim.requests[-1]["func"] == "vds.suspend"
+    complete(run, row)
+    assert show(run, item)["status"] == 3
+
+    row = change(run, "resume", item)
+    assert sim.requests[-1]["func"] == "vds.resume"
+    complete(run, row)
+    assert show(run, item)["status"] == 2
+
+    row = change(run, "set-param", item, "hostname=www.example.com", "ostempl=debian-12")
+    sent = sim.requests[-1]
+    assert sent["func"] == "vds.edit" and sent["params"]["sok"] == "ok"
+    assert sent["params"]["hostname"] == "www.example.com"
+    complete(run, row)
+    assert show(run, item)["params"]["hostname"] == "www.example.com"
+
+    row = change(run, "change-tariff", item, "VDS-1-RAM")
+    sent = sim.requests[-1]
+    assert sent["func"] == "service.changepricelist" and sent["params"]["pricelist"] == "13"
+    complete(run, row)
+    service = show(run, item)
+    assert service["pricelist"] == "VDS-1-RAM"
+    assert service["addons"] == {"disk": "30", "ram": "2048"}
+
+    row = change(run, "close", item)
+    assert sim.requests[-1]["func"] == "vds.delete"
+    complete(run, row)
+    service = show(run, item)
+    assert service["status"] == 4
+    # Every change is in the history, and every operation names the service.
+    kinds = [o["operation"] for o in service["operations"]]
+    assert kinds == ["open", "prolong", "suspend", "resume", "setparam", "changepricelist",
+                     "close"]
+    assert all(o["status"] == "done" for o in service["operations"])
+    assert [t["type"] for t in service["tasks"]] == [
+        "postopen", "postprolong", "postsuspend", "postresume", "postsetparam",
+        "postchangepricelist", "postclose"]
+    assert all(t["status"] == "closed" for t in service["tasks"])
+    messages = " | ".join(h["message"] for h in service["history"])
+    for word in ("prolong", "suspend", "resume", "hostname=www.example.com", "VDS-1-RAM",
+                 "close"):
+        assert word in messages
+
+
+def test_show_and_list_services(run, upstream):
+    sim = upstream
+    item, remote = order_active(run, sim, client="acme")
+    other, _ = order_active(run, sim, client="globex")
+    run("services", "suspend", other)
+    run("checkevent")
+
+    r = run("services", "show", item)
+    assert r.exit_code == 0, r
+    for section in ("params:", "addons:", "operations:", "tasks:", "history:"):
+        assert section in r.stdout
+    assert "disk  30" in r.stdout and "postopen" in r.stdout
+
+    rows = tsv(run("services", "list").stdout)
+    assert [row["id"] for row in rows] == [str(item), str(other)]
+    assert rows[0]["upstream_id"] == remote and rows[0]["pricelist"] == "VDS-1"
+    assert rows[0]["processingmodule"] == "vds-up"
+    assert run("services", "list", "--status", "3", "-q").stdout.split() == [str(other)]
+    assert run("services", "list", "--client", "acme", "-q").stdout.split() == [str(item)]
+    assert run("services", "list", "--client", "acme", "--status", "3", "-q").stdout == ""
+    listed = json.loads(run("services", "list", "--json").stdout)
+    assert [s["status"] for s in listed] == [2, 3]
+
+
+@pytest.mark.parametrize("setup, args, words", [
+    ([], ["resume", "{item}"], "is active, not suspended"),
+    ([["suspend"]], ["suspend", "{item}"], "is suspended, not active"),
+    ([["close"]], ["prolong", "{item}"], "is deleted"),
+    ([["close"]], ["resume", "{item}"], "is deleted"),
+    ([], ["prolong", "{item}", "--period", "2"], "not sold for 2 months"),
+    ([], ["change-tariff", "{item}", "VDS-1"], "already has tariff 'VDS-1'"),
+    ([], ["change-tariff", "{item}", "Hosting-Start"], "is for vhost"),
+    ([], ["change-tariff", "{item}", "VDS-9"], "no tariff 'VDS-9'"),
+    ([], ["set-param", "{item}", "novalue"], "NAME=VALUE"),
+    ([], ["prolong", "999"], "no service 999"),
+    ([], ["suspend", "abc"], "must be a number"),
+])
+def test_nonsense_is_refused_with_exit_2_and_one_line(run, upstream, setup, args, words):
+    sim = upstream
+    item, _ = order_active(run, sim)
+    for step in setup:
+        assert run("services", *step, item).exit_code == 0
+        assert run("checkevent").exit_code == 0
+    sent = len(sim.requests)
+    r = run("services", *[a.format(item=item) for a in args])
+    assert r.exit_code == 2, r
+    assert words in r.stderr
+    assert r.stderr.count("\n") <= 2 and "Traceback" not in r.stderr
+    assert len(sim.requests) == sent  # nothing went upstream
+    assert len(show(run, item)["operations"]) == 1 + len(setup)
+
+
+def test_a_second_operation_waits_for_the_first(run, upstream):
+    sim = upstream
+    item, _ = order_active(run, sim)
+    row = change(run, "suspend", item)
+    sent = len(sim.requests)
+    r = run("services", "prolong", item)
+    assert r.exit_code == 2
+    assert (f"service {item} already has operation {row['runningoperation']} (suspend) waiting"
+            in r.stderr)
+    assert len(sim.requests) == sent
+    # A failed one blocks too, until it is restarted and done.
+    complete(run, row)
+    sim.set_balance("1.00")
+    assert run("services", "prolong", item).exit_code == 1
+    r = run("services", "resume", item)
+    assert r.exit_code == 2 and "(prolong) failed" in r.stderr and "ops start" in r.stderr
+
+
+def test_transient_failures_are_retried_within_bounds(run, upstream):
+    sim = upstream
+    item, remote = order_active(run, sim)
+    expiry = sim.items[remote].expiredate
+    sim.fault("500", func="service.prolong", count=1)
+    row = change(run, "prolong", item)
+    assert row["status"] == "waiting"
+    # The 500 may have been processed: the upstream's view was read before the second try.
+    assert funcs(sim)[-3:] == ["service.prolong", "vds.edit", "service.prolong"]
+    assert sim.items[remote].expiredate > expiry
+    assert op(run, row["runningoperation"])["trycount"] == 1
+
+    complete(run, row)
+    sim.fault("500", func="vds.suspend", count=10)
+    r = run("services", "suspend", item)
+    assert r.exit_code == 75, r  # RESELLCTL_RETRY_ATTEMPTS=3: three tries, then it gives up
+    assert funcs(sim)[-5:] == ["vds.suspend", "vds.edit", "vds.suspend", "vds.edit",
+                               "vds.suspend"]
+    failed = op(run, tsv(r.stdout)[0]["runningoperation"])
+    assert failed["status"] == "failed" and failed["error_type"] == "transient"
+    assert "HTTP 500" in failed["reason"]
+    assert json.loads(run("tasks", "list", "--status", "open", "--json").stdout) == []
+    assert sim.items[remote].status == 2
+
+
+def test_permanent_failures_fail_at_once(run, upstream):
+    sim = upstream
+    item, remote = order_active(run, sim)
+    sim.delete(remote)  # upstream, before our checkevent hears of it
+    sent = len(sim.requests)
+    r = run("services", "suspend", item)
+    assert r.exit_code == 1, r
+    assert funcs(sim)[-1] == "vds.suspend" and len(sim.requests) == sent + 1
+    assert "is deleted" in r.stderr and "resellctl ops start" in r.stderr
+    [row] = tsv(r.stdout)
+    failed = op(run, row["runningoperation"])
+    assert failed["status"] == "failed" and failed["error_type"] == "permanent"
+    assert failed["trycount"] == 1 and len(failed["errors"]) == 1
+    assert row["task"] == ""
+
+
+def test_a_change_under_a_manual_module_is_a_task_for_staff(run, upstream):
+    sim = upstream
+    item, remote = order_active(run, sim)
+    expiry = show(run, item)["expiredate"]
+    assert run("set-module", item, "manual").exit_code == 0
+    sent = len(sim.requests)
+    row = change(run, "prolong", item)
+    assert row["status"] == "waiting"
+    assert len(sim.requests) == sent
+    [task] = json.loads(run("tasks", "list", "--status", "open", "--json").stdout)
+    assert task["type"] == "postprolong" and task["item"] == item
+    r = run("tasks", "close", task["id"], "--note", "paid by bank transfer")
+    assert r.exit_code == 0, r
+    service = show(run, item)
+    assert service["expiredate"] > expiry
+    assert op(run, row["runningoperation"])["status"] == "done"
+    assert "paid by bank transfer" in service["history"][-1]["message"]
+    assert sim.items[remote].expiredate == expiry  # the upstream was not asked
+
+
+def test_a_task_under_an_upstream_module_closes_itself(run, upstream):
+    sim = upstream
+    item, _ = order_active(run, sim)
+    row = change(run, "suspend", item)
+    r = run("tasks", "close", row["task"])
+    assert r.exit_code == 2 and "closes itself" in r.stderr
+    complete(run, row)
+    r = run("tasks", "close", row["task"])
+    assert r.exit_code == 2 and "closed already" in r.stderr
+
+
+def test_upstream_params_never_reach_the_terminal_as_markup_or_control(run, upstream,
+                                                                      monkeypatch):
+    sim = upstream
+    monkeypatch.setenv("COLUMNS", "200")  # the terminal's width, as rich reads it
+    item, remote = order_active(run, sim, client="[bold]acme[/bold]")
+    sim.setparam(remote, note="[red]x[/red]\x1b[2J")
+    sim.suspend(remote, msg="abuse [blink]now[/blink]\x07")
+    assert run("checkevent").exit_code == 0
+
+    r = run("services", "show", item, tty=True)
+    assert r.exit_code == 0, r
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout
+    assert "[red]x[/red]\\x1b[2J" in r.stdout  # the markup shown as text, the escape spelled
+    assert "[blink]now[/blink]\\x07" in r.stdout
+    assert "┃" in r.stdout or "│" in r.stdout  # drawn as rich tables
+
+    r = run("services", "list", tty=True)
+    assert r.exit_code == 0, r
+    assert "[bold]acme[/bold]" in r.stdout and "\x1b" not in r.stdout
+
+    # In a pipe: the same escaping, one line per row.
+    r = run("services", "show", item)
+    assert "  note  [red]x[/red]\\x1b[2J\n" in r.stdout and "\x1b" not in r.stdout
