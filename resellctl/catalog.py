@@ -35,7 +35,8 @@ def add_module(store, name, type, url=None, username=None, password=None, datace
         raise InputError("a manual module takes no --url, --username, password or --datacenter")
     if min_balance is not None:
         try:
-            if decimal.Decimal(min_balance) < 0:
+            amount = decimal.Decimal(min_balance)
+            if not amount.is_finite() or amount < 0:
                 raise decimal.InvalidOperation
         except decimal.InvalidOperation:
             raise InputError(f"--min-balance must be an amount like 20 or 20.50, "

@@ -5,13 +5,18 @@ the last is read. Text that came from the upstream may hold terminal control cha
 rich markup; both are neutralised here, in the one place every value passes through.
 """
 
+import itertools
 import json
-import sys
 import re
+import sys
 
 import click
 
+from resellctl.errors import InputError
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# json.dumps escapes C0 controls itself, but with ensure_ascii=False lets DEL and C1 through.
+_JSON_UNESCAPED = re.compile(r"[\x7f-\x9f]")
 
 
 def clean(value):
@@ -23,6 +28,12 @@ def clean(value):
         text = _CONTROL.sub(lambda m: {"\t": "\\t", "\n": "\\n", "\r": "\\r"}.get(
             m.group(), f"\\x{ord(m.group()):02x}"), text)
     return text
+
+
+def to_json(obj, indent=None):
+    """JSON text with every control character escaped (``\\u009b``), none emitted raw."""
+    text = json.dumps(obj, ensure_ascii=False, indent=indent)
+    return _JSON_UNESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def say(message, err=True):
@@ -39,9 +50,21 @@ def options(fn):
     return fn
 
 
+def check_format(as_json, quiet):
+    """InputError for --json with -q; commands that change things call it before they do."""
+    if as_json and quiet:
+        raise InputError("give --json or -q, not both")
+
+
 def emit_rows(app, rows, columns, as_json=False, quiet=False, key="id"):
     """Print ``rows`` (an iterable of dicts): ids, JSON, a rich table or TSV lines."""
+    check_format(as_json, quiet)
     write = sys.stdout.write
+    # Views check their arguments when first read: read the first row before printing
+    # anything, so that a bad argument leaves no header or "[" on stdout.
+    rows = iter(rows)
+    head = next(rows, None)
+    rows = itertools.chain([head] if head is not None else [], rows)
     if quiet:
         for row in rows:
             write(f"{row[key]}\n")
@@ -50,7 +73,7 @@ def emit_rows(app, rows, columns, as_json=False, quiet=False, key="id"):
         first = True
         write("[")
         for row in rows:
-            write(("\n" if first else ",\n") + json.dumps(row, ensure_ascii=False))
+            write(("\n" if first else ",\n") + to_json(row))
             first = False
         write("\n]\n" if not first else "]\n")
         return
@@ -65,7 +88,7 @@ def emit_rows(app, rows, columns, as_json=False, quiet=False, key="id"):
 def emit_one(app, obj, as_json=False, sections=()):
     """Print one object: JSON, or ``field<TAB>value`` lines plus named sub-lists."""
     if as_json:
-        click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+        click.echo(to_json(obj, indent=2))
         return
     skip = {name for name, _ in sections}
     width = max((len(k) for k in obj if k not in skip), default=0)

@@ -112,13 +112,17 @@ def _create_file(path):
     directory = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         return
+    except FileExistsError as e:
+        if e.filename == path:
+            return
+        # makedirs found a regular file where a directory should be.
+        reason = f"{e.filename} is not a directory"
     except OSError as e:
-        raise StoreError(f"cannot create the store at {path}: {e.strerror}",
-                         "Choose another place with --db PATH or RESELLCTL_DB.") from None
-    os.close(fd)
+        reason = e.strerror
+    raise StoreError(f"cannot create the store at {path}: {reason}",
+                     "Choose another place with --db PATH or RESELLCTL_DB.")
 
 
 class Store:
@@ -142,7 +146,9 @@ class Store:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if app_id != APPLICATION_ID:
                 tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-                if tables:
+                # Only a truly blank database is ours to take: no tables, and no mark of
+                # another application in its header.
+                if tables or app_id or version:
                     conn.close()
                     raise StoreError(f"{path} is an SQLite database but not a resellctl store",
                                      "Point --db at a resellctl store or a new file.")
@@ -155,6 +161,7 @@ class Store:
             raise StoreError(f"cannot open the store at {path}: {e.strerror}") from None
         store = cls(conn, path)
         if version > SCHEMA_VERSION:
+            conn.close()
             raise StoreError(
                 f"{path} has schema version {version}, newer than this resellctl knows "
                 f"({SCHEMA_VERSION})", "Upgrade resellctl to use this store.")

@@ -33,6 +33,7 @@ def order(tariff, quantity, period, client, params, addons, as_json, quiet):
     resellctl order VDS-1 --quantity 3 --period 1 --client acme
     resellctl order VDS-1 --param ostempl=debian-12 --addon disk=40
     """
+    output.check_format(as_json, quiet)
     app = app_of()
     outcomes = lifecycle.order(app.store, engine_of(app), tariff, quantity=quantity,
                                period=period, client=client,

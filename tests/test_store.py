@@ -1,0 +1,189 @@
+"""Where the store lives, how it is created, and what happens with files that are not one."""
+
+import hashlib
+import os
+import sqlite3
+import stat
+
+import pytest
+
+from resellctl import store as store_module
+from resellctl.store import APPLICATION_ID, SCHEMA_VERSION, Store
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """HOME and XDG_DATA_HOME inside tmp_path, RESELLCTL_DB unset."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.delenv("RESELLCTL_DB", raising=False)
+    return home
+
+
+def create(run, *db):
+    result = run(*db, "modules", "add", "manual", "--type", "manual")
+    assert result.exit_code == 0, result
+
+
+def module_names(path):
+    conn = sqlite3.connect(path)
+    try:
+        return [r[0] for r in conn.execute("SELECT name FROM processingmodule")]
+    finally:
+        conn.close()
+
+
+# --- where -------------------------------------------------------------------------------------
+
+def test_the_default_is_under_home_local_share(run, home):
+    create(run)
+    assert module_names(home / ".local/share/resellctl/resellctl.db") == ["manual"]
+
+
+def test_xdg_data_home_moves_the_default(run, home, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    create(run)
+    assert module_names(tmp_path / "xdg/resellctl/resellctl.db") == ["manual"]
+    assert not (home / ".local").exists()
+
+
+def test_resellctl_db_beats_the_default_and_db_beats_both(run, home, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("RESELLCTL_DB", str(tmp_path / "env.db"))
+    create(run)
+    create(run, "--db", str(tmp_path / "flag.db"))
+    assert module_names(tmp_path / "env.db") == ["manual"]
+    assert module_names(tmp_path / "flag.db") == ["manual"]
+    assert not (tmp_path / "xdg").exists()
+
+
+# --- how ---------------------------------------------------------------------------------------
+
+def test_a_new_store_is_private_whatever_the_umask(run, tmp_path):
+    path = tmp_path / "private" / "resellctl.db"
+    old = os.umask(0)
+    try:
+        create(run, "--db", str(path))
+        store = Store.open(str(path))
+        try:
+            with store.write():  # the WAL and shared-memory files exist while it is open
+                store.conn.execute("UPDATE processingmodule SET min_balance = '1'")
+            companions = [f"{path}-wal", f"{path}-shm"]
+            assert all(os.path.exists(p) for p in companions)
+            assert [mode(p) & 0o077 for p in companions] == [0, 0]
+        finally:
+            store.close()
+    finally:
+        os.umask(old)
+    assert mode(path) == 0o600
+    assert mode(path.parent) == 0o700
+
+
+def test_the_store_runs_in_wal_mode_with_its_schema_version(run):
+    create(run)
+    conn = sqlite3.connect(run.db_path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 1
+        assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    finally:
+        conn.close()
+
+
+def test_an_older_store_is_migrated_on_open_and_keeps_its_data(run, monkeypatch):
+    create(run)
+
+    def m_next(db):
+        db["processingmodule"].add_column("note", str)
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, m_next])
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    result = run("modules", "list", "--json")
+    assert result.exit_code == 0, result
+    assert '"name": "manual"' in result.stdout
+    conn = sqlite3.connect(run.db_path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+        assert conn.execute("SELECT name, note FROM processingmodule").fetchall() == [
+            ("manual", None)]
+    finally:
+        conn.close()
+
+
+# --- what is not a store -----------------------------------------------------------------------
+
+def refused(result, fragment):
+    """Exit 2, nothing on stdout, one `Error:` line holding ``fragment``, no traceback."""
+    assert result.exit_code == 2, result
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert fragment in line, result
+    assert len(result.stderr.splitlines()) <= 2  # the line and perhaps a hint
+
+
+def test_a_newer_store_is_refused_and_left_alone(run):
+    create(run)
+    conn = sqlite3.connect(run.db_path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    before = digest(run.db_path)
+    refused(run("modules", "list"),
+            f"has schema version {SCHEMA_VERSION + 1}, newer than this resellctl knows")
+    assert digest(run.db_path) == before
+
+
+def test_a_path_under_a_regular_file_is_refused(run, tmp_path):
+    (tmp_path / "plain").write_text("a file\n")
+    refused(run("--db", str(tmp_path / "plain" / "resellctl.db"), "modules", "list"),
+            f"cannot create the store at {tmp_path}/plain/resellctl.db: "
+            f"{tmp_path}/plain is not a directory")
+    refused(run("--db", str(tmp_path / "plain" / "sub" / "resellctl.db"), "modules", "list"),
+            "Not a directory")
+    assert (tmp_path / "plain").read_text() == "a file\n"
+
+
+def test_a_directory_is_refused(run, tmp_path):
+    refused(run("--db", str(tmp_path), "modules", "list"), "is a directory")
+
+
+def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(run, tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database, but precious\n" * 200)
+    before = digest(path), mode(path)
+    refused(run("--db", str(path), "modules", "list"), "is not a resellctl store")
+    assert (digest(path), mode(path)) == before
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("setup", [
+    "CREATE TABLE contacts (name TEXT); INSERT INTO contacts VALUES ('ada')",
+    "PRAGMA application_id = 7",  # another application's mark, no tables yet
+    "PRAGMA user_version = 3",
+])
+def test_an_sqlite_file_of_another_application_is_refused_and_left_alone(run, tmp_path, setup):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(setup)
+    conn.close()
+    before = digest(path)
+    refused(run("--db", str(path), "modules", "add", "x", "--type", "manual"),
+            "is an SQLite database but not a resellctl store")
+    assert digest(path) == before
+    assert sorted(os.listdir(tmp_path)) == ["other.db"]  # no -wal, no -journal
+
+
+def test_an_empty_file_becomes_a_store(run, tmp_path):
+    path = tmp_path / "new.db"
+    path.touch()
+    create(run, "--db", str(path))
+    assert module_names(path) == ["manual"]
