@@ -114,7 +114,6 @@ def request_change(store, engine, item_id, kind, **args):
     params, detail = {}, ""
     if kind == "prolong":
         params["period"] = check_period(store, tariff, args.get("period") or item["period"])
-        params["expiredate_before"] = item["expiredate"] or ""
         detail = f"{params['period']} months"
     elif kind == "changepricelist":
         new = store.tariff(args["tariff"])
@@ -140,8 +139,11 @@ def check_tariff_change(store, item, old, new, module):
     if new["itemtype"] != item["itemtype"]:
         raise InputError(f"tariff {new['name']!r} is for {new['itemtype']}, "
                          f"service {item['id']} is a {item['itemtype']}")
-    if module["type"] == "billmanager" and new["processingmodule"] != module["id"]:
-        raise InputError(f"tariff {new['name']!r} is not sold by module {module['name']!r}")
+    if new["processingmodule"] != old["processingmodule"]:
+        # Under a manual module too: the service still lives with its tariff's upstream.
+        home = store.module(old["processingmodule"])
+        raise InputError(f"tariff {new['name']!r} is not sold by module {home['name']!r}, "
+                         f"which sells service {item['id']}")
     if item["itemtype"] != "vds" or module["type"] != "billmanager":
         return
     old_disk = tariff_addons(store, old["id"]).get("disk")
@@ -173,6 +175,9 @@ def set_module(store, item_id, module_ref, force=False, until_task_closed=False)
     old = store.module(item["processingmodule"])
     if new["id"] == old["id"]:
         raise InputError(f"service {item['id']} is already under module {new['name']!r}")
+    if until_task_closed and new["type"] != "manual":
+        raise InputError(f"--until-task-closed needs a manual module; {new['name']!r} is a "
+                         f"{new['type']} module")
     if new["type"] == "billmanager":
         if item["upstream_module"] and item["upstream_module"] != new["id"]:
             home = store.module(item["upstream_module"])

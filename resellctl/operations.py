@@ -54,6 +54,9 @@ def describe(kind, item_id, detail=""):
 
 def create(store, item, kind, params, desc, module_id=None):
     """Write a new operation for ``item``; call inside ``store.write()``. Returns its id."""
+    # Events logged after this mark may be this operation's own (see Engine._seen_done).
+    params = {**params, "eventlog_mark": store.one(
+        "SELECT coalesce(max(id), 0) FROM eventlog")[0]}
     cur = store.conn.execute(
         "INSERT INTO runningoperation (desc, item, itemtype, client, cdate, mdate, trycount, "
         "processingmodule, status, operation, params) VALUES (?, ?, ?, ?, ?, ?, 0, ?, 'new', ?, ?)",
@@ -124,7 +127,13 @@ class Engine:
         state = {"maybe_sent": maybe_sent}
 
         def attempt():
-            if state["maybe_sent"]:
+            if kind == "prolong" and "expiredate_before" not in params:
+                # A prolongation is relative: note where the upstream's expiry stood before
+                # the first try, so a later try can tell whether an earlier one went through.
+                seen = client.edit_read(item["itemtype"], item["upstream_id"])
+                params["expiredate_before"] = seen.get("expiredate") or ""
+                self._save_params(op, params)
+            elif state["maybe_sent"]:
                 seen = client.edit_read(item["itemtype"], item["upstream_id"])
                 if already_applied(kind, params, seen):
                     return ("an earlier attempt reached the upstream (it shows "
@@ -138,6 +147,11 @@ class Engine:
 
         retry_if = (lambda e: isinstance(e, UpstreamError) and e.kind == errors.TRANSIENT)
         return retrying(retry_if=retry_if)(attempt), None
+
+    def _save_params(self, op, params):
+        with self.store.write():
+            self.store.conn.execute("UPDATE runningoperation SET params = ? WHERE id = ?",
+                                    (json.dumps(params, sort_keys=True), op["id"]))
 
     def send_request(self, client, op, item, module, params):
         """The one request that carries out ``op`` (PROTOCOL.md's functions)."""
@@ -182,31 +196,53 @@ class Engine:
                     "status = CASE WHEN status = 1 THEN 5 ELSE status END WHERE id = ?",
                     (str(upstream_id), module["id"], now(), item["id"]))
                 item = store.item(op["item"])
-            if kind == "open" and item["status"] == 2 and upstream_id is not None:
-                # Adopted an item whose `open` event was applied already: nothing to wait for.
-                store.conn.execute(
-                    "UPDATE runningoperation SET status = 'done', mdate = ? WHERE id = ?",
-                    (now(), op["id"]))
-                store.add_history(item["id"], f"operation {op['id']} ({kind}) done: {note}",
-                                  runningoperation=op["id"])
-                return Outcome(op["id"], op["item"], "done", note=note)
+            event = self._seen_done(current, item) if module is not None else None
+            stamp = now()
             task_id = store.conn.execute(
                 "INSERT INTO task (type, item, itemstatus, itemtype, pricelist, client, "
-                "runningoperation, opendate, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open')",
+                "runningoperation, opendate, status, closedate, closedby) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (KINDS[kind][0], item["id"], item["status"], item["itemtype"], item["pricelist"],
-                 item["client"], op["id"], now())).lastrowid
+                 item["client"], op["id"], stamp, "open" if event is None else "closed",
+                 None if event is None else stamp,
+                 None if event is None else f"event {event}")).lastrowid
+            status = "waiting" if event is None else "done"
             store.conn.execute(
-                "UPDATE runningoperation SET status = 'waiting', task = ?, mdate = ?, "
+                "UPDATE runningoperation SET status = ?, task = ?, mdate = ?, "
                 "error_type = NULL, error_message = NULL, amount = NULL WHERE id = ?",
-                (task_id, now(), op["id"]))
+                (status, task_id, stamp, op["id"]))
             where = f"upstream item {upstream_id}" if upstream_id else "the upstream"
             if module is None:
                 message = f"operation {op['id']} ({kind}) waits for staff: task {task_id}"
-            else:
+            elif event is None:
                 message = f"operation {op['id']} ({kind}) accepted by {where}; task {task_id}"
+            else:
+                message = (f"operation {op['id']} ({kind}) done: its upstream event {event} "
+                           f"was applied already; task {task_id} closed")
             store.add_history(item["id"], message + (f"; {note}" if note else ""),
                               runningoperation=op["id"])
-        return Outcome(op["id"], op["item"], "waiting", note=note)
+        return Outcome(op["id"], op["item"], status, note=note)
+
+    def _seen_done(self, op, item):
+        """The id of an applied event that shows ``op`` done, or None.
+
+        Such an event arrives before the operation is accepted when checkevent ran while the
+        request was under way, or between a lost answer and a restart; waiting for it would
+        wait forever. It must be of the operation's kind, logged after the operation was made,
+        and the books must show the change.
+        """
+        params = json.loads(op["params"] or "{}")
+        row = self.store.one(
+            "SELECT event_id FROM eventlog WHERE id > ? AND item = ? AND type = ? AND "
+            "outcome = 'applied' ORDER BY id DESC LIMIT 1",
+            (params.get("eventlog_mark", 0), item["id"], op["operation"]))
+        if row is None:
+            return None
+        if op["operation"] == "open":
+            shown = item["status"] == 2
+        else:
+            shown = already_applied(op["operation"], params, local_view(self.store, item))
+        return row["event_id"] if shown else None
 
     def _failed(self, op, module, error):
         store = self.store
@@ -267,6 +303,15 @@ def already_applied(kind, params, seen):
         have = seen.get("params") or {}
         return all(have.get(k) == str(v) for k, v in params["params"].items())
     return False
+
+
+def local_view(store, item):
+    """The books' view of a service, in the shape of ``Client.edit_read``."""
+    tariff = store.one("SELECT remote_id FROM pricelist WHERE id = ?", (item["pricelist"],))
+    return {"status": str(item["status"]), "expiredate": item["expiredate"],
+            "pricelist": tariff["remote_id"] if tariff else None,
+            "params": {r["name"]: r["value"] for r in store.all(
+                "SELECT name, value FROM itemparam WHERE item = ?", (item["id"],))}}
 
 
 def summarise(kind, seen):

@@ -281,3 +281,134 @@ def test_upstream_params_never_reach_the_terminal_as_markup_or_control(run, upst
     # In a pipe: the same escaping, one line per row.
     r = run("services", "show", item)
     assert "  note  [red]x[/red]\\x1b[2J\n" in r.stdout and "\x1b" not in r.stdout
+
+
+# --- money-aware failures --------------------------------------------------------------------
+
+def failed_orders(run, sim, count):
+    """``count`` VDS-1 orders (5.00 each) refused for want of funds; their operation ids."""
+    sim.set_balance("0.00")
+    r = run("order", "VDS-1", "--quantity", count, "--json")
+    assert r.exit_code == 1, r
+    created = json.loads(r.stdout)
+    assert [c["status"] for c in created] == ["failed"] * count
+    return [c["runningoperation"] for c in created]
+
+
+def test_not_enough_money_fails_with_the_deficit_and_no_task(run, upstream):
+    sim = upstream
+    item, remote = order_active(run, sim)
+    expiry = sim.items[remote].expiredate
+    sim.set_balance("10.00")
+    sent = len(sim.requests)
+    r = run("services", "prolong", item, "--period", "12")
+    assert r.exit_code == 1, r
+    assert funcs(sim)[-2:] == ["vds.edit", "service.prolong"]
+    assert len(sim.requests) == sent + 2  # not retried
+    [row] = tsv(r.stdout)
+    assert row["status"] == "failed" and row["task"] == ""
+    assert ("Top up the selling account of module 'vds-up' by at least 40.00 EUR, then run: "
+            f"resellctl ops start {row['runningoperation']}") in r.stderr
+    failed = op(run, row["runningoperation"])
+    assert failed["error_type"] == "balance"
+    assert failed["errors"][0]["deficit"] == "40.00" and failed["errors"][0]["amount"] == "50.00"
+    assert json.loads(run("tasks", "list", "--status", "open", "--json").stdout) == []
+    assert sim.items[remote].expiredate == expiry and sim.balance() == 10
+
+    listed = tsv(run("ops", "list", "--status", "failed").stdout)
+    assert [o["id"] for o in listed] == [row["runningoperation"]]
+    assert "not enough money" in listed[0]["reason"]
+    assert "Insufficient funds: 50.00 EUR required" in listed[0]["reason"]
+
+
+def test_checkevent_reruns_what_the_balance_covers_oldest_first(run, upstream):
+    sim = upstream
+    ops = failed_orders(run, sim, 3)
+    r = run("checkevent", "--json")
+    assert json.loads(r.stdout)[0]["rerun"] == 0  # nothing covered yet
+    sim.topup("12.00")  # two orders' worth, not three
+    r = run("checkevent")
+    assert r.exit_code == 0, r
+    assert "2 re-run for funds" in r.stdout
+    assert [op(run, o)["status"] for o in ops] == ["waiting", "waiting", "failed"]
+    assert sim.balance() == 2 and len(sim.items) == 2
+    assert [op(run, o)["trycount"] for o in ops] == [2, 2, 1]
+    # The next run opens them; the third still waits for funds.
+    r = run("checkevent")
+    assert "2 operations completed" in r.stdout
+    assert [op(run, o)["status"] for o in ops] == ["done", "done", "failed"]
+    sim.topup("3.00")
+    run("checkevent")
+    assert op(run, ops[2])["status"] == "waiting" and len(sim.items) == 3
+
+
+def test_no_auto_rerun_leaves_them_to_ops_start(run, upstream, password_file):
+    from conftest import USERNAME
+
+    sim = upstream
+    r = run("modules", "add", "vds-up", "--type", "billmanager", "--url", sim.server.url,
+            "--username", USERNAME, "--password-file", password_file, "--no-auto-rerun",
+            "--replace")
+    assert r.exit_code == 0, r
+    ops = failed_orders(run, sim, 2)
+    assert "or let `resellctl checkevent` re-run it" not in run("ops", "start", ops[0]).stderr
+    sim.topup("50.00")
+    r = run("checkevent")
+    assert r.exit_code == 0 and "re-run" not in r.stdout
+    assert [op(run, o)["status"] for o in ops] == ["failed", "failed"]
+    assert len(sim.items) == 0
+    r = run("ops", "start", ops[1])
+    assert r.exit_code == 0, r
+    assert [op(run, o)["status"] for o in ops] == ["failed", "waiting"]
+    assert [op(run, o)["trycount"] for o in ops] == [2, 2]
+
+
+def test_ops_start_forces_a_try_while_funds_are_short(run, upstream):
+    sim = upstream
+    [op_id] = failed_orders(run, sim, 1)
+    sim.set_balance("4.00")
+    r = run("ops", "start", op_id)
+    assert r.exit_code == 1, r
+    assert "by at least 1.00 EUR" in r.stderr
+    again = op(run, op_id)
+    assert again["trycount"] == 2 and [e["deficit"] for e in again["errors"]] == ["5.00", "1.00"]
+    assert [q["func"] for q in sim.requests].count("vds.order.param") == 2
+    r = run("ops", "start", op_id, op_id)
+    assert r.exit_code == 1
+
+
+def test_ops_start_refuses_what_is_not_failed_or_new(run, upstream):
+    sim = upstream
+    item, _ = order_active(run, sim)
+    row = change(run, "suspend", item)
+    sent = len(sim.requests)
+    for op_id, state in ((row["runningoperation"], "waiting"), (1, "done")):
+        r = run("ops", "start", op_id)
+        assert r.exit_code == 2 and f"operation {op_id} is {state}" in r.stderr
+    assert len(sim.requests) == sent
+
+
+def test_dry_run_prints_the_request_and_errors_and_sends_nothing(run, upstream):
+    from conftest import PASSWORD, USERNAME
+
+    sim = upstream
+    item, remote = order_active(run, sim)
+    sim.set_balance("1.00")
+    r = run("services", "prolong", item, "--period", "3")
+    op_id = tsv(r.stdout)[0]["runningoperation"]
+    sent = list(sim.requests)
+    r = run("ops", "start", op_id, "--dry-run")
+    assert r.exit_code == 0, r
+    assert sim.requests == sent
+    text = r.stdout
+    assert f"  POST {sim.server.url}\n" in text
+    for line in ("func=service.prolong", f"elid={remote}", "period=3", "sok=ok", "out=json",
+                 f"authinfo={USERNAME}:***"):
+        assert f"\n  {line}\n" in text, line
+    assert PASSWORD not in text + r.stderr
+    assert "errors:" in text and "balance" in text and "Insufficient funds" in text
+    shown = json.loads(run("ops", "start", op_id, "--dry-run", "--json").stdout)
+    assert shown["request"]["form"]["authinfo"] == f"{USERNAME}:***"
+    assert shown["request"]["form"]["func"] == "service.prolong"
+    assert shown["errors"][0]["type"] == "balance"
+    assert sim.requests == sent and op(run, op_id)["trycount"] == 1

@@ -90,8 +90,17 @@ def start(op_ids, dry_run, as_json):
     engine = engine_of(app)
     if dry_run:
         for op_id in ids:
-            output.emit_one(app, engine.dry_run(op_id), as_json,
+            shown = engine.dry_run(op_id)
+            request = shown.pop("request") if not as_json else None
+            output.emit_one(app, shown, as_json,
                             sections=[("errors", ["date", "type", "message"])])
+            if isinstance(request, dict):
+                output.say(f"\nrequest (not sent):\n  {request['method']} {request['url']}",
+                           err=False)
+                for name, value in request["form"].items():
+                    output.say(f"  {name}={value}", err=False)
+            elif request is not None:
+                output.say(f"\nrequest: {request}", err=False)
         return
     outcomes = engine.start(ids)
     output.emit_rows(app, outcome_rows(app.store, outcomes),

@@ -64,9 +64,13 @@ def show(item_id, as_json):
 def _change(item_id, kind, **args):
     app = app_of()
     outcome = lifecycle.request_change(app.store, engine_of(app), item_id, kind, **args)
-    output.emit_rows(app, outcome_rows(app.store, [outcome]),
-                     ["item", "runningoperation", "status", "task"])
+    [row] = outcome_rows(app.store, [outcome])
+    output.emit_rows(app, [row], ["item", "runningoperation", "status", "task"])
     report_failures([outcome])
+    op = app.store.operation(outcome.runningoperation)
+    if row["task"] and app.store.module(op["processingmodule"])["type"] == "manual":
+        output.say(f"task {row['task']} waits for staff; once the change is made: "
+                   f"resellctl tasks close {row['task']} --note TEXT")
 
 
 @services.command("prolong")

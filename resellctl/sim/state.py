@@ -261,8 +261,12 @@ class Simulator:
         if item.status != PROCESSING:  # deleted before it could open
             return
         if self._open_failures:
-            self.accounts[item.account].balance += self.tariffs[item.pricelist].prices[item.period]
+            account = self.accounts[item.account]
+            account.balance += self.tariffs[item.pricelist].prices[item.period]
             item.status = DELETED
+            # Refunded and gone: the reseller may order this remoteid again (``exists`` is for
+            # an item that exists, and adopting this one would wait for an opening forever).
+            del account.remoteids[item.remoteid]
             self._log(item, "openfail", msg=self._open_failures.popleft())
             return
         self._opened += 1
@@ -352,6 +356,17 @@ class Simulator:
         """The account's kept events, as sent on the wire."""
         with self.lock:
             return self.account(username).events.decoded()
+
+    def inject_event(self, record, username=None):
+        """Append a raw event record, sent as given: for testing how a client copes with a
+        malformed one. Returns the id of its place in the feed."""
+        with self.lock:
+            return self.account(username).events.append_raw(record)
+
+    def next_event_id(self, username=None):
+        """The id the account's next event will have."""
+        with self.lock:
+            return self.account(username).events.next_id
 
     def seed(self, items, events, username=None, first_remoteid=1, itemtype="vds",
              pricelist=11):

@@ -1,0 +1,208 @@
+"""The manual processing module: SEED's VDS-1 -> VDS-2 story, `set-module` and its checks,
+and the time-boxed override `--until-task-closed`."""
+
+import getpass
+import json
+
+import pytest
+
+from conftest import tsv
+from test_lifecycle import change, complete, funcs, op, order_active, show
+
+
+def open_tasks(run, item):
+    return json.loads(run("tasks", "list", "--status", "open", "--item", item, "--json").stdout)
+
+
+def test_vds_disk_change_is_refused_upstream_without_asking_it(run, upstream):
+    sim = upstream
+    item, _ = order_active(run, sim)
+    sent = len(sim.requests)
+    r = run("services", "change-tariff", item, "VDS-2")
+    assert r.exit_code == 2, r
+    assert r.stderr.splitlines() == [
+        f"Error: changing service {item} from VDS-1 (30 GB disk) to VDS-2 (60 GB disk) changes "
+        "the disk size, which the upstream cannot do automatically for a virtual server",
+        "Do it by hand under a manual processing module:",
+        f"  1. resellctl set-module {item} manual --until-task-closed",
+        f"  2. resellctl services change-tariff {item} VDS-2",
+        "  3. resize the server, then: resellctl tasks close TASK --note 'disk resized'",
+        f"  4. (without --until-task-closed) resellctl set-module {item} vds-up",
+    ]
+    assert len(sim.requests) == sent  # not even a read
+    assert len(show(run, item)["operations"]) == 1
+
+
+def test_the_refusal_names_the_manual_module_to_add_when_there_is_none(run, sim,
+                                                                       password_file):
+    from conftest import USERNAME
+
+    assert run("modules", "add", "vds-up", "--type", "billmanager", "--url", sim.server.url,
+               "--username", USERNAME, "--password-file", password_file).exit_code == 0
+    assert run("tariffs", "import", "vds-up").exit_code == 0
+    item, _ = order_active(run, sim)
+    r = run("services", "change-tariff", item, "VDS-2")
+    assert r.exit_code == 2
+    assert "  0. resellctl modules add manual --type manual" in r.stderr
+
+
+def test_seed_story_vds1_to_vds2_under_the_manual_module_and_back(run, upstream):
+    sim = upstream
+    item, remote = order_active(run, sim)
+    assert run("services", "change-tariff", item, "VDS-2").exit_code == 2
+
+    # 1. Switch the service to the manual module.
+    r = run("set-module", item, "manual")
+    assert r.exit_code == 0, r
+    assert r.stdout == f"service {item}: vds-up -> manual\n"
+    # 2. The same change is now a task for staff; nothing goes upstream.
+    sent = len(sim.requests)
+    r = run("services", "change-tariff", item, "VDS-2")
+    assert r.exit_code == 0, r
+    [row] = tsv(r.stdout)
+    assert row["status"] == "waiting"
+    assert len(sim.requests) == sent
+    [task] = open_tasks(run, item)
+    assert task["type"] == "postchangepricelist" and task["id"] == int(row["task"])
+    assert task["runningoperation"] == int(row["runningoperation"])
+    assert f"resellctl tasks close {task['id']}" in r.stderr
+    assert show(run, item)["pricelist"] == "VDS-1"  # not before the task is closed
+
+    # Upstream events still reach the service while it sits under the manual module.
+    sim.setparam(remote, hostname="big.example")
+    r = run("checkevent")
+    assert r.exit_code == 0 and "1 applied" in r.stdout and "0 operations completed" in r.stdout
+    assert show(run, item)["params"]["hostname"] == "big.example"
+    assert op(run, row["runningoperation"])["status"] == "waiting"
+
+    # 3. Staff resize the disk and close the task.
+    r = run("tasks", "close", task["id"], "--note", "disk resized to 60 GB")
+    assert r.exit_code == 0, r
+    assert f"task {task['id']} closed" in r.stderr
+    service = show(run, item)
+    assert service["pricelist"] == "VDS-2"
+    assert service["addons"] == {"disk": "60", "ram": "2048"}
+    assert service["processingmodule"] == "manual"  # no --until-task-closed: it stays
+    assert op(run, row["runningoperation"])["status"] == "done"
+    [closed] = json.loads(run("tasks", "list", "--item", item, "--status", "closed",
+                              "--json").stdout)[-1:]
+    assert closed["id"] == task["id"] and closed["closedate"]
+    assert closed["closedby"] == getpass.getuser() and closed["note"] == "disk resized to 60 GB"
+    last = service["history"][-1]
+    assert last["source"] == "task" and last["date"] == closed["closedate"]
+    assert last["message"] == (f"task {task['id']} (postchangepricelist) closed by "
+                               f"{getpass.getuser()}: disk resized to 60 GB")
+
+    # 4. Back to the upstream module, which serves the service as before.
+    r = run("set-module", item, "vds-up")
+    assert r.exit_code == 0 and r.stdout == f"service {item}: manual -> vds-up\n"
+    complete(run, change(run, "suspend", item))
+    service = show(run, item)
+    assert service["status"] == 3 and service["processingmodule"] == "vds-up"
+    modules = [h["message"] for h in service["history"] if h["source"] == "module"]
+    assert modules == ["processing module vds-up -> manual", "processing module manual -> vds-up"]
+
+    # The upstream never received a tariff change.
+    assert "service.changepricelist" not in funcs(sim)
+
+
+def test_until_task_closed_switches_back_when_the_task_is_closed(run, upstream):
+    sim = upstream
+    item, _ = order_active(run, sim)
+    r = run("set-module", item, "manual", "--until-task-closed")
+    assert r.exit_code == 0 and r.stdout == f"service {item}: vds-up -> manual\n"
+    assert (show(run, item)["history"][-1]["message"]
+            == "processing module vds-up -> manual until its manual task is closed")
+    row = change(run, "change-tariff", item, "VDS-2")
+    r = run("tasks", "close", row["task"], "--note", "disk resized")
+    assert r.exit_code == 0, r
+    assert f"service {item} is back under module vds-up" in r.stderr
+    service = show(run, item)
+    assert service["processingmodule"] == "vds-up" and service["pricelist"] == "VDS-2"
+    assert service["history"][-1]["message"] == (
+        f"processing module manual -> vds-up (task {row['task']} closed)")
+    # The override is spent: the next change goes upstream.
+    complete(run, change(run, "set-param", item, "hostname=h.example"))
+    assert "service.changepricelist" not in funcs(sim)
+    assert funcs(sim)[-1] == "vds.edit"
+
+
+def test_a_same_disk_change_goes_upstream_and_completes_by_its_event(run, upstream):
+    sim = upstream
+    item, remote = order_active(run, sim)
+    row = change(run, "change-tariff", item, "VDS-1-RAM")
+    assert row["status"] == "waiting"
+    assert funcs(sim)[-1] == "service.changepricelist"
+    assert sim.items[remote].pricelist == "13"
+    complete(run, row)
+    service = show(run, item)
+    assert service["pricelist"] == "VDS-1-RAM" and service["addons"]["ram"] == "2048"
+
+
+def test_set_module_checks(run, upstream, password_file):
+    from conftest import USERNAME
+
+    sim = upstream
+    item, _ = order_active(run, sim)
+    cases = [
+        (("set-module", 99, "manual"), "no service 99"),
+        (("set-module", item, "nosuch"), "no processing module 'nosuch'"),
+        (("set-module", item, "vds-up"), "already under module 'vds-up'"),
+        (("set-module", item, "vds-up", "--until-task-closed"), "already under"),
+    ]
+    # A second upstream whose tariffs were never imported cannot serve a vds.
+    assert run("modules", "add", "other", "--type", "billmanager", "--url", sim.server.url,
+               "--username", USERNAME, "--password-file", password_file).exit_code == 0
+    cases.append((("set-module", item, "other"), "lives upstream in module 'vds-up'"))
+    sim.set_balance("0")
+    r = run("order", "VDS-1")
+    assert r.exit_code == 1
+    unlinked = tsv(r.stdout)[0]["item"]
+    cases.append((("set-module", unlinked, "other"),
+                  "module 'other' has no tariff for vds services"))
+    cases.append((("set-module", unlinked, "manual", "--until-task-closed"), None))
+    cases.append((("set-module", unlinked, "vds-up", "--until-task-closed"),
+                  "--until-task-closed needs a manual module"))
+    for args, words in cases:
+        r = run(*args)
+        if words is None:
+            assert r.exit_code == 0, r
+            continue
+        assert r.exit_code == 2, (args, r)
+        assert words in r.stderr and "Traceback" not in r.stderr, (args, r)
+    assert show(run, item)["processingmodule"] == "vds-up"
+
+
+def test_set_module_waits_for_an_operation_upstream_unless_forced(run, upstream):
+    sim = upstream
+    item, _ = order_active(run, sim)
+    row = change(run, "suspend", item)
+    r = run("set-module", item, "manual")
+    assert r.exit_code == 2
+    assert f"operation {row['runningoperation']} (suspend)" in r.stderr and "--force" in r.stderr
+    assert show(run, item)["processingmodule"] == "vds-up"
+    r = run("set-module", item, "manual", "--force")
+    assert r.exit_code == 0 and r.stdout == f"service {item}: vds-up -> manual\n"
+    # The operation sent before the switch still completes by its upstream event.
+    complete(run, row)
+    assert show(run, item)["status"] == 3
+
+
+@pytest.mark.parametrize("kind, args, expect", [
+    ("suspend", [], {"status": 3}),
+    ("close", [], {"status": 4}),
+    ("set-param", ["ostempl=debian-12"], {"params": {"ostempl": "debian-12"}}),
+])
+def test_manual_tasks_apply_their_change_when_closed(run, upstream, kind, args, expect):
+    sim = upstream
+    item, remote = order_active(run, sim)
+    assert run("set-module", item, "manual").exit_code == 0
+    row = change(run, kind, item, *args)
+    assert run("tasks", "close", row["task"]).exit_code == 0
+    service = show(run, item)
+    for key, value in expect.items():
+        if isinstance(value, dict):
+            assert value.items() <= service[key].items()
+        else:
+            assert service[key] == value
+    assert sim.items[remote].status == 2  # the upstream was not asked
