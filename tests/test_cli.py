@@ -409,3 +409,15 @@ def test_markup_and_control_characters_from_upstream_are_shown_not_obeyed(
     assert not set(tariffs + service) & set("\x1b\x9b\x07")
     assert json.loads(tariffs)[0]["name"] == "VDS " + EVIL
     assert json.loads(service)["params"]["hostname"] == EVIL
+
+
+def test_ops_start_of_the_same_id_twice_sends_it_once(run, books):
+    sim = books
+    sim.topup("50")
+    sent = len(sim.requests)
+    [row] = tsv(ok(run("ops", "start", "3", "3")).stdout)
+    assert (row["runningoperation"], row["status"]) == ("3", "waiting")
+    ok(run("ops", "start", "-", input="4\n4\n"))
+    assert len(sim.requests) == sent + 2
+    tasks = as_json(run("tasks", "list", "--json"))
+    assert sorted(t["runningoperation"] for t in tasks) == [1, 2, 3, 4]

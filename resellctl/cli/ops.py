@@ -4,13 +4,12 @@ import sys
 
 import click
 
-from resellctl import output, views
+from resellctl import operations, output, views
 from resellctl.cli import ResellGroup
 from resellctl.cli.common import app_of, engine_of, report_failures
 from resellctl.cli.order import outcome_rows
 from resellctl.errors import InputError
 
-STATUSES = ("new", "waiting", "failed", "done")
 
 
 def page_options(fn):
@@ -27,7 +26,8 @@ def ops():
 
 
 @ops.command("list")
-@click.option("--status", type=click.Choice(STATUSES), help="Only operations in this status.")
+@click.option("--status", type=click.Choice(operations.STATUSES),
+              help="Only operations in this status.")
 @click.option("--item", type=int, help="Only operations of this service.")
 @page_options
 @output.options
@@ -66,7 +66,7 @@ def _ids(values):
         if not value.isdigit() or int(value) == 0:
             raise InputError(f"operation id must be a positive number, not {value!r}")
         ids.append(int(value))
-    return ids
+    return list(dict.fromkeys(ids))  # the same id twice must not be sent twice
 
 
 @ops.command("start")
