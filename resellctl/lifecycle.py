@@ -8,7 +8,7 @@ operation engine.
 import datetime
 import json
 
-from resellctl import operations
+from resellctl import errors, operations
 from resellctl.errors import InputError
 from resellctl.store import now
 
@@ -84,8 +84,27 @@ def order(store, engine, tariff_ref, quantity=1, period=None, client="", params=
 
 
 def pending_operation(store, item_id):
-    return store.one("SELECT * FROM runningoperation WHERE item = ? AND status IN "
-                     "('new', 'waiting', 'failed') ORDER BY id LIMIT 1", (item_id,))
+    marks = ", ".join("?" * len(operations.PENDING))
+    return store.one(f"SELECT * FROM runningoperation WHERE item = ? AND status IN ({marks}) "
+                     "ORDER BY id LIMIT 1", (item_id, *operations.PENDING))
+
+
+def cancel_order(store, item, op):
+    """Close a service whose order failed without reaching the upstream: nothing is sent, the
+    order is cancelled (so checkevent never re-runs it), the service deleted in the books."""
+    with store.write():
+        # Only while it is still failed: checkevent may be re-running it at this moment.
+        if not store.conn.execute("UPDATE runningoperation SET status = 'cancelled', mdate = ? "
+                                  "WHERE id = ? AND status = 'failed'",
+                                  (now(), op["id"])).rowcount:
+            raise InputError(f"operation {op['id']} changed meanwhile; see "
+                             f"`resellctl ops show {op['id']}`")
+        store.conn.execute("UPDATE item SET status = 4, mdate = ? WHERE id = ?",
+                           (now(), item["id"]))
+        store.add_history(item["id"], f"closed before it was opened: operation {op['id']} "
+                                      f"(open) cancelled; it had failed ({op['error_type']}) "
+                                      "and the upstream has no item", runningoperation=op["id"])
+    return operations.Outcome(op["id"], item["id"], "cancelled")
 
 
 def request_change(store, engine, item_id, kind, **args):
@@ -94,6 +113,15 @@ def request_change(store, engine, item_id, kind, **args):
     status = item["status"]
     name = STATUS_NAMES.get(status, str(status))
     busy = pending_operation(store, item["id"])
+    if (kind == "close" and busy is not None and busy["operation"] == "open"
+            and busy["status"] == "failed" and not item["upstream_id"]):
+        if busy["error_type"] != errors.TRANSIENT:
+            return cancel_order(store, item, busy)
+        raise InputError(
+            f"service {item['id']} cannot be closed yet: its order (operation {busy['id']}) "
+            "may have reached the upstream before its answer was lost",
+            f"Run `resellctl ops start {busy['id']}` first: it adopts the upstream's item if "
+            "there is one (and charges nothing twice); then close the service.")
     if busy is not None:
         raise InputError(
             f"service {item['id']} already has operation {busy['id']} ({busy['operation']}) "

@@ -34,6 +34,8 @@ KINDS = {
 
 # Operations still in progress: a service may have only one of these at a time.
 PENDING = ("new", "waiting", "failed")
+# Every status: ``cancelled`` is an order closed before it reached the upstream.
+STATUSES = ("new", "waiting", "failed", "done", "cancelled")
 
 
 @dataclasses.dataclass

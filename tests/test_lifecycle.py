@@ -412,3 +412,36 @@ def test_dry_run_prints_the_request_and_errors_and_sends_nothing(run, upstream):
     assert shown["request"]["form"]["func"] == "service.prolong"
     assert shown["errors"][0]["type"] == "balance"
     assert sim.requests == sent and op(run, op_id)["trycount"] == 1
+
+
+def test_an_order_that_never_reached_the_upstream_can_be_closed(run, upstream):
+    sim = upstream
+    [op_id] = failed_orders(run, sim, 1)
+    item = op(run, op_id)["item"]
+    sent = len(sim.requests)
+    r = run("services", "close", item)
+    assert r.exit_code == 0, r
+    assert tsv(r.stdout) == [{"item": str(item), "runningoperation": str(op_id),
+                              "status": "cancelled", "task": ""}]
+    assert len(sim.requests) == sent
+    assert show(run, item)["status"] == 4
+    assert "closed before it was opened" in show(run, item)["history"][-1]["message"]
+    assert run("ops", "list", "--status", "cancelled", "-q").stdout.split() == [str(op_id)]
+    # Funds arrive: checkevent does not order the cancelled service after all.
+    sim.topup("50.00")
+    r = run("checkevent")
+    assert r.exit_code == 0 and "re-run" not in r.stdout
+    assert len(sim.items) == 0
+    r = run("ops", "start", op_id)
+    assert r.exit_code == 2 and "is cancelled" in r.stderr
+
+
+def test_an_order_whose_answer_was_lost_cannot_be_closed_before_it_is_restarted(run, upstream):
+    sim = upstream
+    sim.fault("drop_after_commit", func="vds.order.param", count=3)
+    r = run("order", "VDS-1", "--json")
+    [created] = json.loads(r.stdout)
+    r = run("services", "close", created["item"])
+    assert r.exit_code == 2
+    assert f"Run `resellctl ops start {created['runningoperation']}` first" in r.stderr
+    assert show(run, created["item"])["status"] == 1
