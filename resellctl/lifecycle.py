@@ -107,6 +107,14 @@ def cancel_order(store, item, op):
     return operations.Outcome(op["id"], item["id"], "cancelled")
 
 
+def busy_error(item, busy):
+    return InputError(
+        f"service {item['id']} already has operation {busy['id']} ({busy['operation']}) "
+        f"{busy['status']}",
+        f"Wait for it (`resellctl checkevent`) or, if it failed, restart it with "
+        f"`resellctl ops start {busy['id']}`.")
+
+
 def request_change(store, engine, item_id, kind, **args):
     """Ask for one lifecycle change of a service; returns the Outcome of its operation."""
     item = store.item(item_id)
@@ -123,11 +131,7 @@ def request_change(store, engine, item_id, kind, **args):
             f"Run `resellctl ops start {busy['id']}` first: it adopts the upstream's item if "
             "there is one (and charges nothing twice); then close the service.")
     if busy is not None:
-        raise InputError(
-            f"service {item['id']} already has operation {busy['id']} ({busy['operation']}) "
-            f"{busy['status']}",
-            f"Wait for it (`resellctl checkevent`) or, if it failed, restart it with "
-            f"`resellctl ops start {busy['id']}`.")
+        raise busy_error(item, busy)
     if status == 4:
         raise InputError(f"service {item['id']} is deleted")
     if status in (1, 5) and kind != "close":
@@ -152,6 +156,10 @@ def request_change(store, engine, item_id, kind, **args):
         params["params"] = dict(args["params"])
         detail = ", ".join(f"{k}={v}" for k, v in params["params"].items())
     with store.write():
+        # Again under the write lock: another command may have asked for a change meanwhile.
+        busy = pending_operation(store, item["id"])
+        if busy is not None:
+            raise busy_error(item, busy)
         op_id = operations.create(store, item, kind, params,
                                   operations.describe(kind, item["id"], detail))
         store.add_history(item["id"], f"requested: {operations.KINDS[kind][1]} "
@@ -247,13 +255,16 @@ def close_task(store, task_id, note="", who=""):
                          f"{module['name']!r}; it closes itself",
                          "Run `resellctl checkevent` to apply the upstream's events.")
     params = json.loads(op["params"] or "{}")
-    item = store.item(task["item"])
     returned = None
     with store.write():
-        apply_locally(store, item, op["operation"], params)
         stamp = now()
-        store.conn.execute("UPDATE task SET status = 'closed', closedate = ?, note = ?, "
-                           "closedby = ? WHERE id = ?", (stamp, note, who, task["id"]))
+        # Closed once even when two people close it at the same moment.
+        if not store.conn.execute("UPDATE task SET status = 'closed', closedate = ?, note = ?, "
+                                  "closedby = ? WHERE id = ? AND status = 'open'",
+                                  (stamp, note, who, task["id"])).rowcount:
+            raise InputError(f"task {task['id']} is closed already")
+        item = store.item(task["item"])
+        apply_locally(store, item, op["operation"], params)
         store.conn.execute("UPDATE runningoperation SET status = 'done', mdate = ? WHERE id = ?",
                            (stamp, op["id"]))
         store.add_history(item["id"], f"task {task['id']} ({task['type']}) closed by "
