@@ -13,7 +13,7 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 
 def add_module(store, name, type, url=None, username=None, password=None, datacenter=None,
                min_balance=None, auto_rerun=True, replace=False):
-    """Add (or, with ``replace``, update) a processing module; returns its id."""
+    """Add (or, with ``replace``, update) a processing module; True if it was added."""
     if not _NAME.match(name or ""):
         raise InputError(f"module name {name!r} must start with a letter and hold only "
                          "letters, digits, '.', '_' and '-' (at most 64)")
@@ -56,12 +56,12 @@ def add_module(store, name, type, url=None, username=None, password=None, datace
             store.conn.execute(
                 "UPDATE processingmodule SET " + ", ".join(f"{k} = ?" for k in row) +
                 " WHERE id = ?", (*row.values(), existing["id"]))
-            return existing["id"]
+            return False
         row["cdate"] = now()
-        cur = store.conn.execute(
+        store.conn.execute(
             f"INSERT INTO processingmodule ({', '.join(row)}) VALUES "
             f"({', '.join('?' * len(row))})", tuple(row.values()))
-        return cur.lastrowid
+        return True
 
 
 def import_tariffs(store, engine, module_ref):

@@ -67,7 +67,8 @@ def test_modules_add_with_the_password_on_stdin(run, sim):
 
 def test_modules_add_manual_and_list_formats(run):
     ok(run("modules", "add", "manual", "--type", "manual"))
-    ok(run("modules", "add", "staff", "--type", "manual", "--min-balance", "0"))
+    r = ok(run("modules", "add", "staff", "--type", "manual", "--min-balance", "0", "--replace"))
+    assert r.stderr == "module staff (manual) added\n"  # --replace of nothing adds it
     rows = tsv(ok(run("modules", "list")).stdout)
     assert [(row["name"], row["type"]) for row in rows] == [("manual", "manual"),
                                                           ("staff", "manual")]
@@ -82,7 +83,7 @@ def test_modules_add_replace_updates_and_duplicates_are_refused(run, upstream, p
     r = run(*again, "--min-balance", "50")
     assert r.exit_code == 2 and "exists already" in r.stderr and "--replace" in r.stderr
     r = ok(run(*again, "--min-balance", "50", "--replace"))
-    assert "updated" in r.stderr
+    assert r.stderr == "module vds-up (billmanager) updated\n"
     modules = as_json(run("modules", "list", "--json"))
     assert [m["name"] for m in modules] == ["vds-up", "manual"]
     assert modules[0]["min_balance"] == "50"
@@ -96,8 +97,8 @@ def test_tariffs_import_twice_updates_and_never_duplicates(run, upstream):
     sim = upstream
     vds1 = sim.tariffs["11"]
     sim.tariffs["11"] = dataclasses.replace(vds1, prices={**vds1.prices, 1: Decimal("6.50")})
-    r = ok(run("tariffs", "import", "vds-up"))
-    assert "0 added, 4 updated" in r.stderr
+    r = ok(run("tariffs", "import", "1"))  # the module by its id
+    assert r.stderr == "tariffs of vds-up: 0 added, 4 updated\n" and r.stdout == ""
     tariffs = as_json(run("tariffs", "list", "--json"))
     assert sorted(t["name"] for t in tariffs) == ["Hosting-Start", "VDS-1", "VDS-1-RAM", "VDS-2"]
     [vds1] = [t for t in tariffs if t["name"] == "VDS-1"]
@@ -113,6 +114,17 @@ def test_tariffs_list_as_tsv_and_for_one_module(run, upstream):
     assert {row["name"]: row["addons"] for row in rows}["VDS-2"] == "disk=60 GB, ram=2048 MB"
     assert ok(run("tariffs", "list", "--module", "manual")).stdout.splitlines() == [
         "id\tname\titemtype\tprocessingmodule\tcurrency\tprices\taddons"]
+
+
+def test_tariffs_import_from_an_upstream_that_does_not_answer(run, sim, password_file):
+    ok(run("modules", "add", "vds-up", "--type", "billmanager", "--url", sim.server.url,
+           "--username", USERNAME, "--password-file", password_file))
+    sim.fault("html", func="pricelist.export", count=10)
+    r = run("tariffs", "import", "vds-up")
+    assert r.exit_code == 75 and r.stdout == "" and "Traceback" not in r.stderr
+    [line] = r.stderr.splitlines()
+    assert line.startswith("Error: pricelist.export on 127.0.0.1:") and "not JSON" in line
+    assert as_json(run("tariffs", "list", "--json")) == []
 
 
 def test_tariffs_import_of_a_manual_module_is_refused(run, upstream):

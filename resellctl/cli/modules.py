@@ -56,10 +56,11 @@ def add(name, type_, url, username, password_file, password_stdin, datacenter, m
     """
     password = _read_password(password_file, password_stdin)
     app = app_of()
-    catalog.add_module(app.store, name, type_, url=url, username=username, password=password,
-                       datacenter=datacenter, min_balance=min_balance,
-                       auto_rerun=not no_auto_rerun, replace=replace)
-    output.say(f"module {name} ({type_}) {'updated' if replace else 'added'}")
+    added = catalog.add_module(app.store, name, type_, url=url, username=username,
+                               password=password, datacenter=datacenter,
+                               min_balance=min_balance, auto_rerun=not no_auto_rerun,
+                               replace=replace)
+    output.say(f"module {name} ({type_}) {'added' if added else 'updated'}")
 
 
 @modules.command("list")

@@ -15,9 +15,10 @@ def outcome_rows(store, outcomes):
 
 @click.command()
 @click.argument("tariff")
-@click.option("--quantity", type=int, default=1, show_default=True,
+@click.option("--quantity", type=int, default=1, show_default=True, metavar="N",
               help="How many services (1-100).")
-@click.option("--period", type=int, help="Months (one the tariff sells; default its shortest).")
+@click.option("--period", type=int, metavar="MONTHS",
+              help="Months (one the tariff sells; default its shortest).")
 @click.option("--client", default="", help="The client the services are for.")
 @click.option("--param", "params", multiple=True, metavar="K=V",
               help="A service parameter sent with the order (repeatable).")

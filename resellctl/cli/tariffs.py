@@ -17,15 +17,16 @@ def tariffs():
 def import_(module):
     """Import the tariffs of MODULE's upstream (re-import updates, never duplicates)."""
     app = app_of()
-    added, updated = catalog.import_tariffs(app.store, engine_of(app), module)
-    output.say(f"tariffs of {module}: {added} added, {updated} updated")
+    name = app.store.module(module)["name"]  # the message names it, even when given by id
+    added, updated = catalog.import_tariffs(app.store, engine_of(app), name)
+    output.say(f"tariffs of {name}: {added} added, {updated} updated")
 
 
 @tariffs.command("list")
 @click.option("--module", help="Only the tariffs of this module.")
 @output.options
 def list_(module, as_json, quiet):
-    """List tariffs with item type, module, prices (months: cost) and resources."""
+    """List tariffs with item type, module, prices (months=cost) and resources."""
     app = app_of()
     output.emit_rows(app, views.tariffs(app.store, module),
                      ["id", "name", "itemtype", "processingmodule", "currency", "prices",
