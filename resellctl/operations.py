@@ -15,7 +15,9 @@ is already there.
 
 import dataclasses
 import datetime
+import fcntl
 import json
+import os
 
 from resellctl import errors
 from resellctl.errors import InputError, UpstreamError
@@ -86,9 +88,26 @@ class Engine:
     # -- processing ----------------------------------------------------------------------------
 
     def process(self, op_id):
-        """Send one operation by its module and record the outcome; never raises UpstreamError."""
+        """Send one operation by its module and record the outcome; never raises UpstreamError.
+
+        One process at a time sends a given operation (checkevent re-running it for funds while
+        an admin starts it must not prolong twice): the others get the status ``busy``.
+        """
+        op = self.store.operation(op_id)
+        claim = claim_operation(self.store.path, op["id"])
+        if claim is None:
+            return Outcome(op["id"], op["item"], "busy",
+                           note="another resellctl process is sending it")
+        try:
+            return self._process(op["id"])
+        finally:
+            os.close(claim)
+
+    def _process(self, op_id):
         store = self.store
-        op = store.operation(op_id)
+        op = store.operation(op_id)  # read again under the claim: it may be done by now
+        if op["status"] not in ("new", "failed"):
+            return Outcome(op["id"], op["item"], op["status"])
         module = store.module(op["processingmodule"])
         if module["type"] == "manual":
             return self._accepted(op, note="manual module: a task for staff")
@@ -272,6 +291,18 @@ class Engine:
                              "A waiting operation completes with its upstream event "
                              "(`resellctl checkevent`); a done one needs nothing.")
         return [self.process(op["id"]) for op in ops]
+
+
+def claim_operation(store_path, op_id):
+    """Lock byte ``op_id`` of ``<store>.sending``; the open descriptor (closing it lets go), or
+    None when another process holds it. The kernel lets go when the holder dies."""
+    fd = os.open(store_path + ".sending", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, op_id)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def send_change(client, kind, item, params):

@@ -211,3 +211,45 @@ def months_after(day, months):
     from resellctl.sim.tariffs import add_months
 
     return add_months(date.fromisoformat(day), months).isoformat()
+
+
+# --- two processes at once -------------------------------------------------------------------
+
+HOLD_CLAIM = """
+import sys
+from resellctl.operations import claim_operation
+claim = claim_operation(sys.argv[1], int(sys.argv[2]))
+print("held" if claim is not None else "refused", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_an_operation_another_process_is_sending_is_not_sent_again(run, upstream):
+    import subprocess
+    import sys
+
+    sim = upstream
+    item, remote = order_active(run, sim)
+    sim.set_balance("0.00")
+    r = run("services", "prolong", item)
+    op_id = int(tsv(r.stdout)[0]["runningoperation"])
+    sim.topup("50.00")
+    balance, expiry = sim.balance(), sim.items[remote].expiredate
+    # Another process (cron's checkevent re-running it for funds, say) is sending it now.
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_CLAIM, run.db_path, str(op_id)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        sent = len(sim.requests)
+        r = run("ops", "start", op_id)
+        assert r.exit_code == 0, r
+        assert tsv(r.stdout)[0]["status"] == "busy"
+        assert len(sim.requests) == sent
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert op(run, op_id)["trycount"] == 1
+    # Once it lets go (here: it ended without sending), the operation can be started.
+    r = run("ops", "start", op_id)
+    assert r.exit_code == 0 and tsv(r.stdout)[0]["status"] == "waiting", r
+    assert sim.balance() == balance - 5 and sim.items[remote].expiredate > expiry
