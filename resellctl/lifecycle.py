@@ -224,14 +224,16 @@ def set_module(store, item_id, module_ref, force=False, until_task_closed=False)
         if serves is None:
             raise InputError(f"module {new['name']!r} has no tariff for {item['itemtype']} "
                              f"services, so it cannot serve service {item['id']}")
-    waiting = store.one("SELECT id, operation FROM runningoperation WHERE item = ? AND "
+    waiting = store.one("SELECT id, operation, task FROM runningoperation WHERE item = ? AND "
                         "status = 'waiting' AND processingmodule = ? LIMIT 1",
                         (item["id"], old["id"]))
     if waiting is not None and not force:
+        finish = (f"Close its task when the work is done (`resellctl tasks close "
+                  f"{waiting['task']}`)" if old["type"] == "manual"
+                  else "Let it complete (`resellctl checkevent`)")
         raise InputError(f"operation {waiting['id']} ({waiting['operation']}) of service "
                          f"{item['id']} is waiting under module {old['name']!r}",
-                         "Let it complete (`resellctl checkevent`), or switch anyway with "
-                         "--force.")
+                         f"{finish}, or switch anyway with --force.")
     with store.write():
         store.conn.execute(
             "UPDATE item SET processingmodule = ?, prev_module = ?, return_on_task = ?, "

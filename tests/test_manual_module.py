@@ -67,6 +67,10 @@ def test_seed_story_vds1_to_vds2_under_the_manual_module_and_back(run, upstream)
     assert task["runningoperation"] == int(row["runningoperation"])
     assert f"resellctl tasks close {task['id']}" in r.stderr
     assert show(run, item)["pricelist"] == "VDS-1"  # not before the task is closed
+    r = run("set-module", item, "vds-up")  # too early: the task is still open
+    assert r.exit_code == 2
+    assert f"Close its task when the work is done (`resellctl tasks close {task['id']}`)" \
+        in r.stderr
 
     # Upstream events still reach the service while it sits under the manual module.
     sim.setparam(remote, hostname="big.example")
