@@ -110,7 +110,7 @@ class Engine:
             return Outcome(op["id"], op["item"], op["status"])
         module = store.module(op["processingmodule"])
         if module["type"] == "manual":
-            return self._accepted(op, note="manual module: a task for staff")
+            return self._accepted(op)
         maybe_sent = op["trycount"] > 0
         with store.write():
             store.conn.execute(
