@@ -182,7 +182,9 @@ def check_tariff_change(store, item, old, new, module):
                          f"which sells service {item['id']}")
     if item["itemtype"] != "vds" or module["type"] != "billmanager":
         return
-    old_disk = tariff_addons(store, old["id"]).get("disk")
+    # The service's own disk: it may have been ordered larger than its tariff's.
+    old_disk = store.one("SELECT value FROM itemaddon WHERE item = ? AND name = 'disk'",
+                         (item["id"],)) or tariff_addons(store, old["id"]).get("disk")
     new_disk = tariff_addons(store, new["id"]).get("disk")
     old_value = old_disk["value"] if old_disk else None
     new_value = new_disk["value"] if new_disk else None

@@ -210,3 +210,17 @@ def test_manual_tasks_apply_their_change_when_closed(run, upstream, kind, args, 
         else:
             assert service[key] == value
     assert sim.items[remote].status == 2  # the upstream was not asked
+
+
+def test_the_disk_compared_is_the_services_own(run, upstream):
+    sim = upstream
+    r = run("order", "VDS-1", "--addon", "disk=40", "--json")
+    [created] = json.loads(r.stdout)
+    assert run("checkevent").exit_code == 0
+    assert show(run, created["item"])["addons"]["disk"] == "40"
+    sent = len(sim.requests)
+    # VDS-1-RAM keeps the tariff's 30 GB, but this server has 40: the change would shrink it.
+    r = run("services", "change-tariff", created["item"], "VDS-1-RAM")
+    assert r.exit_code == 2, r
+    assert "from VDS-1 (40 GB disk) to VDS-1-RAM (30 GB disk)" in r.stderr
+    assert len(sim.requests) == sent
