@@ -155,6 +155,13 @@ class Client:
             session.mount("http://", HTTPAdapter(max_retries=0))
             session.mount("https://", HTTPAdapter(max_retries=0))
             session.headers["User-Agent"] = f"resellctl/{__version__}"
+            # The environment's proxy and CA bundle, read once: requests would otherwise read
+            # the whole environment (and look for a ~/.netrc) again on every call, a fifth of
+            # an order's time. A netrc login has no use here: credentials go in the body.
+            session.proxies.update(requests.utils.get_environ_proxies(url))
+            session.verify = (os.environ.get("REQUESTS_CA_BUNDLE")
+                              or os.environ.get("CURL_CA_BUNDLE") or True)
+            session.trust_env = False
         self.session = session
 
     def __repr__(self):

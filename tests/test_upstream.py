@@ -559,3 +559,38 @@ def test_an_event_page_of_garbage_is_transient(client, requests_mock, doc):
 def test_the_module_imports_neither_click_nor_rich():
     source = Path(upstream.__file__).read_text(encoding="utf-8")
     assert "import click" not in source and "rich" not in source
+
+
+def test_a_proxy_from_the_environment_carries_the_calls(monkeypatch):
+    # The client reads the proxy settings once, not on every call: they must still be obeyed.
+    proxy = socket.create_server(("127.0.0.1", 0))
+    request_lines = []
+
+    def answer_one():
+        conn, _ = proxy.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            while len(body) < length:
+                body += conn.recv(65536)
+            request_lines.append(head.split(b"\r\n")[0].decode())
+            doc = (b'{"doc": {"elem": [{"id": {"$": "1"}, "balance": {"$": "5.00"}, '
+                   b'"currency": {"$": "EUR"}}]}}')
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(doc), doc))
+
+    thread = threading.Thread(target=answer_one, daemon=True)
+    thread.start()
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.getsockname()[1]}")
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with Client("http://billing.example.com/billmgr", "reseller", PASSWORD) as client:
+        assert client.balance() == (Decimal("5.00"), "EUR")
+    thread.join(timeout=10)
+    proxy.close()
+    assert request_lines == ["POST http://billing.example.com/billmgr HTTP/1.1"]
