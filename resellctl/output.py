@@ -68,21 +68,21 @@ def emit_rows(app, rows, columns, as_json=False, quiet=False, key="id"):
     if quiet:
         for row in rows:
             write(f"{row[key]}\n")
-        return
-    if as_json:
+    elif as_json:
         first = True
         write("[")
         for row in rows:
             write(("\n" if first else ",\n") + to_json(row))
             first = False
         write("\n]\n" if not first else "]\n")
-        return
-    if app.stdout_isatty:
+    elif app.stdout_isatty:
         _table(rows, columns)
-        return
-    write("\t".join(columns) + "\n")
-    for row in rows:
-        write("\t".join(clean(_cell(row.get(c))) for c in columns) + "\n")
+    else:
+        write("\t".join(columns) + "\n")
+        for row in rows:
+            write("\t".join(clean(_cell(row.get(c))) for c in columns) + "\n")
+    # Messages that follow on stderr must not overtake the rows where both share a pipe (2>&1).
+    sys.stdout.flush()
 
 
 def emit_one(app, obj, as_json=False, sections=()):

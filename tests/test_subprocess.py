@@ -25,10 +25,12 @@ def resellctl(request, tmp_path):
     env = {**os.environ, "RESELLCTL_DB": str(tmp_path / "resellctl.db"),
            "RESELLCTL_RETRY_WAIT": "0", "RESELLCTL_RETRY_ATTEMPTS": "2"}
     env.pop("RESELLCTL_SIM_URL", None)
+    env.pop("PYTHONUNBUFFERED", None)  # stdout buffered in a pipe, as users have it
 
     def run(*args, input=None, **kwargs):
+        kwargs.setdefault("capture_output", "stdout" not in kwargs)
         return subprocess.run([*request.param, *map(str, args)], input=input, env=env,
-                              capture_output=True, text=True, timeout=60, **kwargs)
+                              text=True, timeout=60, **kwargs)
 
     run.command, run.env = request.param, env
     return run
@@ -121,3 +123,23 @@ def test_a_reader_that_leaves_early_gets_no_traceback(resellctl, tmp_path, optio
     assert r.returncode == 0
     assert len(r.stdout.splitlines()) == 1
     assert r.stderr == ""
+
+
+def test_demo_tells_the_story_in_order_in_one_stream(resellctl):
+    r = resellctl("demo", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert r.returncode == 0, r.stdout
+    lines = r.stdout.splitlines()
+    assert "Traceback" not in r.stdout
+    assert lines[-1] == "Done: the service is active, its operation done and its task closed."
+
+    def after(command):
+        """The first line after the line that shows ``command`` being run."""
+        return lines[lines.index(f"$ resellctl {command}") + 1]
+
+    assert after("modules add manual --type manual") == "module manual (manual) added"
+    assert after("tariffs import vds-up") == "tariffs of vds-up: 4 added, 0 updated"
+    order = lines.index("$ resellctl order VDS-1 --period 1 --client acme "
+                        "--param ostempl=debian-12")
+    assert lines[order + 1:order + 3] == ["item\trunningoperation\tstatus\ttask", "1\t1\tfailed\t"]
+    assert lines[order + 3].startswith("operation 1 (service 1) failed: ")
+    assert lines[order + 5:order + 7] == ["Error: 1 of 1 operation(s) failed", "(exit status 1)"]

@@ -180,6 +180,13 @@ class _HTTPServer(ThreadingHTTPServer):
         self.verbose = verbose
         super().__init__(address, Handler)
 
+    def handle_error(self, request, client_address):
+        # A client that gave up (its read timeout, a dropped connection) is no server error;
+        # the default traceback would land on whatever stderr the process has at the time.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
     def server_bind(self):
         # HTTPServer.server_bind asks DNS for the host's full name; nothing here needs it.
         socketserver.TCPServer.server_bind(self)
