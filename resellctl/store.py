@@ -116,6 +116,9 @@ def _create_file(path):
         return
     except FileExistsError as e:
         if e.filename == path:
+            if os.path.getsize(path) == 0:
+                # An empty file made by hand becomes the store and will hold passwords.
+                os.chmod(path, 0o600)
             return
         # makedirs found a regular file where a directory should be.
         reason = f"{e.filename} is not a directory"

@@ -182,8 +182,9 @@ def test_an_sqlite_file_of_another_application_is_refused_and_left_alone(run, tm
     assert sorted(os.listdir(tmp_path)) == ["other.db"]  # no -wal, no -journal
 
 
-def test_an_empty_file_becomes_a_store(run, tmp_path):
+def test_an_empty_file_becomes_a_private_store(run, tmp_path):
     path = tmp_path / "new.db"
-    path.touch()
+    path.touch(mode=0o644)
     create(run, "--db", str(path))
     assert module_names(path) == ["manual"]
+    assert mode(path) == 0o600
