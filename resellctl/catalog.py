@@ -12,11 +12,25 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 
 
 def add_module(store, name, type, url=None, username=None, password=None, datacenter=None,
-               min_balance=None, auto_rerun=True, replace=False):
-    """Add (or, with ``replace``, update) a processing module; True if it was added."""
+               min_balance=None, auto_rerun=None, replace=False):
+    """Add (or, with ``replace``, update) a processing module; True if it was added.
+
+    With ``replace``, a setting given as None keeps the module's current value, so changing
+    the minimal balance does not ask for the password again.
+    """
     if not _NAME.match(name or ""):
         raise InputError(f"module name {name!r} must start with a letter and hold only "
                          "letters, digits, '.', '_' and '-' (at most 64)")
+    current = store.one("SELECT * FROM processingmodule WHERE name = ?", (name,))
+    if replace and current is not None and current["type"] == type:
+        url, username, password, datacenter, min_balance = (
+            current[k] if v is None else v for k, v in (
+                ("url", url), ("username", username), ("password", password),
+                ("datacenter", datacenter), ("min_balance", min_balance)))
+        if auto_rerun is None:
+            auto_rerun = bool(current["auto_rerun"])
+    if auto_rerun is None:
+        auto_rerun = True
     if type not in MODULE_TYPES:
         raise InputError(f"module type must be one of {', '.join(MODULE_TYPES)}")
     if type == "billmanager":

@@ -433,3 +433,15 @@ def test_ops_start_of_the_same_id_twice_sends_it_once(run, books):
     assert len(sim.requests) == sent + 2
     tasks = as_json(run("tasks", "list", "--json"))
     assert sorted(t["runningoperation"] for t in tasks) == [1, 2, 3, 4]
+
+
+def test_modules_add_replace_keeps_what_is_not_given(run, upstream):
+    r = run("modules", "add", "vds-up", "--type", "billmanager", "--min-balance", "50",
+            "--no-auto-rerun", "--replace")
+    assert r.exit_code == 0, r
+    [module] = [m for m in json.loads(run("modules", "list", "--json").stdout)
+                if m["name"] == "vds-up"]
+    assert module["min_balance"] == "50" and module["auto_rerun"] is False
+    assert module["url"] == upstream.server.url
+    # The stored password still works: the upstream accepts the next call.
+    assert run("tariffs", "import", "vds-up").exit_code == 0

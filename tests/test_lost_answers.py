@@ -242,8 +242,9 @@ def test_an_operation_another_process_is_sending_is_not_sent_again(run, upstream
         assert holder.stdout.readline() == "held\n"
         sent = len(sim.requests)
         r = run("ops", "start", op_id)
-        assert r.exit_code == 0, r
+        assert r.exit_code == 75, r
         assert tsv(r.stdout)[0]["status"] == "busy"
+        assert "another resellctl process" in r.stderr
         assert len(sim.requests) == sent
     finally:
         holder.stdin.close()

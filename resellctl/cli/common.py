@@ -43,16 +43,25 @@ def read_password_file(path):
 
 
 def report_failures(outcomes):
-    """Say what failed and what to do next; raise the error whose exit status fits them all."""
+    """Say what failed and what to do next; raise the error whose exit status fits them all.
+
+    An operation another process is sending right now ("busy") is temporary: exit 75 when
+    nothing worse happened.
+    """
     failed = [o for o in outcomes if o.status == "failed"]
-    if not failed:
-        return
+    busy = [o for o in outcomes if o.status == "busy"]
     for outcome in failed:
         say(f"operation {outcome.runningoperation} (service {outcome.item}) failed: "
             f"{outcome.error.message}")
         if outcome.error.hint:
             say(f"  {outcome.error.hint}")
+    for outcome in busy:
+        say(f"operation {outcome.runningoperation} (service {outcome.item}) is being sent by "
+            f"another resellctl process right now; see `resellctl ops show "
+            f"{outcome.runningoperation}` in a moment")
+    if not failed and not busy:
+        return
     transient = all(o.error.kind == errors.TRANSIENT for o in failed)
-    error = errors.UpstreamError(errors.TRANSIENT if transient else errors.PERMANENT,
-                                 f"{len(failed)} of {len(outcomes)} operation(s) failed")
-    raise error
+    raise errors.UpstreamError(errors.TRANSIENT if transient else errors.PERMANENT,
+                               f"{len(failed) + len(busy)} of {len(outcomes)} operation(s) "
+                               f"{'failed' if failed else 'busy'}")

@@ -40,12 +40,13 @@ def _read_password(password_file, password_stdin):
 @click.option("--datacenter", help="The upstream datacenter id to order in.")
 @click.option("--min-balance", metavar="AMOUNT",
               help="Warn when the upstream balance falls below this.")
-@click.option("--no-auto-rerun", is_flag=True,
-              help="Do not re-run operations that failed for want of funds when the balance "
-                   "covers them (checkevent).")
-@click.option("--replace", is_flag=True, help="Update the settings of an existing module.")
+@click.option("--auto-rerun/--no-auto-rerun", default=None,
+              help="Whether checkevent re-runs operations that failed for want of funds once "
+                   "the balance covers them (default: on).")
+@click.option("--replace", is_flag=True,
+              help="Update the settings of an existing module; options not given are kept.")
 def add(name, type_, url, username, password_file, password_stdin, datacenter, min_balance,
-        no_auto_rerun, replace):
+        auto_rerun, replace):
     """Add a processing module.
 
     \b
@@ -58,7 +59,7 @@ def add(name, type_, url, username, password_file, password_stdin, datacenter, m
     app = app_of()
     added = catalog.add_module(app.store, name, type_, url=url, username=username,
                                password=password, datacenter=datacenter,
-                               min_balance=min_balance, auto_rerun=not no_auto_rerun,
+                               min_balance=min_balance, auto_rerun=auto_rerun,
                                replace=replace)
     output.say(f"module {name} ({type_}) {'added' if added else 'updated'}")
 
