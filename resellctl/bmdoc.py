@@ -48,7 +48,7 @@ def named_values(node):
     """``[{"$name": "ip", "$": "192.0.2.10"}]`` as ``{"ip": "192.0.2.10"}``."""
     result = {}
     for elem in as_list(node):
-        if not isinstance(elem, dict) or "$name" not in elem:
+        if not isinstance(elem, dict) or not isinstance(elem.get("$name"), str):
             raise ValueError("expected a list of named values")
-        result[str(elem["$name"])] = text(elem, "")
+        result[elem["$name"]] = text(elem, "")
     return result

@@ -1,9 +1,14 @@
 """Applying the upstream's item event feed (``item.event.list``) to the books.
 
-Each page of events is applied, logged and the module's cursor advanced in ONE transaction;
-the upstream is acknowledged only after that commit. A run killed at any point therefore loses
-nothing and applies nothing twice: the next run reads again after the committed cursor, and the
-event log's unique (module, event id) key skips whatever was applied already (``--from``).
+Each page of events is applied, logged and the module's feed position advanced in ONE
+transaction; the upstream is acknowledged only after that commit. A run killed at any point
+therefore loses nothing and applies nothing twice: the next run reads again after the committed
+position, and the event log's unique (module, event id) key skips whatever was applied already
+(``--from``).
+
+The position is ``(cursor, skip)``: the last event id read, and how many records without a
+usable id were read after it. Such a record cannot move the cursor (the upstream pages by id),
+so ``skip`` is what keeps it from being read, logged and counted again by every later run.
 
 An event that cannot be applied (unknown service, unknown type, malformed) is logged with its
 reason and counted; it never stops the feed.
@@ -49,59 +54,115 @@ class Event:
     msg: str | None = None
 
 
+def _text(node):
+    """``bmdoc.text``, with the wire's usual ``{"$": "..."}`` read without further calls: a
+    backlog of 100,000 events reads a million of them."""
+    if type(node) is dict:
+        value = node.get("$")
+        if type(value) is str:
+            return value
+    elif node is None:
+        return None
+    return bmdoc.text(node)
+
+
+MAX_ID = 2**63 - 1  # SQLite's largest integer
+
+
 def event_id(raw):
-    """The numeric id of a raw event, or None when it has none."""
+    """The id of a raw event, a whole number from 1 to MAX_ID; None when it has none."""
     try:
-        value = bmdoc.text(raw.get("id")) if isinstance(raw, dict) else None
-        return int(value) if value is not None and value.isdigit() else None
+        value = _text(raw.get("id")) if isinstance(raw, dict) else None
     except ValueError:
         return None
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 19:
+        return None
+    number = int(value)
+    return number if 0 < number <= MAX_ID else None
 
 
-def parse(raw):
-    """A raw event dict from the wire as an Event; Rejected with the reason if malformed."""
+def advance(position, ident):
+    """The feed position after a record with id ``ident`` (None: a record without one)."""
+    cursor, skip = position
+    if ident is None:
+        return cursor, skip + 1
+    return (ident, 0) if ident > cursor else position
+
+
+def feed_end(position, raws):
+    """The feed position after reading ``raws`` from ``position``."""
+    for raw in raws:
+        position = advance(position, event_id(raw))
+    return position
+
+
+def parse(raw, ident=None):
+    """A raw event dict from the wire as an Event; Rejected with the reason if malformed.
+
+    ``ident``: its ``event_id``, when the caller has it already.
+    """
     if not isinstance(raw, dict):
         raise Rejected(f"an event must be an object, not {type(raw).__name__}")
-    ident = event_id(raw)
     if ident is None:
-        raise Rejected("the event has no numeric id")
-    try:
-        kind = bmdoc.text(raw.get("type"))
-        item = bmdoc.text(raw.get("item"))
-        if not kind:
-            raise Rejected("the event has no type")
-        if kind not in TYPES:
-            raise Rejected(f"unknown event type {kind!r}")
-        if not item:
-            raise Rejected("the event names no item")
-        event = Event(ident, kind, item, remoteid=bmdoc.text(raw.get("remoteid")),
-                      date=bmdoc.text(raw.get("date")), msg=bmdoc.text(raw.get("msg")))
-        status = bmdoc.text(raw.get("status"))
-        if status is not None:
-            if status not in ("1", "2", "3", "4", "5"):
-                raise Rejected(f"status {status!r} is not an item status code")
-            event.status = int(status)
-        expiry = bmdoc.text(raw.get("expiredate"))
-        if expiry is not None:
-            try:
-                datetime.date.fromisoformat(expiry)
-            except ValueError:
-                raise Rejected(f"expiredate {expiry!r} is not a date") from None
-            event.expiredate = expiry
-        event.pricelist = bmdoc.text(raw.get("pricelist"))
-        if "param" in raw:
-            event.params = bmdoc.named_values(raw["param"])
-        if "addon" in raw:
-            event.addons = bmdoc.named_values(raw["addon"])
-    except ValueError as e:
-        if isinstance(e, Rejected):
-            raise
-        raise Rejected(f"malformed field: {e}") from None
+        ident = event_id(raw)
+    if ident is None:
+        if raw.get("id") is None:
+            raise Rejected("the event has no id")
+        text = _loose_text(raw["id"])
+        shown = repr(text) if text is not None else _shown(raw["id"])
+        raise Rejected(f"the event's id {shown} is not a whole number from 1 to {MAX_ID}")
+    kind = _field(raw, "type")
+    item = _field(raw, "item")
+    if not kind:
+        raise Rejected("the event has no type")
+    if kind not in TYPES:
+        raise Rejected(f"unknown event type {kind!r}")
+    if not item:
+        raise Rejected("the event names no item")
+    event = Event(ident, kind, item, remoteid=_field(raw, "remoteid"),
+                  date=_field(raw, "date"), msg=_field(raw, "msg"),
+                  pricelist=_field(raw, "pricelist"))
+    status = _field(raw, "status")
+    if status is not None:
+        if status not in ("1", "2", "3", "4", "5"):
+            raise Rejected(f"status {status!r} is not an item status code")
+        event.status = int(status)
+    expiry = _field(raw, "expiredate")
+    if expiry is not None:
+        try:
+            datetime.date.fromisoformat(expiry)
+        except ValueError:
+            raise Rejected(f"expiredate {expiry!r} is not a date") from None
+        event.expiredate = expiry
+    if "param" in raw:
+        event.params = _named(raw, "param")
+    if "addon" in raw:
+        event.addons = _named(raw, "addon")
     needs = {"prolong": "expiredate", "setparam": "params", "addon": "addons",
              "changepricelist": "pricelist"}.get(kind)
     if needs and getattr(event, needs) is None:
         raise Rejected(f"a {kind} event without {needs}")
     return event
+
+
+def _field(raw, name):
+    """The scalar field ``name`` of a raw event; Rejected, naming it, if it is of another shape."""
+    try:
+        return _text(raw.get(name))
+    except ValueError as e:
+        raise Rejected(f"field {name!r}: {e}") from None
+
+
+def _named(raw, name):
+    try:
+        return bmdoc.named_values(raw[name])
+    except ValueError as e:
+        raise Rejected(f"field {name!r}: {e}") from None
+
+
+def _shown(value, limit=40):
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclasses.dataclass
@@ -113,24 +174,37 @@ class PageResult:
     completed: int = 0
     cursor: int = 0
 
+    COUNTS = ("applied", "skipped", "unknown", "rejected", "completed")
+
     def add(self, other):
-        for field in ("applied", "skipped", "unknown", "rejected", "completed"):
+        for field in self.COUNTS:
             setattr(self, field, getattr(self, field) + getattr(other, field))
         self.cursor = max(self.cursor, other.cursor)
 
 
-def apply_page(store, module, raws, cursor):
-    """Apply one page of raw events for ``module`` in one transaction; returns a PageResult.
+def apply_page(store, module, raws, start):
+    """Apply ``raws``, read from feed position ``start``, for ``module`` in one transaction.
 
-    The module's cursor moves to the highest event id seen (never backwards); the event log
-    records every event with its outcome.
+    The module's stored position moves to the end of the page, never backwards; the event log
+    records every record with its outcome, once: a record the stored position is past already
+    (a re-read, ``--from``) is skipped. Returns a PageResult.
     """
-    result = PageResult(cursor=cursor)
+    result = PageResult()
     with store.write():
-        _Applier(store, module, result).run(raws)
-        store.conn.execute("UPDATE processingmodule SET event_cursor = ? WHERE id = ? AND "
-                           "event_cursor < ?", (result.cursor, module["id"], result.cursor))
+        stored = tuple(store.conn.execute(
+            "SELECT event_cursor, event_skip FROM processingmodule WHERE id = ?",
+            (module["id"],)).fetchone())
+        end = max(stored, _Applier(store, module, result).run(raws, start, stored))
+        if end != stored:
+            store.conn.execute("UPDATE processingmodule SET event_cursor = ?, event_skip = ? "
+                               "WHERE id = ?", (*end, module["id"]))
+    result.cursor = end[0]
     return result
+
+
+# What applying an event reads of a service: fewer columns make a page's lookups cheaper.
+_ITEM_COLUMNS = ("item.id, item.status, item.expiredate, item.pricelist, item.upstream_id, "
+                 "item.upstream_module")
 
 
 class _Applier:
@@ -142,34 +216,47 @@ class _Applier:
         self.log, self.history, self.params, self.addons = [], [], [], []
         self.tariffs = {}
 
-    def run(self, raws):
-        ids = [i for i in map(event_id, raws) if i is not None]
+    def run(self, raws, position, stored):
+        """Apply the page; the feed position after it."""
+        idents = list(map(event_id, raws))
+        ids = [i for i in idents if i is not None]
         seen = set()
         if ids:
             seen = {r[0] for r in self.conn.execute(
                 "SELECT event_id FROM eventlog WHERE processingmodule = ? AND event_id "
                 "BETWEEN ? AND ?", (self.module["id"], min(ids), max(ids)))}
-            self.result.cursor = max(self.result.cursor, max(ids))
         parsed = []
-        for raw in raws:
-            try:
-                event = parse(raw)
-            except Rejected as why:
-                self._problem(raw, "rejected", str(why))
-                continue
-            if event.id in seen:
+        for raw, ident in zip(raws, idents):
+            before, position = position, advance(position, ident)
+            if ident is None:
+                # Its only identity is its place in the feed: past the stored position, it is
+                # new; before it, it was logged when the position moved past it.
+                if before < stored:
+                    self.result.skipped += 1
+                    continue
+            elif ident in seen:
                 self.result.skipped += 1
                 continue
-            seen.add(event.id)
-            parsed.append(event)
-        items = self._items(parsed)
+            else:
+                seen.add(ident)
+            try:
+                event = parse(raw, ident)
+            except Rejected as why:
+                where = "" if ident else f" (read after event {before[0]})"
+                self._problem(raw, ident, None, "rejected", f"{why}{where}")
+                continue
+            parsed.append((raw, event))
+        items = self._items([event for _, event in parsed])
         pending = self._pending({row["id"] for row in items.values()})
-        for event in parsed:
+        for raw, event in parsed:
             row = items.get(event.item)
             if row is None:
                 row = items[event.item] = self._by_remoteid(event)
+                if row is not None:
+                    pending.update(self._pending({row["id"]}))
             if row is None:
-                self._problem(event, "unknown", f"no service with upstream item {event.item}"
+                self._problem(raw, event.id, event, "unknown",
+                              f"no service with upstream item {event.item}"
                               + (f" or remoteid {event.remoteid}" if event.remoteid else ""))
                 continue
             self._apply(event, row, pending)
@@ -184,6 +271,7 @@ class _Applier:
             self.conn.executemany(
                 f"INSERT INTO {table} (item, name, value) VALUES (?, ?, ?) "
                 "ON CONFLICT (item, name) DO UPDATE SET value = excluded.value", rows)
+        return position
 
     def _items(self, events):
         """Local services of this page's events, by upstream item id, in a few queries."""
@@ -193,8 +281,8 @@ class _Applier:
             chunk = wanted[start:start + 500]
             marks = ",".join("?" * len(chunk))
             for row in self.conn.execute(
-                    f"SELECT * FROM item WHERE upstream_module = ? AND upstream_id IN ({marks})",
-                    (self.module["id"], *chunk)):
+                    f"SELECT {_ITEM_COLUMNS} FROM item WHERE upstream_module = ? "
+                    f"AND upstream_id IN ({marks})", (self.module["id"], *chunk)):
                 found[row["upstream_id"]] = dict(row)
         return found
 
@@ -214,13 +302,14 @@ class _Applier:
 
     def _by_remoteid(self, event):
         """An event that arrived before the order's answer was recorded: match our remoteid."""
-        if not event.remoteid or not event.remoteid.isdigit():
+        remoteid = event.remoteid
+        if not remoteid or not (remoteid.isascii() and remoteid.isdigit()) or len(remoteid) > 18:
             return None
         row = self.conn.execute(
-            "SELECT item.* FROM item JOIN pricelist ON pricelist.id = item.pricelist "
+            f"SELECT {_ITEM_COLUMNS} FROM item JOIN pricelist ON pricelist.id = item.pricelist "
             "WHERE item.id = ? AND pricelist.processingmodule = ? AND "
             "(item.upstream_id IS NULL OR item.upstream_id = ?)",
-            (int(event.remoteid), self.module["id"], event.item)).fetchone()
+            (int(remoteid), self.module["id"], event.item)).fetchone()
         if row is None:
             return None
         row = dict(row)
@@ -230,20 +319,17 @@ class _Applier:
             row.update(upstream_id=event.item, upstream_module=self.module["id"])
         return row
 
-    def _problem(self, event, outcome, reason):
-        if isinstance(event, Event):
-            ident, kind, item = event.id, event.type, event.item
-            raw = json.dumps(dataclasses.asdict(event))
+    def _problem(self, raw, ident, event, outcome, reason):
+        """Log a record that could not be applied, as it came, with the reason."""
+        if event is not None:
+            kind, item, date = event.type, event.item, event.date
+        elif isinstance(raw, dict):
+            kind, item, date = (_loose_text(raw.get(k)) for k in ("type", "item", "date"))
         else:
-            ident = event_id(event)
-            kind = item = None
-            if isinstance(event, dict):
-                kind = _loose_text(event.get("type"))
-                item = _loose_text(event.get("item"))
-            raw = json.dumps(event, default=str)[:4000]
+            kind = item = date = None
         setattr(self.result, outcome, getattr(self.result, outcome) + 1)
-        self.log.append((self.module["id"], ident, kind, None, self.stamp, None, item, outcome,
-                         reason, raw))
+        self.log.append((self.module["id"], ident, kind, date, self.stamp, None, item, outcome,
+                         reason, json.dumps(raw, default=str)[:4000]))
 
     def _apply(self, event, row, pending):
         item_id, conn = row["id"], self.conn
@@ -269,7 +355,10 @@ class _Applier:
                 row["expiredate"] = event.expiredate
             if event.pricelist:
                 local = self._tariff(event.pricelist)
-                if local is not None and local != row["pricelist"]:
+                if local is None:
+                    changes.append(f"tariff {event.pricelist} is not imported here "
+                                   "(resellctl tariffs import)")
+                elif local != row["pricelist"]:
                     conn.execute("UPDATE item SET pricelist = ?, mdate = ? WHERE id = ?",
                                  (local, self.stamp, item_id))
                     changes.append(f"tariff {event.pricelist}")
@@ -322,8 +411,10 @@ class _Applier:
         return self.tariffs[remote_id]
 
 
-def _loose_text(node):
+def _loose_text(node, limit=200):
+    """A field of a rejected record, for the log: None when it is not a scalar."""
     try:
-        return bmdoc.text(node)
+        text = bmdoc.text(node)
     except ValueError:
         return None
+    return text if text is None or len(text) <= limit else text[:limit] + "..."

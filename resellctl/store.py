@@ -99,6 +99,22 @@ def m001_initial(db):
     db["eventlog"].create_index(["outcome", "id"])
 
 
+@migration
+def m002_event_position(db):
+    """Where a module's feed was read to, and which events may be acknowledged upstream.
+
+    ``event_skip`` counts the records without a usable id read after ``event_cursor``: they
+    cannot move the cursor, yet must not be read (and counted) again. ``ack_mark`` is the
+    cursor as it stood at ``ack_mark_date``, acknowledged upstream once old enough so that the
+    upstream keeps recent events for a store restored from a backup (``checkevent --from``);
+    without a date, it is the last event acknowledged.
+    """
+    table = db["processingmodule"]
+    table.add_column("event_skip", int, not_null_default=0)
+    table.add_column("ack_mark", int)
+    table.add_column("ack_mark_date", str)
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -2,13 +2,15 @@
 
 One run at a time per store (an advisory lock that dies with its process), bounded work per
 run (an event count and a time budget, so a run never overlaps the next cron tick by design),
-the next page fetched while this one is applied, the upstream acknowledged only after commit.
+the next page fetched while this one is applied, the upstream acknowledged only after commit
+and only once the events are old enough that no backup restore may need them again.
 After the events, each module's balance is read, compared with its minimal balance, and
 operations that failed for want of funds are re-run, oldest first, as far as it covers them.
 """
 
 import concurrent.futures
 import dataclasses
+import datetime
 import decimal
 import fcntl
 import os
@@ -16,11 +18,12 @@ import time
 
 from resellctl import errors
 from resellctl.errors import LockHeld, UpstreamError
-from resellctl.events import PageResult, apply_page, event_id
+from resellctl.events import PageResult, apply_page, event_id, feed_end
 from resellctl.store import now
 
-PAGE = 1000
+PAGE = 1000  # events per request: the protocol's maximum
 DEFAULT_BUDGET = 240.0  # seconds: well inside cron's five-minute tick
+DEFAULT_ACK_AFTER = 7.0  # days the upstream keeps applied events, for --from after a restore
 
 
 @dataclasses.dataclass
@@ -64,8 +67,8 @@ class SyncLock:
         except BlockingIOError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise LockHeld(f"checkevent is already running ({holder}); this run exits",
-                           "Nothing to do: the running sync will take the events.") from None
+            # One line: cron mails it, and the running sync takes the events anyway.
+            raise LockHeld(f"checkevent is already running ({holder}); this run exits") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()}, started {now()}".encode())
         self.fd = fd
@@ -77,8 +80,12 @@ class SyncLock:
 
 
 def run(store, engine, module_ref=None, max_events=None, budget=DEFAULT_BUDGET, from_id=None,
-        progress=None):
-    """Sync every billmanager module (or one); returns a list of ModuleSummary."""
+        progress=None, ack_after=DEFAULT_ACK_AFTER):
+    """Sync every billmanager module (or one); returns a list of ModuleSummary.
+
+    An upstream failure stops its module only: it is recorded in that module's summary and
+    the other modules are synced all the same.
+    """
     if module_ref is not None:
         modules = [store.module(module_ref)]
         if modules[0]["type"] != "billmanager":
@@ -91,11 +98,15 @@ def run(store, engine, module_ref=None, max_events=None, budget=DEFAULT_BUDGET, 
     summaries = []
     with SyncLock(store.path):
         for module in modules:
+            # Read again under the lock: the run that held it may have moved the position.
+            module = store.one("SELECT * FROM processingmodule WHERE id = ?", (module["id"],))
             summary = ModuleSummary(module["name"], cursor=module["event_cursor"] or 0)
             summaries.append(summary)
             try:
-                sync_module(store, engine, module, summary, max_events, deadline, from_id,
+                client = engine.client(module)
+                sync_module(store, client, module, summary, max_events, deadline, from_id,
                             progress)
+                acknowledge(store, client, module, summary, ack_after)
                 check_balance(store, engine, module, summary)
             except UpstreamError as error:
                 summary.error = f"{error.message}" + (f" ({error.hint})" if error.hint else "")
@@ -103,47 +114,88 @@ def run(store, engine, module_ref=None, max_events=None, budget=DEFAULT_BUDGET, 
     return summaries
 
 
-def sync_module(store, engine, module, summary, max_events, deadline, from_id, progress):
-    client = engine.client(module)
-    start = module["event_cursor"] or 0
-    after = start if from_id is None else max(0, int(from_id) - 1)
-    total = PageResult(cursor=start)
+def sync_module(store, client, module, summary, max_events, deadline, from_id, progress):
+    """Read and apply the module's feed from its stored position (or ``from_id``)."""
+    stored = (module["event_cursor"] or 0, module["event_skip"] or 0)
+    start = stored
+    if from_id is not None and from_id - 1 < stored[0]:
+        start = (from_id - 1, 0)
+    total = PageResult(cursor=stored[0])
     remaining = max_events
 
-    def limit():
-        return PAGE if remaining is None else max(1, min(PAGE, remaining))
+    def fetch(position):
+        """The page after ``position``: its new records, whether more wait, where they start."""
+        cursor, skip = position
+        if skip >= PAGE:
+            raise UpstreamError(errors.PERMANENT, (
+                f"the upstream sent {skip} events in a row without a usable id after event "
+                f"{cursor}; the feed cannot move past them"),
+                hint="see `resellctl events list --problem` and ask the upstream to fix them")
+        want = PAGE if remaining is None else max(1, min(PAGE, remaining))
+        raws, more = client.events(cursor, min(PAGE, skip + want))
+        # The records already read after the cursor come first again; pass over them.
+        drop = 0
+        while drop < min(skip, len(raws)) and event_id(raws[drop]) is None:
+            drop += 1
+        return raws[drop:], more, (cursor, drop)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        page = pool.submit(client.events, after, limit())
+        page = pool.submit(fetch, start)
         while True:
-            raws, more = page.result()
-            last = max([e for e in map(event_id, raws) if e is not None], default=after)
+            raws, more, position = page.result()
+            end = feed_end(position, raws)
             if remaining is not None:
                 remaining -= len(raws)
             out_of_time = deadline is not None and time.monotonic() > deadline
-            go_on = more and raws and last > after and not out_of_time and (
+            go_on = more and end > position and not out_of_time and (
                 remaining is None or remaining > 0)
             if go_on:
                 # Fetch the next page while this one is applied.
-                page = pool.submit(client.events, last, limit())
-            result = apply_page(store, module, raws, total.cursor)
-            total.add(result)
-            after = last
+                page = pool.submit(fetch, end)
+            total.add(apply_page(store, module, raws, position))
+            for field in (*PageResult.COUNTS, "cursor"):
+                setattr(summary, field, getattr(total, field))
             if progress:
-                progress(module["name"], total.applied + total.skipped + total.unknown
-                         + total.rejected)
+                progress(module["name"], sum(getattr(total, f) for f in PageResult.COUNTS
+                                             if f != "completed"))
             if not go_on:
                 summary.more = bool(more and raws)
                 break
-    for field in ("applied", "skipped", "unknown", "rejected", "completed", "cursor"):
-        setattr(summary, field, getattr(total, field))
-    if total.cursor > start:
+
+
+def acknowledge(store, client, module, summary, ack_after):
+    """Let the upstream discard the events applied at least ``ack_after`` days ago.
+
+    A run marks the cursor (``ack_mark`` at ``ack_mark_date``); a later run acknowledges the
+    mark once it is old enough and marks the cursor anew. The upstream so keeps every applied
+    event for ``ack_after`` to twice ``ack_after`` days. A mark without a date is acknowledged
+    already. With ``ack_after`` 0, the cursor is acknowledged at once. The cursor, not the
+    ack, decides what is applied: a lost ack costs only storage.
+    """
+    cursor = store.one("SELECT event_cursor FROM processingmodule WHERE id = ?",
+                       (module["id"],))[0] or 0
+    mark, marked = module["ack_mark"] or 0, module["ack_mark_date"]
+    before = (mark, marked)
+    if ack_after:
+        due = (datetime.datetime.now() - datetime.timedelta(days=ack_after)).strftime(
+            "%Y-%m-%d %H:%M:%S")
+        upto = mark if marked and marked <= due else 0
+    else:
+        upto = cursor if cursor > mark or (marked and cursor) else 0
+    if upto:
         try:
-            client.ack(total.cursor)
+            client.ack(upto)
         except UpstreamError as error:
-            # The cursor, not the ack, decides what is applied: a lost ack costs only storage.
-            summary.warnings.append(f"could not acknowledge events up to {total.cursor}: "
+            summary.warnings.append(f"could not acknowledge events up to {upto}: "
                                     f"{error.message}")
+            return
+        mark, marked = upto, None
+    if ack_after and not marked and cursor > mark:
+        mark, marked = cursor, now()
+    if (mark, marked) != before:
+        with store.write():
+            store.conn.execute("UPDATE processingmodule SET ack_mark = ?, ack_mark_date = ? "
+                               "WHERE id = ?", (mark, marked, module["id"]))
 
 
 def check_balance(store, engine, module, summary):

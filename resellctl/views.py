@@ -181,7 +181,7 @@ def events(store, problem=False, module=None, after=None, limit=DEFAULT_LIMIT):
                "event_id": row["event_id"], "type": row["type"], "date": row["date"],
                "received": row["received"], "item": row["item"],
                "upstream_item": row["upstream_item"], "outcome": row["outcome"],
-               "reason": row["reason"]}
+               "reason": row["reason"], "raw": row["raw"]}
 
 
 def check_status(value, allowed, what):

@@ -5,12 +5,11 @@ import json
 
 import click
 
-from resellctl import output, views
+from resellctl import errors, output, sync, views
 from resellctl.cli import ResellGroup
 from resellctl.cli.common import app_of, engine_of
 from resellctl.cli.ops import page_options
-from resellctl.errors import UpstreamError
-from resellctl import errors
+from resellctl.errors import ExitStatus
 
 PROGRESS_FROM = 5000  # events: below this a progress bar only flickers
 
@@ -38,8 +37,9 @@ class Progress:
             from rich.console import Console
             from rich.progress import Progress as Bar, SpinnerColumn, TextColumn
 
+            # The App decided this is a terminal; rich need not guess again.
             self.bar = Bar(SpinnerColumn(), TextColumn("{task.description}"),
-                           console=Console(stderr=True), transient=True)
+                           console=Console(stderr=True, force_terminal=True), transient=True)
             self.bar.start()
         if module not in self.tasks:
             self.tasks[module] = self.bar.add_task("", total=None)
@@ -55,35 +55,42 @@ class Progress:
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when all is well; only problems.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--max-events", type=click.IntRange(min=1), metavar="N",
-              help="Apply at most N events per module; the rest waits for the next run.")
-@click.option("--time-budget", type=click.FloatRange(min=1), default=240, show_default=True,
-              metavar="SECONDS", help="Stop fetching pages after this long.")
+              help="Read at most N events per module; the rest waits for the next run.")
+@click.option("--time-budget", type=click.FloatRange(min=1), default=sync.DEFAULT_BUDGET,
+              show_default=True, metavar="SECONDS", help="Stop fetching pages after this long.")
 @click.option("--from", "from_id", type=click.IntRange(min=1), metavar="EVENT_ID",
-              help="Re-read from this event id (recovery); applies only what is not applied.")
-def checkevent(module, quiet, as_json, max_events, time_budget, from_id):
+              help="Re-read from this event id (or from the module's position, if that is "
+                   "earlier), after restoring a backup: applies only what is not applied.")
+@click.option("--ack-after", type=click.FloatRange(min=0), default=sync.DEFAULT_ACK_AFTER,
+              show_default=True, metavar="DAYS",
+              help="Let the upstream discard events only this long after they were applied, "
+                   "so that a restored store can re-read them (--from); 0: at once.")
+def checkevent(module, quiet, as_json, max_events, time_budget, from_id, ack_after):
     """Pull the upstream's events and apply them to the services (what cron runs).
 
     One run at a time: a second run exits at once with status 75. Exit status 1 when an
-    upstream refused (bad credentials...), 75 when one stayed unreachable.
+    upstream refused (bad credentials...), 75 when one stayed unreachable; the other modules
+    are synced all the same.
 
     \b
     */5 * * * *  resellctl checkevent -q
     """
-    from resellctl import sync
-
     app = app_of()
     progress = Progress(app.stderr_isatty and not quiet and not as_json)
     try:
         summaries = sync.run(app.store, engine_of(app), module, max_events=max_events,
-                             budget=time_budget, from_id=from_id, progress=progress)
+                             budget=time_budget, from_id=from_id, progress=progress,
+                             ack_after=ack_after)
     finally:
         progress.close()
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(s) for s in summaries], indent=2))
     for s in summaries:
-        if not as_json and (not quiet or s.unknown or s.rejected):
+        problem = s.unknown or s.rejected
+        worked = s.applied or s.skipped or problem or s.completed or s.rerun
+        if not as_json and (problem or not (quiet or (s.error and not worked))):
             output.say(summary_line(s), err=False)
-        if s.unknown or s.rejected:
+        if problem:
             output.say(f"{s.module}: {s.unknown + s.rejected} event(s) could not be applied; "
                        "see `resellctl events list --problem`")
         if s.low_balance:
@@ -95,10 +102,10 @@ def checkevent(module, quiet, as_json, max_events, time_budget, from_id):
             output.say(f"error: module {s.module}: {s.error}")
     failed = [s for s in summaries if s.error]
     if failed:
-        kind = (errors.TRANSIENT if all(s.error_kind == errors.TRANSIENT for s in failed)
-                else errors.PERMANENT)
-        raise UpstreamError(kind, f"checkevent could not sync {len(failed)} module(s)")
-    if not summaries:
+        # Each failure has had its line; the exit status says the rest.
+        transient = all(s.error_kind == errors.TRANSIENT for s in failed)
+        click.get_current_context().exit(ExitStatus.TEMPFAIL if transient else ExitStatus.ERROR)
+    if not summaries and not quiet:
         output.say("no billmanager modules to sync")
 
 

@@ -42,6 +42,16 @@ class EventLog:
         self.next_id += 1
         return event
 
+    def append_raw(self, record):
+        """Put ``record`` in the log exactly as given (even without an id, or malformed).
+
+        It takes the next id's place in the feed; the id it carries, if any, is its own.
+        """
+        self._ids.append(self.next_id)
+        self._lines.append(json.dumps(record))
+        self.next_id += 1
+        return self._ids[-1]
+
     def page(self, after, limit):
         """The JSON texts of up to ``limit`` events with id > ``after``, and whether more wait."""
         start = bisect_right(self._ids, after)

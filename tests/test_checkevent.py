@@ -1,0 +1,449 @@
+"""`checkevent` as cron and an admin see it: bounded runs, problems kept and listed, the summary
+in its three forms, the balance watch, replay after a restored backup, upstream failures."""
+
+import json
+import shutil
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import USERNAME, tsv
+from resellctl.bmdoc import scalar
+from resellctl.cli import App, cli
+from resellctl.store import Store, now
+
+
+def adopt(db_path, pairs, module="vds-up", pricelist="11"):
+    """Active services in the store for upstream items the simulator seeded (``sim.seed``):
+    each service's number is the item's remoteid."""
+    store = Store.open(db_path)
+    try:
+        with store.write() as conn:
+            module_id = conn.execute("SELECT id FROM processingmodule WHERE name = ?",
+                                     (module,)).fetchone()[0]
+            tariff = conn.execute("SELECT id FROM pricelist WHERE processingmodule = ? AND "
+                                  "remote_id = ?", (module_id, pricelist)).fetchone()[0]
+            conn.executemany(
+                "INSERT INTO item (id, client, pricelist, itemtype, status, processingmodule, "
+                "period, upstream_module, upstream_id, cdate) "
+                "VALUES (?, 'acme', ?, 'vds', 2, ?, 1, ?, ?, ?)",
+                [(int(remoteid), tariff, module_id, module_id, upstream_id, now())
+                 for upstream_id, remoteid in pairs])
+    finally:
+        store.close()
+
+
+def add_waiting(db_path, item_ids, operation):
+    """For each service, an operation of its module waiting upstream, with its open task."""
+    store = Store.open(db_path)
+    try:
+        with store.write() as conn:
+            for item in item_ids:
+                row = conn.execute("SELECT * FROM item WHERE id = ?", (item,)).fetchone()
+                op = conn.execute(
+                    "INSERT INTO runningoperation (desc, item, itemtype, client, cdate, "
+                    "trycount, processingmodule, status, operation, params) "
+                    "VALUES (?, ?, ?, ?, ?, 1, ?, 'waiting', ?, '{}')",
+                    (f"{operation} {item}", item, row["itemtype"], row["client"], now(),
+                     row["processingmodule"], operation)).lastrowid
+                task = conn.execute(
+                    "INSERT INTO task (type, item, itemstatus, itemtype, pricelist, client, "
+                    "runningoperation, opendate, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open')",
+                    (f"post{operation}", item, row["status"], row["itemtype"], row["pricelist"],
+                     row["client"], op, now())).lastrowid
+                conn.execute("UPDATE runningoperation SET task = ? WHERE id = ?", (task, op))
+    finally:
+        store.close()
+
+
+def query(db_path, sql, args=()):
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def history_count(db_path):
+    return query(db_path, "SELECT count(*) FROM itemhistory WHERE source = 'event'")[0][0]
+
+
+def position(db_path, module="vds-up"):
+    return query(db_path, "SELECT event_cursor, event_skip FROM processingmodule WHERE name = ?",
+                 (module,))[0]
+
+
+def summary(run, *args):
+    r = run("checkevent", "--json", *args)
+    assert r.exit_code == 0, r
+    [result] = json.loads(r.stdout)
+    return result
+
+
+@pytest.fixture
+def seeded(run, upstream):
+    """``seeded(services, events)``: that backlog of setparam events upstream, the services in
+    the store; the id of the last event."""
+    def seed(services, events):
+        adopt(run.db_path, upstream.seed(services, events))
+        return upstream.next_event_id() - 1
+    return seed
+
+
+# --- bounded runs -----------------------------------------------------------------------------
+
+def test_max_events_leaves_the_rest_to_the_next_run(run, upstream, seeded):
+    last = seeded(50, 2500)
+    r = run("checkevent", "--max-events", "1000")
+    assert r.exit_code == 0, r
+    assert r.stdout == ("vds-up: 1000 applied, 0 skipped (already applied), 0 unknown, "
+                        "0 rejected, 0 operations completed; more events wait for the next run\n")
+    assert history_count(run.db_path) == 1000
+    first = summary(run, "--max-events", "1200")
+    assert (first["applied"], first["more"]) == (1200, True)
+    rest = summary(run, "--max-events", "1200")
+    assert (rest["applied"], rest["more"], rest["cursor"]) == (300, False, last)
+    assert history_count(run.db_path) == 2500
+    r = run("checkevent")
+    assert "0 applied" in r.stdout and "more events wait" not in r.stdout
+
+
+def test_the_time_budget_stops_fetching_and_the_next_run_takes_the_rest(run, upstream, seeded):
+    last = seeded(50, 2500)
+    # The first page takes longer than the whole budget: no second page is fetched.
+    upstream.fault("delay", func="item.event.list", seconds=1.2)
+    first = summary(run, "--time-budget", "1")
+    assert (first["applied"], first["more"]) == (1000, True)
+    assert [q["params"]["after"] for q in upstream.requests
+            if q["func"] == "item.event.list"] == ["0"]
+    rest = summary(run)
+    assert (rest["applied"], rest["more"], rest["cursor"]) == (1500, False, last)
+    assert history_count(run.db_path) == 2500
+
+
+# --- problems are kept, counted and listed; the feed moves on ---------------------------------
+
+def event(sim, **fields):
+    """A well-formed raw event with the next id; ``fields`` are added, or replace (None: drop)
+    what is there."""
+    record = {"id": scalar(sim.next_event_id()), "type": scalar("setparam"),
+              "item": scalar("4201"), "remoteid": scalar("1"),
+              "param": [{"$name": "note", "$": "x"}]}
+    record.update(fields)
+    return {k: v for k, v in record.items() if v is not None}
+
+
+PROBLEMS = [
+    # (how the record is spoilt, outcome, the reason)
+    (dict(item=scalar("9999"), remoteid=scalar("777")), "unknown",
+     "no service with upstream item 9999 or remoteid 777"),
+    (dict(type=scalar("teleport")), "rejected", "unknown event type 'teleport'"),
+    (dict(id=None), "rejected", "the event has no id (read after event 107)"),
+    (dict(id=scalar("12a")), "rejected",
+     "the event's id '12a' is not a whole number from 1 to 9223372036854775807 "
+     "(read after event 109)"),
+    (dict(type=scalar("suspend"), status=scalar("three")), "rejected",
+     "status 'three' is not an item status code"),
+    (dict(status=[scalar("2")]), "rejected", "field 'status': expected a scalar, got list"),
+    (dict(param="note=x"), "rejected", "field 'param': expected a list, got str"),
+    (dict(param=[{"$name": ["note"], "$": "x"}]), "rejected",
+     "field 'param': expected a list of named values"),
+    (dict(type=scalar("prolong"), param=None, expiredate=scalar("soon")), "rejected",
+     "expiredate 'soon' is not a date"),
+    (dict(type=None), "rejected", "the event has no type"),
+]
+
+
+def test_unknown_and_malformed_events_are_kept_counted_and_listed(run, upstream, seeded):
+    sim = upstream
+    seeded(3, 3)
+    records = []
+    for spoil, _, _ in PROBLEMS:
+        records.append(event(sim, **spoil))
+        sim.inject_event(records[-1])
+        sim.setparam("4202", note="after-a-problem")
+    last_id = sim.next_event_id() - 1
+    sim.inject_event("not an object")
+    records.append(event(sim, id=None, type=scalar("open")))
+    sim.inject_event(records[-1])  # the feed's last record
+
+    result = summary(run)
+    assert result["unknown"] == 1 and result["rejected"] == len(PROBLEMS) - 1 + 2
+    assert result["applied"] == 3 + len(PROBLEMS) and result["cursor"] == last_id
+    shown = run("services", "show", "2", "--json")
+    assert json.loads(shown.stdout)["params"]["note"] == "after-a-problem"
+
+    r = run("events", "list", "--problem", "--json")
+    problems = json.loads(r.stdout)
+    assert len(problems) == len(PROBLEMS) + 2
+    # Each reason, and the record as it came (for the upstream's support).
+    assert sorted(((p["outcome"], p["reason"], json.loads(p["raw"])) for p in problems),
+                  key=repr) == sorted(
+        [(outcome, reason, raw) for (_, outcome, reason), raw in zip(PROBLEMS, records)]
+        + [("rejected", "an event must be an object, not str (read after event 123)",
+            "not an object"),
+           ("rejected", "the event has no id (read after event 123)", records[-1])], key=repr)
+    unknown = [p for p in problems if p["outcome"] == "unknown"]
+    assert [(p["type"], p["upstream_item"], p["event_id"]) for p in unknown] == [
+        ("setparam", "9999", 104)]
+    tsv_rows = tsv(run("events", "list", "--problem").stdout)
+    assert [row["outcome"] for row in tsv_rows] == [p["outcome"] for p in problems]
+    assert run("events", "list", "--problem", "-q").stdout.split() == [
+        str(p["id"]) for p in problems]
+
+    # Nothing is read, logged or counted twice, the record without an id at the end included.
+    again = summary(run)
+    assert again["unknown"] == again["rejected"] == again["applied"] == 0
+    assert len(json.loads(run("events", "list", "--problem", "--json").stdout)) == len(problems)
+    sim.setparam("4203", note="later")
+    later = summary(run)
+    assert (later["applied"], later["rejected"], later["skipped"]) == (1, 0, 0)
+    assert position(run.db_path) == (sim.next_event_id() - 1, 0)
+
+
+def test_records_without_an_id_across_pages_never_wedge_the_feed(run, upstream, seeded):
+    sim = upstream
+    seeded(2, 2)
+    for _ in range(5):
+        sim.inject_event(event(sim, id=None))
+    sim.setparam("4201", note="past-them")
+    runs = []
+    while True:
+        result = summary(run, "--max-events", "2")
+        runs.append((result["applied"], result["rejected"], result["skipped"]))
+        if not result["more"]:
+            break
+        assert len(runs) < 10
+    # Runs of two: 2 events, the five records without an id, then the last event.
+    assert runs == [(2, 0, 0), (0, 2, 0), (0, 2, 0), (1, 1, 0)]
+    assert position(run.db_path) == (sim.next_event_id() - 1, 0)
+    problems = json.loads(run("events", "list", "--problem", "--json").stdout)
+    assert len(problems) == 5
+    assert all("read after event 102" in p["reason"] for p in problems)
+    assert summary(run)["rejected"] == 0
+
+
+def test_a_problem_record_read_again_by_a_replay_is_not_logged_twice(run, upstream, seeded):
+    sim = upstream
+    seeded(1, 1)
+    sim.inject_event(event(sim, type=scalar("teleport")))
+    sim.inject_event(event(sim, id=None))
+    sim.setparam("4201", note="last")
+    assert summary(run)["rejected"] == 2
+    replay = summary(run, "--from", "101")
+    assert (replay["applied"], replay["rejected"], replay["skipped"]) == (0, 0, 4)
+    assert len(json.loads(run("events", "list", "--problem", "--json").stdout)) == 2
+
+
+# --- the summary for people, for cron and for programs ----------------------------------------
+
+def test_quiet_prints_nothing_when_all_is_well_and_only_problems_otherwise(run, upstream,
+                                                                            seeded):
+    sim = upstream
+    seeded(5, 20)
+    r = run("checkevent", "-q")
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "", "")
+    assert history_count(run.db_path) == 20
+    sim.inject_event(event(sim, item=scalar("9999")))
+    r = run("checkevent", "-q")
+    assert r.exit_code == 0
+    assert r.stdout == ("vds-up: 0 applied, 0 skipped (already applied), 1 unknown, 0 rejected,"
+                        " 0 operations completed\n")
+    assert r.stderr == ("vds-up: 1 event(s) could not be applied; see `resellctl events list "
+                        "--problem`\n")
+    r = run("checkevent", "-q")
+    assert (r.stdout, r.stderr) == ("", "")
+
+
+def test_json_summary(run, upstream, seeded):
+    seeded(2, 4)
+    add_waiting(run.db_path, [1], "setparam")
+    r = run("checkevent", "--json")
+    assert r.exit_code == 0 and r.stderr == ""
+    [result] = json.loads(r.stdout)
+    assert result == {
+        "module": "vds-up", "applied": 4, "skipped": 0, "unknown": 0, "rejected": 0,
+        "completed": 1, "rerun": 0, "cursor": 104, "more": False, "balance": "100.00",
+        "currency": "EUR", "min_balance": "20", "low_balance": False, "error": None,
+        "error_kind": None, "warnings": []}
+
+
+def invoke(*args, stderr_isatty):
+    """The command line in-process with stderr seen as a terminal or not."""
+    result = CliRunner().invoke(cli, list(args), obj=App(stdout_isatty=False,
+                                                          stderr_isatty=stderr_isatty))
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+@pytest.mark.parametrize("stderr_isatty, events, shown", [
+    (True, 6000, True), (False, 6000, False), (True, 300, False)])
+def test_a_progress_bar_only_on_a_terminal_and_for_a_large_backlog(run, upstream, seeded,
+                                                                   stderr_isatty, events, shown):
+    seeded(100, events)
+    result = invoke("checkevent", stderr_isatty=stderr_isatty)
+    assert result.stdout.startswith(f"vds-up: {events} applied")
+    assert ("vds-up: 6000 events" in result.stderr) is shown
+    assert (result.stderr == "") is not shown
+
+
+def test_no_progress_bar_when_quiet_or_json_even_on_a_terminal(run, upstream, seeded):
+    seeded(100, 6000)
+    assert invoke("checkevent", "-q", stderr_isatty=True).stderr == ""
+    adopt(run.db_path, upstream.seed(10, 6000, first_remoteid=101))
+    result = invoke("checkevent", "--json", stderr_isatty=True)
+    assert result.stderr == ""
+
+
+# --- the balance watch ------------------------------------------------------------------------
+
+def test_a_balance_below_the_minimum_is_warned_and_modules_list_shows_it(run, upstream):
+    sim = upstream
+    modules = json.loads(run("modules", "list", "--json").stdout)
+    assert modules[0]["balance"] is None and modules[0]["balance_date"] is None
+    r = run("checkevent")
+    assert r.exit_code == 0 and r.stderr == ""
+    [module] = [m for m in json.loads(run("modules", "list", "--json").stdout)
+                if m["name"] == "vds-up"]
+    assert (module["balance"], module["currency"]) == ("100.00", "EUR")
+    assert module["balance_date"].startswith(now()[:10])
+
+    sim.set_balance("12.50")
+    for args in ((), ("-q",)):
+        r = run("checkevent", *args)
+        assert r.exit_code == 0
+        assert r.stderr == ("warning: module vds-up: balance 12.50 EUR is below the minimum 20; "
+                            "top up the selling account\n")
+    assert summary(run)["low_balance"] is True
+    row = tsv(run("modules", "list").stdout)[0]
+    assert (row["name"], row["balance"], row["min_balance"]) == ("vds-up", "12.50", "20")
+    assert row["balance_date"]
+
+    sim.topup("10")
+    r = run("checkevent", "-q")
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "", "")
+    assert tsv(run("modules", "list").stdout)[0]["balance"] == "22.50"
+
+
+# --- replay after restoring a backup ----------------------------------------------------------
+
+def test_from_after_restoring_a_backup_applies_only_what_is_missing(run, upstream, seeded,
+                                                                    tmp_path):
+    sim = upstream
+    last = seeded(100, 3000)
+    add_waiting(run.db_path, [7], "setparam")
+    add_waiting(run.db_path, [100], "suspend")
+    sim.suspend("4300", msg="abuse")  # service 100's item: after the backup was taken
+    first = summary(run, "--max-events", "1000")
+    assert first["cursor"] == 1100 and first["completed"] == 1
+    backup = str(tmp_path / "backup.db")
+    shutil.copy(run.db_path, backup)
+
+    rest = summary(run)
+    assert rest["applied"] == 2001 and rest["completed"] == 1
+    whole = books_without_stamps(run.db_path)
+    # The books die; last night's copy comes back. The upstream still has the events.
+    shutil.copy(backup, run.db_path)
+    replay = summary(run, "--from", "601")
+    assert (replay["skipped"], replay["applied"], replay["completed"]) == (500, 2001, 1)
+    assert replay["cursor"] == last + 1
+    assert books_without_stamps(run.db_path) == whole
+    assert history_count(run.db_path) == 3001
+    again = summary(run, "--from", "101")
+    assert (again["skipped"], again["applied"]) == (3001, 0)
+    assert books_without_stamps(run.db_path) == whole
+
+
+def books_without_stamps(db_path):
+    return {table: sorted(query(db_path, sql), key=repr) for table, sql in {
+        "items": "SELECT id, status, expiredate, upstream_id FROM item",
+        "params": "SELECT item, name, value FROM itemparam",
+        "history": "SELECT item, event, runningoperation, message FROM itemhistory",
+        "eventlog": "SELECT event_id, type, item, upstream_item, outcome FROM eventlog",
+        "operations": "SELECT id, status FROM runningoperation",
+        "tasks": "SELECT id, status, closedby FROM task",
+        "position": "SELECT event_cursor, event_skip FROM processingmodule",
+    }.items()}
+
+
+def test_from_beyond_the_position_skips_nothing(run, upstream, seeded):
+    seeded(10, 300)
+    assert summary(run, "--max-events", "100")["cursor"] == 200
+    result = summary(run, "--from", "351")
+    assert (result["applied"], result["skipped"]) == (200, 0)
+    assert history_count(run.db_path) == 300
+
+
+def test_events_are_acknowledged_only_once_old_enough(run, upstream, seeded):
+    sim = upstream
+    seeded(10, 300)
+    run("checkevent")
+    run("checkevent")
+
+    def acks():
+        return [q["params"]["upto"] for q in sim.requests if q["func"] == "item.event.ack"]
+    assert acks() == [] and len(sim.events()) == 300  # kept for a restored backup
+    # A week later, the cursor marked then is acknowledged, and the present one marked.
+    store = sqlite3.connect(run.db_path)
+    with store:
+        store.execute("UPDATE processingmodule SET ack_mark_date = '2000-01-01 00:00:00'")
+    store.close()
+    sim.setparam("4201", note="new")
+    run("checkevent")
+    assert acks() == ["400"] and len(sim.events()) == 1
+    run("checkevent")
+    assert acks() == ["400"]
+    run("checkevent", "--ack-after", "0")
+    assert acks() == ["400", "401"] and sim.events() == []
+    run("checkevent", "--ack-after", "0")
+    assert acks() == ["400", "401"]
+
+
+# --- upstream failures ------------------------------------------------------------------------
+
+def test_an_unreachable_upstream_exits_75_with_one_line(run, upstream):
+    upstream.server.close()
+    r = run("checkevent")
+    assert r.exit_code == 75, r
+    assert r.stdout == ""
+    [line] = r.stderr.splitlines()
+    assert line.startswith("error: module vds-up: item.event.list on 127.0.0.1:")
+    assert "temporary failure" in line
+    r = run("checkevent", "-q")
+    assert r.exit_code == 75 and len(r.stderr.splitlines()) == 1
+
+
+def test_bad_credentials_exit_1_and_say_to_check_them(run, upstream, tmp_path):
+    wrong = tmp_path / "wrong.pw"
+    wrong.write_text("not-the-password\n")
+    r = run("modules", "add", "vds-up", "--replace", "--type", "billmanager",
+            "--url", upstream.server.url, "--username", USERNAME, "--password-file", wrong)
+    assert r.exit_code == 0, r
+    r = run("checkevent")
+    assert r.exit_code == 1, r
+    [line] = r.stderr.splitlines()
+    assert line.startswith("error: module vds-up: ") and "login refused" in line
+    assert "check the module's username and password" in line
+    assert "not-the-password" not in r.stderr + r.stdout
+
+
+def test_one_failing_module_does_not_stop_the_others(run, upstream, seeded, tmp_path):
+    sim = upstream
+    seeded(5, 50)
+    sim.add_account("other@example.net", "other-password", "40.00")
+    other_pw = tmp_path / "other.pw"
+    other_pw.write_text("wrong-password\n")
+    r = run("modules", "add", "a-broken", "--type", "billmanager", "--url", sim.server.url,
+            "--username", "other@example.net", "--password-file", other_pw)
+    assert r.exit_code == 0, r
+    r = run("checkevent")
+    assert r.exit_code == 1, r
+    assert r.stdout.startswith("vds-up: 50 applied")
+    assert "a-broken" not in r.stdout
+    [line] = r.stderr.splitlines()
+    assert line.startswith("error: module a-broken: ")
+    assert history_count(run.db_path) == 50
+    [result] = [s for s in json.loads(run("checkevent", "--json").stdout)
+                if s["module"] == "a-broken"]
+    assert result["error_kind"] == "auth"
