@@ -89,10 +89,10 @@ def advance(position, ident):
     return (ident, 0) if ident > cursor else position
 
 
-def feed_end(position, raws):
-    """The feed position after reading ``raws`` from ``position``."""
-    for raw in raws:
-        position = advance(position, event_id(raw))
+def feed_end(position, idents):
+    """The feed position after reading records with ids ``idents`` from ``position``."""
+    for ident in idents:
+        position = advance(position, ident)
     return position
 
 
@@ -111,23 +111,25 @@ def parse(raw, ident=None):
         text = _loose_text(raw["id"])
         shown = repr(text) if text is not None else _shown(raw["id"])
         raise Rejected(f"the event's id {shown} is not a whole number from 1 to {MAX_ID}")
-    kind = _field(raw, "type")
-    item = _field(raw, "item")
+    get = raw.get
+    try:
+        kind, item, remoteid, date, msg, pricelist, status, expiry = (
+            _text(get("type")), _text(get("item")), _text(get("remoteid")), _text(get("date")),
+            _text(get("msg")), _text(get("pricelist")), _text(get("status")),
+            _text(get("expiredate")))
+    except ValueError:
+        _reject_the_malformed_scalar(raw)
     if not kind:
         raise Rejected("the event has no type")
     if kind not in TYPES:
         raise Rejected(f"unknown event type {kind!r}")
     if not item:
         raise Rejected("the event names no item")
-    event = Event(ident, kind, item, remoteid=_field(raw, "remoteid"),
-                  date=_field(raw, "date"), msg=_field(raw, "msg"),
-                  pricelist=_field(raw, "pricelist"))
-    status = _field(raw, "status")
+    event = Event(ident, kind, item, remoteid=remoteid, date=date, msg=msg, pricelist=pricelist)
     if status is not None:
         if status not in ("1", "2", "3", "4", "5"):
             raise Rejected(f"status {status!r} is not an item status code")
         event.status = int(status)
-    expiry = _field(raw, "expiredate")
     if expiry is not None:
         try:
             datetime.date.fromisoformat(expiry)
@@ -145,12 +147,14 @@ def parse(raw, ident=None):
     return event
 
 
-def _field(raw, name):
-    """The scalar field ``name`` of a raw event; Rejected, naming it, if it is of another shape."""
-    try:
-        return _text(raw.get(name))
-    except ValueError as e:
-        raise Rejected(f"field {name!r}: {e}") from None
+def _reject_the_malformed_scalar(raw):
+    """Rejected, naming the first scalar field of ``raw`` that is of another shape."""
+    for name in ("type", "item", "remoteid", "date", "msg", "pricelist", "status",
+                 "expiredate"):
+        try:
+            _text(raw.get(name))
+        except ValueError as e:
+            raise Rejected(f"field {name!r}: {e}") from None
 
 
 def _named(raw, name):
@@ -182,19 +186,22 @@ class PageResult:
         self.cursor = max(self.cursor, other.cursor)
 
 
-def apply_page(store, module, raws, start):
+def apply_page(store, module, raws, start, idents=None):
     """Apply ``raws``, read from feed position ``start``, for ``module`` in one transaction.
 
     The module's stored position moves to the end of the page, never backwards; the event log
     records every record with its outcome, once: a record the stored position is past already
-    (a re-read, ``--from``) is skipped. Returns a PageResult.
+    (a re-read, ``--from``) is skipped. ``idents``: their ``event_id``s, if known already.
+    Returns a PageResult.
     """
     result = PageResult()
     with store.write():
         stored = tuple(store.conn.execute(
             "SELECT event_cursor, event_skip FROM processingmodule WHERE id = ?",
             (module["id"],)).fetchone())
-        end = max(stored, _Applier(store, module, result).run(raws, start, stored))
+        if idents is None:
+            idents = list(map(event_id, raws))
+        end = max(stored, _Applier(store, module, result).run(raws, idents, start, stored))
         if end != stored:
             store.conn.execute("UPDATE processingmodule SET event_cursor = ?, event_skip = ? "
                                "WHERE id = ?", (*end, module["id"]))
@@ -216,9 +223,8 @@ class _Applier:
         self.log, self.history, self.params, self.addons = [], [], [], []
         self.tariffs = {}
 
-    def run(self, raws, position, stored):
+    def run(self, raws, idents, position, stored):
         """Apply the page; the feed position after it."""
-        idents = list(map(event_id, raws))
         ids = [i for i in idents if i is not None]
         seen = set()
         if ids:

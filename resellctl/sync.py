@@ -133,17 +133,18 @@ def sync_module(store, client, module, summary, max_events, deadline, from_id, p
                 hint="see `resellctl events list --problem` and ask the upstream to fix them")
         want = PAGE if remaining is None else max(1, min(PAGE, remaining))
         raws, more = client.events(cursor, min(PAGE, skip + want))
+        idents = list(map(event_id, raws))
         # The records already read after the cursor come first again; pass over them.
         drop = 0
-        while drop < min(skip, len(raws)) and event_id(raws[drop]) is None:
+        while drop < min(skip, len(raws)) and idents[drop] is None:
             drop += 1
-        return raws[drop:], more, (cursor, drop)
+        return raws[drop:], idents[drop:], more, (cursor, drop)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         page = pool.submit(fetch, start)
         while True:
-            raws, more, position = page.result()
-            end = feed_end(position, raws)
+            raws, idents, more, position = page.result()
+            end = feed_end(position, idents)
             if remaining is not None:
                 remaining -= len(raws)
             out_of_time = deadline is not None and time.monotonic() > deadline
@@ -152,7 +153,7 @@ def sync_module(store, client, module, summary, max_events, deadline, from_id, p
             if go_on:
                 # Fetch the next page while this one is applied.
                 page = pool.submit(fetch, end)
-            total.add(apply_page(store, module, raws, position))
+            total.add(apply_page(store, module, raws, position, idents))
             for field in (*PageResult.COUNTS, "cursor"):
                 setattr(summary, field, getattr(total, field))
             if progress:
