@@ -215,14 +215,20 @@ def check_balance(store, engine, module, summary):
 
 
 def rerun_for_funds(store, engine, module, balance):
-    """Re-run operations that failed for want of funds, oldest first, while the balance lasts."""
+    """Re-run operations that failed for want of funds, oldest first, while the balance lasts.
+
+    The queue is strict: the first operation the balance does not cover stops it, so a large
+    old order is not starved by newer cheap ones.
+    """
     left, rerun = balance, 0
     for op in store.all("SELECT id, amount FROM runningoperation WHERE processingmodule = ? "
                         "AND status = 'failed' AND error_type = ? ORDER BY id",
                         (module["id"], errors.BALANCE)):
         amount = _money(op["amount"])
-        if amount is None or amount > left:
-            continue
+        if amount is None:
+            continue  # no amount recorded: only `ops start` can tell
+        if amount > left:
+            break
         outcome = engine.process(op["id"])
         rerun += 1
         if outcome.status != "failed":

@@ -342,6 +342,25 @@ def test_checkevent_reruns_what_the_balance_covers_oldest_first(run, upstream):
     assert op(run, ops[2])["status"] == "waiting" and len(sim.items) == 3
 
 
+def test_funds_rerun_keeps_the_queue_order(run, upstream):
+    """A large old order is not starved by a newer cheap one: the queue stops at the first
+    operation the balance does not cover."""
+    sim = upstream
+    sim.set_balance("0.00")
+    big = json.loads(run("order", "VDS-2", "--period", "12", "--json").stdout)[0]
+    small = json.loads(run("order", "VDS-1", "--period", "1", "--json").stdout)[0]
+    sim.topup("10.00")  # covers the small one (5.00), not the big one (90.00)
+    r = run("checkevent", "--json")
+    assert json.loads(r.stdout)[0]["rerun"] == 0
+    assert [op(run, o["runningoperation"])["status"] for o in (big, small)] == ["failed"] * 2
+    assert sim.balance() == 10 and not sim.items
+    sim.topup("90.00")
+    r = run("checkevent", "--json")
+    assert json.loads(r.stdout)[0]["rerun"] == 2
+    assert [op(run, o["runningoperation"])["status"] for o in (big, small)] == ["waiting"] * 2
+    assert sim.balance() == 5
+
+
 def test_no_auto_rerun_leaves_them_to_ops_start(run, upstream, password_file):
     from conftest import USERNAME
 
