@@ -39,7 +39,7 @@ class Rejected(ValueError):
     """An event record that cannot be applied; its message is the reason."""
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Event:
     id: int
     type: str
@@ -140,11 +140,15 @@ def parse(raw, ident=None):
         event.params = _named(raw, "param")
     if "addon" in raw:
         event.addons = _named(raw, "addon")
-    needs = {"prolong": "expiredate", "setparam": "params", "addon": "addons",
-             "changepricelist": "pricelist"}.get(kind)
+    needs = _NEEDS.get(kind)
     if needs and getattr(event, needs) is None:
         raise Rejected(f"a {kind} event without {needs}")
     return event
+
+
+# event type -> the field it cannot do without
+_NEEDS = {"prolong": "expiredate", "setparam": "params", "addon": "addons",
+          "changepricelist": "pricelist"}
 
 
 def _reject_the_malformed_scalar(raw):
@@ -158,8 +162,22 @@ def _reject_the_malformed_scalar(raw):
 
 
 def _named(raw, name):
+    """The named values ``name`` of a raw event as a dict; Rejected if of another shape."""
+    node = raw[name]
+    if type(node) is list:
+        # The wire's usual [{"$name": "ip", "$": "..."}], read without further calls.
+        result = {}
+        for elem in node:
+            if type(elem) is not dict:
+                break
+            key, value = elem.get("$name"), elem.get("$")
+            if type(key) is not str or type(value) is not str:
+                break
+            result[key] = value
+        else:
+            return result
     try:
-        return bmdoc.named_values(raw[name])
+        return bmdoc.named_values(node)
     except ValueError as e:
         raise Rejected(f"field {name!r}: {e}") from None
 
@@ -186,22 +204,46 @@ class PageResult:
         self.cursor = max(self.cursor, other.cursor)
 
 
-def apply_page(store, module, raws, start, idents=None):
+class Services:
+    """The services of one module met so far, by upstream item id, kept from page to page.
+
+    A backlog names the same services page after page. The rows stay true while no other
+    connection writes to the store (``PRAGMA data_version``, read inside each page's
+    transaction); after any such write they are read again.
+    """
+
+    LIMIT = 20_000  # rows; past it the cache starts over, so memory stays bounded
+
+    def __init__(self):
+        self.rows, self.version = {}, None
+
+    def refresh(self, conn):
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self.version or len(self.rows) > self.LIMIT:
+            self.rows.clear()
+            self.version = version
+
+
+def apply_page(store, module, raws, start, idents=None, services=None):
     """Apply ``raws``, read from feed position ``start``, for ``module`` in one transaction.
 
     The module's stored position moves to the end of the page, never backwards; the event log
     records every record with its outcome, once: a record the stored position is past already
     (a re-read, ``--from``) is skipped. ``idents``: their ``event_id``s, if known already.
+    ``services``: the module's Services, kept by the caller from page to page.
     Returns a PageResult.
     """
     result = PageResult()
+    services = services or Services()
     with store.write():
+        services.refresh(store.conn)
         stored = tuple(store.conn.execute(
             "SELECT event_cursor, event_skip FROM processingmodule WHERE id = ?",
             (module["id"],)).fetchone())
         if idents is None:
             idents = list(map(event_id, raws))
-        end = max(stored, _Applier(store, module, result).run(raws, idents, start, stored))
+        applier = _Applier(store, module, result, services.rows)
+        end = max(stored, applier.run(raws, idents, start, stored))
         if end != stored:
             store.conn.execute("UPDATE processingmodule SET event_cursor = ?, event_skip = ? "
                                "WHERE id = ?", (*end, module["id"]))
@@ -214,11 +256,26 @@ _ITEM_COLUMNS = ("item.id, item.status, item.expiredate, item.pricelist, item.up
                  "item.upstream_module")
 
 
+def insert_rows(conn, head, rows, tail="", per_statement=100):
+    """``head (...), (...) tail`` for ``rows``: a statement of many rows costs SQLite far less
+    than a statement per row (executemany), which a backlog would pay for every event."""
+    if not rows:
+        return
+    group = "(" + ",".join("?" * len(rows[0])) + ")"
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start:start + per_statement]
+        conn.execute(f"{head} {','.join([group] * len(chunk))} {tail}",
+                     [value for row in chunk for value in row])
+
+
 class _Applier:
     """One page's work inside its transaction; rows are gathered and written in batches."""
 
-    def __init__(self, store, module, result):
+    def __init__(self, store, module, result, services):
         self.store, self.conn, self.module, self.result = store, store.conn, module, result
+        self.module_id = module["id"]
+        self.services = services  # Services.rows: upstream item id -> row
+        self.unlinked = []  # upstream item ids whose service this page unlinked
         self.stamp = now()
         self.log, self.history, self.params, self.addons = [], [], [], []
         self.tariffs = {}
@@ -230,7 +287,7 @@ class _Applier:
         if ids:
             seen = {r[0] for r in self.conn.execute(
                 "SELECT event_id FROM eventlog WHERE processingmodule = ? AND event_id "
-                "BETWEEN ? AND ?", (self.module["id"], min(ids), max(ids)))}
+                "BETWEEN ? AND ?", (self.module_id, min(ids), max(ids)))}
         parsed = []
         for raw, ident in zip(raws, idents):
             before, position = position, advance(position, ident)
@@ -253,7 +310,7 @@ class _Applier:
                 continue
             parsed.append((raw, event))
         items = self._items([event for _, event in parsed])
-        pending = self._pending({row["id"] for row in items.values()})
+        pending = self._pending({items[e.item]["id"] for _, e in parsed if items.get(e.item)})
         for raw, event in parsed:
             row = items.get(event.item)
             if row is None:
@@ -266,29 +323,29 @@ class _Applier:
                               + (f" or remoteid {event.remoteid}" if event.remoteid else ""))
                 continue
             self._apply(event, row, pending)
-        self.conn.executemany(
-            "INSERT INTO eventlog (processingmodule, event_id, type, date, received, item, "
-            "upstream_item, outcome, reason, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            self.log)
-        self.conn.executemany(
-            "INSERT INTO itemhistory (item, date, source, event, runningoperation, message) "
-            "VALUES (?, ?, 'event', ?, ?, ?)", self.history)
+        for upstream_id in self.unlinked:
+            # Found by that id no longer: the next page looks again, as the store answers.
+            self.services.pop(upstream_id, None)
+        insert_rows(self.conn, "INSERT INTO eventlog (processingmodule, event_id, type, date, "
+                    "received, item, upstream_item, outcome, reason, raw) VALUES", self.log)
+        insert_rows(self.conn, "INSERT INTO itemhistory (item, date, source, event, "
+                    "runningoperation, message) VALUES", self.history)
         for table, rows in (("itemparam", self.params), ("itemaddon", self.addons)):
-            self.conn.executemany(
-                f"INSERT INTO {table} (item, name, value) VALUES (?, ?, ?) "
-                "ON CONFLICT (item, name) DO UPDATE SET value = excluded.value", rows)
+            insert_rows(self.conn, f"INSERT INTO {table} (item, name, value) VALUES", rows,
+                        "ON CONFLICT (item, name) DO UPDATE SET value = excluded.value")
         return position
 
     def _items(self, events):
-        """Local services of this page's events, by upstream item id, in a few queries."""
-        wanted = sorted({e.item for e in events})
-        found = {}
+        """Local services of this page's events, by upstream item id: those not met on an
+        earlier page are read, in a few queries."""
+        found = self.services
+        wanted = sorted({e.item for e in events}.difference(found))
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
             marks = ",".join("?" * len(chunk))
             for row in self.conn.execute(
                     f"SELECT {_ITEM_COLUMNS} FROM item WHERE upstream_module = ? "
-                    f"AND upstream_id IN ({marks})", (self.module["id"], *chunk)):
+                    f"AND upstream_id IN ({marks})", (self.module_id, *chunk)):
                 found[row["upstream_id"]] = dict(row)
         return found
 
@@ -302,7 +359,7 @@ class _Applier:
             for row in self.conn.execute(
                     "SELECT id, item, operation, status, task FROM runningoperation WHERE "
                     f"status IN ('new', 'waiting', 'failed') AND item IN ({marks}) "
-                    "AND processingmodule = ? ORDER BY id DESC", (*chunk, self.module["id"])):
+                    "AND processingmodule = ? ORDER BY id DESC", (*chunk, self.module_id)):
                 pending[(row["item"], row["operation"])] = row
         return pending
 
@@ -315,14 +372,14 @@ class _Applier:
             f"SELECT {_ITEM_COLUMNS} FROM item JOIN pricelist ON pricelist.id = item.pricelist "
             "WHERE item.id = ? AND pricelist.processingmodule = ? AND "
             "(item.upstream_id IS NULL OR item.upstream_id = ?)",
-            (int(remoteid), self.module["id"], event.item)).fetchone()
+            (int(remoteid), self.module_id, event.item)).fetchone()
         if row is None:
             return None
         row = dict(row)
         if row["upstream_id"] is None:
             self.conn.execute("UPDATE item SET upstream_id = ?, upstream_module = ? WHERE id = ?",
-                              (event.item, self.module["id"], row["id"]))
-            row.update(upstream_id=event.item, upstream_module=self.module["id"])
+                              (event.item, self.module_id, row["id"]))
+            row.update(upstream_id=event.item, upstream_module=self.module_id)
         return row
 
     def _problem(self, raw, ident, event, outcome, reason):
@@ -334,7 +391,7 @@ class _Applier:
         else:
             kind = item = date = None
         setattr(self.result, outcome, getattr(self.result, outcome) + 1)
-        self.log.append((self.module["id"], ident, kind, date, self.stamp, None, item, outcome,
+        self.log.append((self.module_id, ident, kind, date, self.stamp, None, item, outcome,
                          reason, json.dumps(raw, default=str)[:4000]))
 
     def _apply(self, event, row, pending):
@@ -346,6 +403,7 @@ class _Applier:
             conn.execute("UPDATE item SET upstream_id = NULL, upstream_module = NULL, status = 1,"
                          " mdate = ? WHERE id = ?", (self.stamp, item_id))
             row.update(upstream_id=None, status=1)
+            self.unlinked.append(event.item)
             changes.append("opening failed upstream" + (f": {event.msg}" if event.msg else ""))
         else:
             status = event.status or status
@@ -387,8 +445,9 @@ class _Applier:
         self.result.applied += 1
         message = f"{event.type} (event {event.id})" + (": " + "; ".join(changes) if changes
                                                          else "")
-        self.history.append((item_id, self.stamp, event.id, op["id"] if op else None, message))
-        self.log.append((self.module["id"], event.id, event.type, event.date, self.stamp,
+        self.history.append((item_id, self.stamp, "event", event.id, op["id"] if op else None,
+                             message))
+        self.log.append((self.module_id, event.id, event.type, event.date, self.stamp,
                          item_id, event.item, "applied", None, None))
 
     def _complete(self, op, event):
@@ -412,7 +471,7 @@ class _Applier:
     def _tariff(self, remote_id):
         if remote_id not in self.tariffs:
             row = self.conn.execute("SELECT id FROM pricelist WHERE processingmodule = ? AND "
-                                    "remote_id = ?", (self.module["id"], remote_id)).fetchone()
+                                    "remote_id = ?", (self.module_id, remote_id)).fetchone()
             self.tariffs[remote_id] = row[0] if row else None
         return self.tariffs[remote_id]
 

@@ -9,16 +9,18 @@ operations that failed for want of funds are re-run, oldest first, as far as it 
 """
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime
 import decimal
 import fcntl
+import gc
 import os
 import time
 
 from resellctl import errors
 from resellctl.errors import LockHeld, UpstreamError
-from resellctl.events import PageResult, apply_page, event_id, feed_end
+from resellctl.events import PageResult, Services, apply_page, event_id, feed_end
 from resellctl.store import now
 
 PAGE = 1000  # events per request: the protocol's maximum
@@ -140,7 +142,8 @@ def sync_module(store, client, module, summary, max_events, deadline, from_id, p
             drop += 1
         return raws[drop:], idents[drop:], more, (cursor, drop)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+    services = Services()
+    with _no_cycle_collection(), concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         page = pool.submit(fetch, start)
         while True:
             raws, idents, more, position = page.result()
@@ -153,7 +156,7 @@ def sync_module(store, client, module, summary, max_events, deadline, from_id, p
             if go_on:
                 # Fetch the next page while this one is applied.
                 page = pool.submit(fetch, end)
-            total.add(apply_page(store, module, raws, position, idents))
+            total.add(apply_page(store, module, raws, position, idents, services))
             for field in (*PageResult.COUNTS, "cursor"):
                 setattr(summary, field, getattr(total, field))
             if progress:
@@ -162,6 +165,21 @@ def sync_module(store, client, module, summary, max_events, deadline, from_id, p
             if not go_on:
                 summary.more = bool(more and raws)
                 break
+
+
+@contextlib.contextmanager
+def _no_cycle_collection():
+    """The cyclic garbage collector paused: a page of events is a tree of dicts and strings
+    that reference counting frees once it is applied; the collector would only walk each page
+    again and again."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def acknowledge(store, client, module, summary, ack_after):

@@ -1,0 +1,107 @@
+"""checkevent keeps the services it met on one page for the next ones (a backlog names the same
+services page after page): what another process changes in the store meanwhile must still be
+seen, and a service unlinked on one page is looked for afresh on the next."""
+
+import sqlite3
+
+import pytest
+
+from conftest import USERNAME
+from resellctl import sync
+from resellctl.store import Store, now
+
+PAGE_OF_SETPARAMS = 1000  # sync.PAGE: the first page holds only these
+
+
+def adopt(db_path, upstream_id, item_id=7):
+    """An active service of module vds-up linked to the simulator's item ``upstream_id``."""
+    store = Store.open(db_path)
+    with store.write() as conn:
+        module, tariff = conn.execute(
+            "SELECT processingmodule, id FROM pricelist WHERE remote_id = '11'").fetchone()
+        conn.execute("INSERT INTO item (id, client, pricelist, itemtype, status, "
+                     "processingmodule, period, upstream_module, upstream_id, cdate) "
+                     "VALUES (?, 'acme', ?, 'vds', 2, ?, 1, ?, ?, ?)",
+                     (item_id, tariff, module, module, upstream_id, now()))
+    store.close()
+
+
+def between_pages(monkeypatch, action):
+    """Run ``action()`` once, after checkevent has committed its first page."""
+    calls = []
+    apply_page = sync.apply_page
+
+    def first_then_action(*args, **kwargs):
+        result = apply_page(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            action()
+        return result
+
+    monkeypatch.setattr(sync, "apply_page", first_then_action)
+    return calls
+
+
+def service(db_path, item_id=7):
+    conn = sqlite3.connect(db_path)
+    try:
+        status, upstream_id = conn.execute("SELECT status, upstream_id FROM item WHERE id = ?",
+                                           (item_id,)).fetchone()
+        history = [r[0] for r in conn.execute(
+            "SELECT message FROM itemhistory WHERE item = ? ORDER BY id", (item_id,))]
+    finally:
+        conn.close()
+    return status, upstream_id, history
+
+
+@pytest.fixture
+def backlog(run, upstream):
+    """A service whose upstream item has a first page of setparam events behind it."""
+    sim = upstream
+    [(upstream_id, _)] = sim.seed(1, PAGE_OF_SETPARAMS, username=USERNAME, first_remoteid=7)
+    adopt(run.db_path, upstream_id)
+    return sim, upstream_id
+
+
+def test_a_change_another_process_makes_between_pages_is_seen(run, backlog, monkeypatch):
+    sim, upstream_id = backlog
+    sim.suspend(upstream_id, msg="abuse")  # the second page: status 3
+
+    def resumed_locally_meanwhile():  # e.g. an admin's `tasks close`, in another process
+        conn = sqlite3.connect(run.db_path)
+        with conn:
+            conn.execute("UPDATE item SET status = 2 WHERE id = 7")
+        conn.close()
+
+    conn = sqlite3.connect(run.db_path)
+    with conn:
+        conn.execute("UPDATE item SET status = 3 WHERE id = 7")
+    conn.close()
+    calls = between_pages(monkeypatch, resumed_locally_meanwhile)
+    r = run("checkevent")
+    assert r.exit_code == 0, r
+    assert len(calls) == 2
+    status, _, history = service(run.db_path)
+    # Read from the store as it now is (2), not as the first page left it (3): suspended again.
+    assert status == 3
+    assert "status 2 -> 3" in history[-1] and "reason: abuse" in history[-1]
+
+
+def test_a_service_unlinked_on_one_page_is_looked_for_afresh_on_the_next(run, backlog,
+                                                                        monkeypatch):
+    sim, upstream_id = backlog
+    sim.suspend(upstream_id)
+
+    def unlinked_meanwhile():  # as an `openfail` of another run would leave it
+        conn = sqlite3.connect(run.db_path)
+        with conn:
+            conn.execute("UPDATE item SET upstream_id = NULL, upstream_module = NULL "
+                         "WHERE id = 7")
+        conn.close()
+
+    between_pages(monkeypatch, unlinked_meanwhile)
+    r = run("checkevent")
+    assert r.exit_code == 0, r
+    status, linked, history = service(run.db_path)
+    # Not applied to the unlinked service from memory: found again by its remoteid, relinked.
+    assert linked == upstream_id and status == 3
