@@ -60,6 +60,7 @@ def order(store, engine, tariff_ref, quantity=1, period=None, client="", params=
         if not value.isdigit():
             raise InputError(f"addon {name} needs a whole number, not {value!r}")
     changed = {known[n]["remote_id"]: v for n, v in addons.items() if v != known[n]["value"]}
+    check_params(params, "open", [f"addon_{k}" for k in changed])
     resources = {n: addons.get(n, a["value"]) for n, a in known.items()}
     request = {"params": params, "addons": changed}
     created = []
@@ -81,6 +82,15 @@ def order(store, engine, tariff_ref, quantity=1, period=None, client="", params=
                                        f"by operation {op_id}", runningoperation=op_id)
             created.append(op_id)
     return [engine.process(op_id) for op_id in created]
+
+
+def check_params(params, kind, extra=()):
+    """InputError, before anything is written, for a parameter that the request of ``kind``
+    sets itself: the client would refuse to send it, and the operation would stay unsendable."""
+    from resellctl import upstream
+
+    fields = upstream.ORDER_FIELDS if kind == "open" else upstream.EDIT_FIELDS
+    upstream.check_params(params, (*fields, *extra))
 
 
 def pending_operation(store, item_id):
@@ -154,6 +164,7 @@ def request_change(store, engine, item_id, kind, **args):
         detail = f"{tariff['name']} -> {new['name']}"
     elif kind == "setparam":
         params["params"] = dict(args["params"])
+        check_params(params["params"], "setparam")
         detail = ", ".join(f"{k}={v}" for k, v in params["params"].items())
     with store.write():
         # Again under the write lock: another command may have asked for a change meanwhile.

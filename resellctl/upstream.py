@@ -31,6 +31,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _AUTH_TYPES = {"auth", "invalid_login_or_passwd"}
 # Fields that call() sets itself; a caller's params may not replace them.
 _RESERVED = {"func", "out", "authinfo"}
+# Fields an order and a parameter change set themselves: no service parameter may be one.
+ORDER_FIELDS = ("pricelist", "period", "remoteid", "datacenter", "sok", "skipbasket",
+                "clicked_button")
+EDIT_FIELDS = ("elid", "sok")
 # Exceptions that prove the connection was never established, so the request never left.
 _NOT_SENT = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
              ConnectionRefusedError, socket.gaierror, ssl.SSLCertVerificationError)
@@ -51,6 +55,14 @@ def _env_number(name, default, minimum=0.0, integer=False):
         kind = "an integer" if integer else "a number"
         raise InputError(f"{name} must be {kind} of at least {minimum:g}, not {raw!r}")
     return value
+
+
+def check_params(params, fields=()):
+    """InputError naming the first of ``params`` that the protocol or the call sets itself."""
+    clash = _RESERVED.union(fields).intersection(params or {})
+    if clash:
+        raise InputError(f"parameter {sorted(clash)[0]!r} is reserved for the protocol and "
+                         "cannot be set on a service")
 
 
 def _is_transient(exc):
@@ -252,9 +264,7 @@ class Client:
             raise
 
     def _form(self, func, params):
-        clash = _RESERVED.intersection(params or {})
-        if clash:
-            raise InputError(f"parameter {sorted(clash)[0]!r} is reserved for the protocol")
+        check_params(params)
         data = {str(k): str(v) for k, v in (params or {}).items() if v is not None}
         data.update(func=func, out="json", authinfo=self._authinfo)
         return data
@@ -378,14 +388,10 @@ class Client:
         safe: a used ``remoteid`` answers UpstreamError(EXISTS) whose ``params["id"]`` is the
         existing item, which the caller adopts.
         """
-        fields = {"pricelist": pricelist, "period": period, "remoteid": remoteid,
-                  "datacenter": datacenter, "sok": "ok", "skipbasket": "on",
-                  "clicked_button": "finish"}
+        fields = dict(zip(ORDER_FIELDS, (pricelist, period, remoteid, datacenter, "ok", "on",
+                                         "finish")))
         fields.update({f"addon_{k}": v for k, v in (addons or {}).items()})
-        clash = set(fields).intersection(params or {})
-        if clash:
-            raise InputError(f"parameter {sorted(clash)[0]!r} cannot be set as a service "
-                             f"parameter of an order")
+        check_params(params, fields)
         fields.update(params or {})
         return self._call(f"{itemtype}.order.param", fields, retry, _required("id"))
 
@@ -413,9 +419,7 @@ class Client:
 
     def edit_write(self, itemtype, elid, params, retry="unsent"):
         """Set an item's parameters (``{name: value}``)."""
-        clash = {"elid", "sok"}.intersection(params)
-        if clash:
-            raise InputError(f"parameter {sorted(clash)[0]!r} cannot be set on a service")
+        check_params(params, EDIT_FIELDS)
         self._call(f"{itemtype}.edit", {**params, "elid": elid, "sok": "ok"}, retry)
 
     def edit_read(self, itemtype, elid):
