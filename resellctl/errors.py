@@ -40,7 +40,7 @@ class StoreError(ResellError):
 
 
 class LockHeld(ResellError):
-    """Another process holds the sync lock."""
+    """Another process holds a lock: the sync lock, or the store past its busy timeout."""
 
     exit_status = ExitStatus.TEMPFAIL
 

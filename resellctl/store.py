@@ -14,7 +14,7 @@ import datetime
 import os
 import sqlite3
 
-from resellctl.errors import InputError, StoreError
+from resellctl.errors import InputError, LockHeld, ResellError, StoreError
 
 APPLICATION_ID = 0x52534C43  # "RSLC"
 BUSY_TIMEOUT_MS = 10_000
@@ -144,6 +144,26 @@ def _create_file(path):
                      "Choose another place with --db PATH or RESELLCTL_DB.")
 
 
+# SQLite's primary result codes that say the file cannot be used now, rather than a bug.
+_UNUSABLE = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL,
+             sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN,
+             sqlite3.SQLITE_PERM}
+
+
+def _unusable(path, verb, error):
+    """The ResellError for a store that cannot be opened or written, with what to do."""
+    code = error.sqlite_errorcode & 0xFF
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return LockHeld(f"the store at {path} stayed locked by another resellctl process for "
+                        f"{BUSY_TIMEOUT_MS // 1000} s", "Run the command again in a moment.")
+    if code == sqlite3.SQLITE_FULL:
+        return ResellError(f"cannot {verb} the store at {path}: the disk is full",
+                           "Free some space on it, then run the command again.")
+    return ResellError(f"cannot {verb} the store at {path}: {error}",
+                       "Check that the file and its directory are writable and that the disk "
+                       "has free space, then run the command again.")
+
+
 class Store:
     """An open store: ``conn`` for queries, ``write()`` for transactions."""
 
@@ -174,6 +194,8 @@ class Store:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.OperationalError as e:
+            raise _unusable(path, "open", e) from None
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{path} is not a resellctl store ({e})") from None
         except OSError as e:
@@ -192,27 +214,35 @@ class Store:
         import sqlite_utils
 
         db = sqlite_utils.Database(self.conn)
-        try:
-            with self.write():
-                # Re-read under the write lock: another process may have migrated meanwhile.
-                version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-                for step in MIGRATIONS[version:]:
-                    step(db)
-                self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except sqlite3.OperationalError as e:
-            raise StoreError(f"cannot write the store at {self.path}: {e}") from None
+        with self.write():
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            for step in MIGRATIONS[version:]:
+                step(db)
+            self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextlib.contextmanager
     def write(self):
-        """A write transaction: BEGIN IMMEDIATE, COMMIT on success, ROLLBACK on any error."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """A write transaction: BEGIN IMMEDIATE, COMMIT on success, ROLLBACK on any error.
+
+        A store that cannot be written (a full disk, a read-only file, held by another process
+        past the busy timeout) raises a ResellError that says so.
+        """
         try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                # SQLite may have rolled back already (a full disk does).
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            if (e.sqlite_errorcode & 0xFF) not in _UNUSABLE:
+                raise
+            raise _unusable(self.path, "write", e) from None
 
     def close(self):
         self.conn.close()

@@ -38,3 +38,69 @@ def test_a_parameter_the_protocol_sets_is_refused_before_anything_is_written(run
     assert _books(run.db_path, "SELECT count(*) FROM item") == [(1,)]
     # ...and the service can still be changed.
     assert run("services", "set-param", "1", "hostname=www.example.com").exit_code == 0
+
+
+def _run_with_store(db_path, *args, prepare):
+    """``resellctl ARGS`` on an App whose store connection ``prepare`` has set up first."""
+    from click.testing import CliRunner
+
+    from resellctl.cli import App, cli
+
+    app = App(stdout_isatty=False, stderr_isatty=False)
+    app.db_path = db_path
+    prepare(app.store.conn)
+    return CliRunner().invoke(cli, list(args), obj=app)
+
+
+def test_a_full_disk_is_one_line_that_says_so_and_the_books_are_unchanged(run, upstream):
+    def fill(conn):
+        # The store may grow no further: SQLite answers as it does on a full disk.
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    r = _run_with_store(run.db_path, "order", "VDS-1", "--quantity", "50", prepare=fill)
+    assert r.exit_code == 1, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert r.stderr.splitlines() == [
+        f"Error: cannot write the store at {run.db_path}: the disk is full",
+        "Free some space on it, then run the command again."]
+    assert _books(run.db_path, "SELECT count(*) FROM item") == [(0,)]
+    assert not [req for req in upstream.requests if req["func"] == "vds.order.param"]
+
+
+def test_a_read_only_store_is_one_line_not_a_traceback(run, upstream):
+    r = _run_with_store(run.db_path, "modules", "add", "staff", "--type", "manual",
+                        prepare=lambda conn: conn.execute("PRAGMA query_only = 1"))
+    assert r.exit_code == 1, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert f"Error: cannot write the store at {run.db_path}: " in r.stderr
+    assert "Check that the file and its directory are writable" in r.stderr
+
+
+def test_a_store_locked_past_the_busy_timeout_exits_75(run, upstream, monkeypatch):
+    import sqlite3
+
+    from resellctl import store
+
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_MS", 50)
+    other = sqlite3.connect(run.db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        r = run("modules", "add", "staff", "--type", "manual")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert r.exit_code == 75, r
+    assert "stayed locked by another resellctl process" in r.stderr
+    assert "Run the command again in a moment." in r.stderr
+
+
+def test_a_store_that_cannot_be_opened_is_not_called_foreign(run, upstream):
+    import os
+
+    # SQLite cannot open the write-ahead log (as on a read-only or full file system).
+    os.mkdir(run.db_path + "-wal")
+    r = run("ops", "list")
+    assert r.exit_code == 1, r
+    assert "not a resellctl store" not in r.stderr
+    assert f"cannot open the store at {run.db_path}: unable to open database file" in r.stderr
