@@ -12,12 +12,14 @@ around an HTTP call. This module knows nothing of click, rich or the upstream.
 import contextlib
 import datetime
 import os
+import re
 import sqlite3
 
 from resellctl.errors import InputError, LockHeld, ResellError, StoreError
 
 APPLICATION_ID = 0x52534C43  # "RSLC"
 BUSY_TIMEOUT_MS = 10_000
+MAX_ID = 2**63 - 1  # SQLite's largest integer
 
 MIGRATIONS = []
 
@@ -283,20 +285,20 @@ class Store:
         return rows[0]
 
     def item(self, item_id):
-        row = self.one("SELECT * FROM item WHERE id = ?", (_as_id(item_id, "service"),))
+        row = self.one("SELECT * FROM item WHERE id = ?", (as_id(item_id, "service"),))
         if row is None:
             raise InputError(f"no service {item_id}", "See `resellctl services list`.")
         return row
 
     def operation(self, op_id):
         row = self.one("SELECT * FROM runningoperation WHERE id = ?",
-                       (_as_id(op_id, "operation"),))
+                       (as_id(op_id, "operation"),))
         if row is None:
             raise InputError(f"no operation {op_id}", "See `resellctl ops list`.")
         return row
 
     def task(self, task_id):
-        row = self.one("SELECT * FROM task WHERE id = ?", (_as_id(task_id, "task"),))
+        row = self.one("SELECT * FROM task WHERE id = ?", (as_id(task_id, "task"),))
         if row is None:
             raise InputError(f"no task {task_id}", "See `resellctl tasks list`.")
         return row
@@ -309,11 +311,15 @@ class Store:
             (item_id, date or now(), source, event, runningoperation, message))
 
 
-def _as_id(value, what):
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise InputError(f"{what} id must be a number, not {value!r}") from None
+def as_id(value, what):
+    """``value`` as the id of a row of kind ``what``; InputError unless a whole number from 1 to
+    MAX_ID, in ASCII digits (int() would also take "1_0" and "²")."""
+    text = str(value).strip()
+    if not re.fullmatch(r"-?[0-9]+", text):
+        raise InputError(f"{what} id must be a number, not {value!r}")
+    number = int(text)
     if number <= 0:
         raise InputError(f"{what} id must be positive, not {value}")
+    if number > MAX_ID:
+        raise InputError(f"{what} id must be at most {MAX_ID}, not {value}")
     return number

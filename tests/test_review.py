@@ -104,3 +104,28 @@ def test_a_store_that_cannot_be_opened_is_not_called_foreign(run, upstream):
     assert r.exit_code == 1, r
     assert "not a resellctl store" not in r.stderr
     assert f"cannot open the store at {run.db_path}: unable to open database file" in r.stderr
+
+
+BIG = "99999999999999999999999"
+
+
+@pytest.mark.parametrize("args, says", [
+    (["ops", "show", BIG], f"operation id must be at most {2**63 - 1}, not {BIG}"),
+    (["ops", "start", BIG], f"operation id must be at most {2**63 - 1}"),
+    (["services", "show", BIG], "service id must be at most"),
+    (["services", "prolong", BIG], "service id must be at most"),
+    (["set-module", BIG, "manual"], "service id must be at most"),
+    (["tasks", "close", BIG], "task id must be at most"),
+    (["ops", "list", "--item", BIG], "is not in the range 1<=x<="),
+    (["tasks", "list", "--item", BIG], "is not in the range 1<=x<="),
+    (["services", "list", "--after", BIG], "is not in the range 0<=x<="),
+    (["events", "list", "--limit", BIG], "is not in the range 0<=x<="),
+    (["ops", "start", "\u00b2"], "operation id must be a number, not '\u00b2'"),
+    (["services", "show", "1_0"], "service id must be a number, not '1_0'"),
+])
+def test_an_odd_or_huge_id_is_bad_input_not_a_traceback(run, upstream, args, says):
+    _active_service(run, upstream)
+    r = run(*args)
+    assert r.exit_code == 2, r
+    assert says in r.stderr
+    assert "Traceback" not in r.stderr

@@ -9,13 +9,17 @@ from resellctl.cli import ResellGroup
 from resellctl.cli.common import app_of, engine_of, report_failures
 from resellctl.cli.order import outcome_rows
 from resellctl.errors import InputError
+from resellctl.store import MAX_ID, as_id
 
+
+
+ITEM = click.IntRange(1, MAX_ID)  # a service number
 
 
 def page_options(fn):
-    fn = click.option("--after", type=int, metavar="ID",
+    fn = click.option("--after", type=click.IntRange(0, MAX_ID), metavar="ID",
                       help="Start after this id (the next page).")(fn)
-    fn = click.option("--limit", type=click.IntRange(min=0), default=views.DEFAULT_LIMIT,
+    fn = click.option("--limit", type=click.IntRange(0, MAX_ID), default=views.DEFAULT_LIMIT,
                       show_default=True, help="At most this many rows (0: all).")(fn)
     return fn
 
@@ -28,7 +32,7 @@ def ops():
 @ops.command("list")
 @click.option("--status", type=click.Choice(operations.STATUSES),
               help="Only operations in this status.")
-@click.option("--item", type=int, help="Only operations of this service.")
+@click.option("--item", type=ITEM, help="Only operations of this service.")
 @page_options
 @output.options
 def list_(status, item, after, limit, as_json, quiet):
@@ -61,11 +65,7 @@ def _ids(values):
             return []
     elif "-" in values:
         raise InputError("give operation ids or a lone '-' (ids from stdin), not both")
-    ids = []
-    for value in values:
-        if not value.isdigit() or int(value) == 0:
-            raise InputError(f"operation id must be a positive number, not {value!r}")
-        ids.append(int(value))
+    ids = [as_id(value, "operation") for value in values]
     return list(dict.fromkeys(ids))  # the same id twice must not be sent twice
 
 

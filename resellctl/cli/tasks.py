@@ -7,7 +7,7 @@ import click
 from resellctl import lifecycle, output, views
 from resellctl.cli import ResellGroup
 from resellctl.cli.common import app_of
-from resellctl.cli.ops import page_options
+from resellctl.cli.ops import ITEM, page_options
 
 
 @click.group(cls=ResellGroup)
@@ -17,7 +17,7 @@ def tasks():
 
 @tasks.command("list")
 @click.option("--status", type=click.Choice(["open", "closed"]), help="Only tasks in this status.")
-@click.option("--item", type=int, help="Only tasks of this service.")
+@click.option("--item", type=ITEM, help="Only tasks of this service.")
 @page_options
 @output.options
 def list_(status, item, after, limit, as_json, quiet):
