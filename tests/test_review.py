@@ -129,3 +129,20 @@ def test_an_odd_or_huge_id_is_bad_input_not_a_traceback(run, upstream, args, say
     assert r.exit_code == 2, r
     assert says in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--ack-after", "nan"], "'nan' is not a number"),
+    (["--ack-after", "inf"], "is not in the range 0<=x<=3650"),
+    (["--ack-after", "1e10"], "is not in the range 0<=x<=3650"),
+    (["--time-budget", "nan"], "'nan' is not a number"),
+])
+def test_checkevent_refuses_a_number_that_is_none_or_endless(run, upstream, args, says):
+    assert run("order", "VDS-1").exit_code == 0
+    upstream.open_pending()  # an event waits
+    r = run("checkevent", *args)
+    assert r.exit_code == 2, r
+    assert says in r.stderr
+    # Nothing was read: the feed is where it was.
+    assert _books(run.db_path, "SELECT event_cursor FROM processingmodule "
+                               "WHERE name = 'vds-up'") == [(0,)]

@@ -12,6 +12,17 @@ from resellctl.cli.ops import page_options
 from resellctl.errors import ExitStatus
 
 PROGRESS_FROM = 5000  # events: below this a progress bar only flickers
+MAX_ACK_AFTER = 3650  # days: beyond ten years the date arithmetic overflows
+
+
+class Finite(click.FloatRange):
+    """A FloatRange that also refuses nan, which every comparison with its bounds lets by."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
 
 
 def summary_line(s):
@@ -56,12 +67,12 @@ class Progress:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--max-events", type=click.IntRange(min=1), metavar="N",
               help="Read at most N events per module; the rest waits for the next run.")
-@click.option("--time-budget", type=click.FloatRange(min=1), default=sync.DEFAULT_BUDGET,
+@click.option("--time-budget", type=Finite(min=1), default=sync.DEFAULT_BUDGET,
               show_default=True, metavar="SECONDS", help="Stop fetching pages after this long.")
 @click.option("--from", "from_id", type=click.IntRange(min=1), metavar="EVENT_ID",
               help="Re-read from this event id (or from the module's position, if that is "
                    "earlier), after restoring a backup: applies only what is not applied.")
-@click.option("--ack-after", type=click.FloatRange(min=0), default=sync.DEFAULT_ACK_AFTER,
+@click.option("--ack-after", type=Finite(0, MAX_ACK_AFTER), default=sync.DEFAULT_ACK_AFTER,
               show_default=True, metavar="DAYS",
               help="Let the upstream discard events only this long after they were applied, "
                    "so that a restored store can re-read them (--from); 0: at once.")
