@@ -146,3 +146,42 @@ def test_checkevent_refuses_a_number_that_is_none_or_endless(run, upstream, args
     # Nothing was read: the feed is where it was.
     assert _books(run.db_path, "SELECT event_cursor FROM processingmodule "
                                "WHERE name = 'vds-up'") == [(0,)]
+
+
+def test_a_password_typed_at_a_terminal_is_not_echoed(db_path):
+    import os
+    import pty
+    import select
+    import sys
+    import time
+
+    typed = "Typed-Secret-42"
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: resellctl on a terminal, as a sysadmin runs it
+        os.execve(sys.executable, [sys.executable, "-m", "resellctl", "modules", "add", "up",
+                                   "--type", "billmanager", "--url",
+                                   "http://127.0.0.1:9/billmgr", "--username", "u",
+                                   "--password-stdin"], dict(os.environ, RESELLCTL_DB=db_path))
+    screen = b""
+
+    def read_screen(until, seconds=30):
+        nonlocal screen
+        stop = time.monotonic() + seconds
+        while until not in screen and time.monotonic() < stop:
+            if select.select([terminal], [], [], 0.1)[0]:
+                try:
+                    chunk = os.read(terminal, 1024)
+                except OSError:  # the child is gone
+                    return
+                if not chunk:
+                    return
+                screen += chunk
+
+    read_screen(b"Password: ")
+    os.write(terminal, typed.encode() + b"\n")
+    read_screen(b"added")
+    os.waitpid(pid, 0)
+    os.close(terminal)
+    assert b"module up (billmanager) added" in screen, screen
+    assert typed.encode() not in screen
+    assert _books(db_path, "SELECT password FROM processingmodule") == [(typed,)]

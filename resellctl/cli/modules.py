@@ -22,7 +22,13 @@ def _read_password(password_file, password_stdin):
         return read_password_file(password_file)
     if not password_stdin:
         return None
-    password = sys.stdin.readline().rstrip("\r\n")
+    if sys.stdin.isatty():
+        # Typed by hand: prompt, and keep it off the screen.
+        import getpass
+
+        password = getpass.getpass("Password: ", stream=sys.stderr)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
     if not password:
         raise InputError("the password read from stdin is empty")
     return password
