@@ -117,7 +117,7 @@ def fresh_copy(source, target):
 def main():
     args = arguments(__doc__.splitlines()[0], services=(10_000, 500, "services"),
                      events=(100_000, 5_000, "setparam events"),
-                     runs=(3, 1, "runs of each, interleaved"))
+                     runs=(5, 1, "runs of each, interleaved"))
     with Workdir() as work, SimProcess(work.password_file) as sim:
         pairs = sim.admin("seed", {"items": args.services, "events": args.events,
                                    "username": USERNAME})["items"]
