@@ -7,9 +7,10 @@ operation engine.
 
 import datetime
 import json
+import os
 
 from resellctl import errors, operations
-from resellctl.errors import InputError
+from resellctl.errors import InputError, LockHeld
 from resellctl.store import now
 
 MAX_QUANTITY = 100
@@ -99,30 +100,80 @@ def pending_operation(store, item_id):
                      "ORDER BY id LIMIT 1", (item_id, *operations.PENDING))
 
 
+def _set_cancelled(store, op):
+    """Inside a write: mark ``op`` cancelled, as long as it is still failed or new (checkevent
+    may be re-running it at this moment)."""
+    if not store.conn.execute("UPDATE runningoperation SET status = 'cancelled', mdate = ? "
+                              "WHERE id = ? AND status IN ('failed', 'new')",
+                              (now(), op["id"])).rowcount:
+        raise InputError(f"operation {op['id']} changed meanwhile; see "
+                         f"`resellctl ops show {op['id']}`")
+
+
 def cancel_order(store, item, op):
     """Close a service whose order failed without reaching the upstream: nothing is sent, the
     order is cancelled (so checkevent never re-runs it), the service deleted in the books."""
     with store.write():
-        # Only while it is still failed: checkevent may be re-running it at this moment.
-        if not store.conn.execute("UPDATE runningoperation SET status = 'cancelled', mdate = ? "
-                                  "WHERE id = ? AND status = 'failed'",
-                                  (now(), op["id"])).rowcount:
-            raise InputError(f"operation {op['id']} changed meanwhile; see "
-                             f"`resellctl ops show {op['id']}`")
+        _set_cancelled(store, op)
         store.conn.execute("UPDATE item SET status = 4, mdate = ? WHERE id = ?",
                            (now(), item["id"]))
+        why = f"failed ({op['error_type']})" if op["status"] == "failed" else "not been sent"
         store.add_history(item["id"], f"closed before it was opened: operation {op['id']} "
-                                      f"(open) cancelled; it had failed ({op['error_type']}) "
-                                      "and the upstream has no item", runningoperation=op["id"])
+                                      f"(open) cancelled; it had {why} and the upstream has no "
+                                      "item", runningoperation=op["id"])
     return operations.Outcome(op["id"], item["id"], "cancelled")
 
 
-def busy_error(item, busy):
+def cancel(store, op_id, who=""):
+    """Give up a failed or new operation, so that its service takes other changes again.
+
+    An order that may have reached the upstream is refused: `ops start` adopts what the
+    upstream made. Any other change that reached the upstream after all still arrives as an
+    event and is applied as the upstream's own. Returns the operation as it was.
+    """
+    op = store.operation(op_id)
+    claim = operations.claim_operation(store.path, op["id"])
+    if claim is None:
+        raise LockHeld(f"operation {op['id']} is being sent by another resellctl process right "
+                       f"now", f"See `resellctl ops show {op['id']}` in a moment.")
+    try:
+        op = store.operation(op["id"])  # again under the claim: it may have been sent since
+        if op["status"] not in ("failed", "new"):
+            raise InputError(f"only failed or new operations can be cancelled: operation "
+                             f"{op['id']} is {op['status']}",
+                             "A waiting operation is in the upstream's hands and completes "
+                             "with its event (`resellctl checkevent`).")
+        item = store.item(op["item"])
+        if op["operation"] == "open":
+            if op["trycount"] and op["error_type"] in (None, errors.TRANSIENT):
+                raise order_maybe_sent(item, op)
+            cancel_order(store, item, op)
+            return op
+        with store.write():
+            _set_cancelled(store, op)
+            store.add_history(item["id"], f"operation {op['id']} ({op['operation']}) cancelled "
+                                          f"by {who or 'staff'}", runningoperation=op["id"])
+        return op
+    finally:
+        os.close(claim)
+
+
+def order_maybe_sent(item, op):
     return InputError(
-        f"service {item['id']} already has operation {busy['id']} ({busy['operation']}) "
-        f"{busy['status']}",
-        f"Wait for it (`resellctl checkevent`) or, if it failed, restart it with "
-        f"`resellctl ops start {busy['id']}`.")
+        f"the order of service {item['id']} (operation {op['id']}) may have reached the "
+        "upstream before its answer was lost",
+        f"Run `resellctl ops start {op['id']}` first: it adopts the upstream's item if "
+        "there is one (and charges nothing twice); then close the service.")
+
+
+def busy_error(item, busy):
+    if busy["status"] == "waiting":
+        way_out = "Wait for it to complete (`resellctl checkevent`)."
+    else:
+        way_out = (f"Start it (`resellctl ops start {busy['id']}`), or give it up "
+                   f"(`resellctl ops cancel {busy['id']}`).")
+    return InputError(f"service {item['id']} already has operation {busy['id']} "
+                      f"({busy['operation']}) {busy['status']}", way_out)
 
 
 def request_change(store, engine, item_id, kind, **args):
@@ -135,11 +186,7 @@ def request_change(store, engine, item_id, kind, **args):
             and busy["status"] == "failed" and not item["upstream_id"]):
         if busy["error_type"] != errors.TRANSIENT:
             return cancel_order(store, item, busy)
-        raise InputError(
-            f"service {item['id']} cannot be closed yet: its order (operation {busy['id']}) "
-            "may have reached the upstream before its answer was lost",
-            f"Run `resellctl ops start {busy['id']}` first: it adopts the upstream's item if "
-            "there is one (and charges nothing twice); then close the service.")
+        raise order_maybe_sent(item, busy)
     if busy is not None:
         raise busy_error(item, busy)
     if status == 4:

@@ -1,9 +1,12 @@
 """What a sysadmin runs into at 3 a.m.: bad input that must change nothing, odd values, a full or
 read-only disk, and the ways out of a stuck service."""
 
+import json
+
 import pytest
 
 from resellctl.store import Store
+from conftest import tsv
 
 
 def _books(db_path, sql, params=()):
@@ -185,3 +188,76 @@ def test_a_password_typed_at_a_terminal_is_not_echoed(db_path):
     assert b"module up (billmanager) added" in screen, screen
     assert typed.encode() not in screen
     assert _books(db_path, "SELECT password FROM processingmodule") == [(typed,)]
+
+
+def _stuck_setparam(run, upstream):
+    """Service 1 active, and its setparam failed (the upstream answered 500): operation 2."""
+    _active_service(run, upstream)
+    upstream.fault("500", func="vds.edit", count=100)
+    r = run("services", "set-param", "1", "hostname=bad_name")
+    assert r.exit_code == 75, r
+    upstream.clear_faults()
+    return 2
+
+
+def test_a_failed_change_no_longer_wedges_its_service_once_cancelled(run, upstream):
+    op_id = _stuck_setparam(run, upstream)
+    r = run("services", "suspend", "1")
+    assert r.exit_code == 2
+    # The message names both ways out.
+    assert f"resellctl ops start {op_id}" in r.stderr
+    assert f"resellctl ops cancel {op_id}" in r.stderr
+    r = run("ops", "cancel", op_id)
+    assert r.exit_code == 0, r
+    assert f"operation {op_id} (setparam) of service 1 cancelled" in r.stderr
+    assert tsv(run("ops", "list", "--item", "1").stdout)[-1]["status"] == "cancelled"
+    r = run("services", "suspend", "1")
+    assert r.exit_code == 0, r
+    assert tsv(r.stdout)[0]["status"] == "waiting"
+    history = [h["message"] for h in run_json(run, "services", "show", "1")["history"]]
+    assert any(f"operation {op_id} (setparam) cancelled by" in m for m in history)
+    # Only failed or new ones: a waiting operation is the upstream's.
+    r = run("ops", "cancel", "3")
+    assert r.exit_code == 2
+    assert "only failed or new operations can be cancelled: operation 3 is waiting" in r.stderr
+
+
+def test_a_cancelled_change_that_reached_the_upstream_after_all_is_applied_by_its_event(
+        run, upstream):
+    _active_service(run, upstream)
+    # The upstream sets the parameter, and the answer is lost: the operation fails.
+    upstream.fault("drop_after_commit", func="vds.edit", count=100)
+    assert run("services", "set-param", "1", "hostname=www.example.com").exit_code == 75
+    upstream.clear_faults()
+    assert run("ops", "cancel", "2").exit_code == 0
+    assert run("checkevent").exit_code == 0
+    shown = run_json(run, "services", "show", "1")
+    assert shown["params"]["hostname"] == "www.example.com"
+    assert [o["status"] for o in shown["operations"]] == ["done", "cancelled"]
+
+
+def test_cancelling_an_order_closes_its_service_unless_it_may_be_upstream(run, upstream):
+    upstream.fault("500", func="vds.order.param", count=100)
+    assert run("order", "VDS-1").exit_code == 75
+    upstream.clear_faults()
+    # A 500 may come after the upstream made the service: ops start adopts it instead.
+    r = run("ops", "cancel", "1")
+    assert r.exit_code == 2
+    assert "resellctl ops start 1" in r.stderr
+    upstream.topup("-97.00")
+    assert run("order", "VDS-1").exit_code == 1  # not enough money: surely not upstream
+    r = run("ops", "cancel", "2")
+    assert r.exit_code == 0, r
+    assert "operation 2 (open) of service 2 cancelled; the service is closed" in r.stderr
+    assert run_json(run, "services", "show", "2")["status"] == 4
+    # Funds arrive: checkevent does not order the cancelled service after all.
+    upstream.topup("100.00")
+    assert run("checkevent").exit_code == 0
+    assert [req["params"]["remoteid"] for req in upstream.requests
+            if req["func"] == "vds.order.param"].count("2") == 1
+
+
+def run_json(run, *args):
+    r = run(*args, "--json")
+    assert r.exit_code == 0, r
+    return json.loads(r.stdout)

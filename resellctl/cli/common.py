@@ -13,6 +13,16 @@ def app_of(ctx=None):
     return (ctx or click.get_current_context()).find_root().obj
 
 
+def who():
+    """The login name of the person running the command, for the history."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "staff"
+
+
 def engine_of(app):
     from resellctl.operations import Engine
 

@@ -4,9 +4,9 @@ import sys
 
 import click
 
-from resellctl import operations, output, views
+from resellctl import lifecycle, operations, output, views
 from resellctl.cli import ResellGroup
-from resellctl.cli.common import app_of, engine_of, report_failures
+from resellctl.cli.common import app_of, engine_of, report_failures, who
 from resellctl.cli.order import outcome_rows
 from resellctl.errors import InputError
 from resellctl.store import MAX_ID, as_id
@@ -106,3 +106,21 @@ def start(op_ids, dry_run, as_json):
     output.emit_rows(app, outcome_rows(app.store, outcomes),
                      ["item", "runningoperation", "status", "task"], as_json=as_json)
     report_failures(outcomes)
+
+
+@ops.command("cancel")
+@click.argument("op_ids", metavar="ID... | -", nargs=-1, required=True)
+def cancel(op_ids):
+    """Give up failed or new operations, so their services take other changes again.
+
+    A cancelled order deletes its service in the books. An order that may have reached the
+    upstream is refused: `resellctl ops start` it instead, which adopts what the upstream made.
+
+    \b
+    resellctl ops cancel 12
+    """
+    app = app_of()
+    for op_id in _ids(op_ids):
+        op = lifecycle.cancel(app.store, op_id, who=who())
+        output.say(f"operation {op['id']} ({op['operation']}) of service {op['item']} "
+                   "cancelled" + ("; the service is closed" if op["operation"] == "open" else ""))

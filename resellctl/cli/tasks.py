@@ -1,12 +1,10 @@
 """`resellctl tasks`: the follow-up of operations."""
 
-import getpass
-
 import click
 
 from resellctl import lifecycle, output, views
 from resellctl.cli import ResellGroup
-from resellctl.cli.common import app_of
+from resellctl.cli.common import app_of, who
 from resellctl.cli.ops import ITEM, page_options
 
 
@@ -34,15 +32,8 @@ def list_(status, item, after, limit, as_json, quiet):
 def close(task_id, note):
     """Finish a manual task: apply its change to the service and set its operation done."""
     app = app_of()
-    op, returned = lifecycle.close_task(app.store, task_id, note=note, who=_who())
+    op, returned = lifecycle.close_task(app.store, task_id, note=note, who=who())
     output.say(f"task {task_id} closed; operation {op['id']} ({op['operation']}) done; "
                f"service {op['item']} updated")
     if returned:
         output.say(f"service {op['item']} is back under module {returned}")
-
-
-def _who():
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "staff"
