@@ -114,21 +114,6 @@ def upstream_store(db_path, sim, password_file):
     cli(db_path, "tariffs", "import", "up")
 
 
-# Starts the measured command (its stdout to the file argv[1]) and prints its time, peak
-# memory and exit status as JSON. A small process of its own, because Linux counts in a
-# child's peak memory that of the process it was forked from: a script holding a backlog in
-# memory would otherwise inflate the figure of every command it starts.
-_LAUNCHER = """
-import json, os, sys, time
-out = [(os.POSIX_SPAWN_OPEN, 1, sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)]
-start = time.perf_counter()
-pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ, file_actions=out)
-_, status, usage = os.wait4(pid, 0)
-print(json.dumps([time.perf_counter() - start, usage.ru_maxrss * 1024,
-                  os.waitstatus_to_exitcode(status)]))
-"""
-
-
 def fill_store(db_path, services, operations, failed_every=100):
     """A store with ``services`` services and ``operations`` operations under a manual module,
     written straight through the store layer in large transactions (seconds for millions).
@@ -172,6 +157,21 @@ def _operations(first, last, services, failed_every, module, stamp):
                "prolong on billing.example.com: HTTP 502 Bad Gateway" if failed else None)
 
 
+# Starts the measured command (its stdout to the file argv[1]) and prints its time, peak
+# memory and exit status as JSON. A small process of its own, because Linux counts in a
+# child's peak memory that of the process it was forked from: a script holding a backlog in
+# memory would otherwise inflate the figure of every command it starts.
+_LAUNCHER = """
+import json, os, sys, time
+out = [(os.POSIX_SPAWN_OPEN, 1, sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)]
+start = time.perf_counter()
+pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ, file_actions=out)
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps([time.perf_counter() - start, usage.ru_maxrss * 1024,
+                  os.waitstatus_to_exitcode(status)]))
+"""
+
+
 def timed(command, env=None, stdout=os.devnull):
     """Run ``command`` (a list), its stdout to the file ``stdout``: its wall-clock seconds and
     peak memory in bytes. Exits the script if the command fails."""
@@ -204,7 +204,7 @@ def machine():
                        if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return (f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, {cpu}, "
+    return (f"{time.strftime('%Y-%m-%d')}, {len(os.sched_getaffinity(0))} cores, {cpu}, "
             f"Python {platform.python_version()}")
 
 
