@@ -1,6 +1,6 @@
 """checkevent keeps the services it met on one page for the next ones (a backlog names the same
-services page after page): what another process changes in the store meanwhile must still be
-seen, and a service unlinked on one page is looked for afresh on the next."""
+services page after page): what another process changes in the store meanwhile, a status or the
+link to the upstream item, must still be seen by the pages that follow."""
 
 import sqlite3
 
@@ -8,22 +8,9 @@ import pytest
 
 from conftest import USERNAME
 from resellctl import sync
-from resellctl.store import Store, now
+from test_checkevent import adopt
 
 PAGE_OF_SETPARAMS = 1000  # sync.PAGE: the first page holds only these
-
-
-def adopt(db_path, upstream_id, item_id=7):
-    """An active service of module vds-up linked to the simulator's item ``upstream_id``."""
-    store = Store.open(db_path)
-    with store.write() as conn:
-        module, tariff = conn.execute(
-            "SELECT processingmodule, id FROM pricelist WHERE remote_id = '11'").fetchone()
-        conn.execute("INSERT INTO item (id, client, pricelist, itemtype, status, "
-                     "processingmodule, period, upstream_module, upstream_id, cdate) "
-                     "VALUES (?, 'acme', ?, 'vds', 2, ?, 1, ?, ?, ?)",
-                     (item_id, tariff, module, module, upstream_id, now()))
-    store.close()
 
 
 def between_pages(monkeypatch, action):
@@ -58,8 +45,9 @@ def service(db_path, item_id=7):
 def backlog(run, upstream):
     """A service whose upstream item has a first page of setparam events behind it."""
     sim = upstream
-    [(upstream_id, _)] = sim.seed(1, PAGE_OF_SETPARAMS, username=USERNAME, first_remoteid=7)
-    adopt(run.db_path, upstream_id)
+    pairs = sim.seed(1, PAGE_OF_SETPARAMS, username=USERNAME, first_remoteid=7)
+    adopt(run.db_path, pairs)  # service 7
+    [(upstream_id, _)] = pairs
     return sim, upstream_id
 
 
