@@ -58,7 +58,7 @@ def order(store, engine, tariff_ref, quantity=1, period=None, client="", params=
         if name not in known:
             have = ", ".join(known) or "none"
             raise InputError(f"tariff {tariff['name']!r} has no addon {name!r} (it has: {have})")
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):
             raise InputError(f"addon {name} needs a whole number, not {value!r}")
     changed = {known[n]["remote_id"]: v for n, v in addons.items() if v != known[n]["value"]}
     check_params(params, "open", [f"addon_{k}" for k in changed])

@@ -261,3 +261,11 @@ def run_json(run, *args):
     r = run(*args, "--json")
     assert r.exit_code == 0, r
     return json.loads(r.stdout)
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0661\u0662", "", "-5", "4.5"])
+def test_an_addon_value_must_be_ascii_digits(run, upstream, value):
+    r = run("order", "VDS-1", "--addon", f"ram={value}")
+    assert r.exit_code == 2, r
+    assert f"addon ram needs a whole number, not {value!r}" in r.stderr
+    assert _books(run.db_path, "SELECT count(*) FROM item") == [(0,)]
