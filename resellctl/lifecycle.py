@@ -202,7 +202,9 @@ def request_change(store, engine, item_id, kind, **args):
     module = store.module(item["processingmodule"])
     params, detail = {}, ""
     if kind == "prolong":
-        params["period"] = check_period(store, tariff, args.get("period") or item["period"])
+        period = args.get("period")
+        params["period"] = check_period(store, tariff, item["period"] if period is None
+                                        else period)
         detail = f"{params['period']} months"
     elif kind == "changepricelist":
         new = store.tariff(args["tariff"])

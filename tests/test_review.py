@@ -269,3 +269,12 @@ def test_an_addon_value_must_be_ascii_digits(run, upstream, value):
     assert r.exit_code == 2, r
     assert f"addon ram needs a whole number, not {value!r}" in r.stderr
     assert _books(run.db_path, "SELECT count(*) FROM item") == [(0,)]
+
+
+def test_prolong_by_zero_months_is_refused_not_taken_as_the_default(run, upstream):
+    _active_service(run, upstream)
+    r = run("services", "prolong", "1", "--period", "0")
+    assert r.exit_code == 2, r
+    assert "tariff 'VDS-1' is not sold for 0 months (periods: 1, 3, 12)" in r.stderr
+    assert [o["operation"] for o in run_json(run, "services", "show", "1")["operations"]] == [
+        "open"]
