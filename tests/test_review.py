@@ -278,3 +278,11 @@ def test_prolong_by_zero_months_is_refused_not_taken_as_the_default(run, upstrea
     assert "tariff 'VDS-1' is not sold for 0 months (periods: 1, 3, 12)" in r.stderr
     assert [o["operation"] for o in run_json(run, "services", "show", "1")["operations"]] == [
         "open"]
+
+
+@pytest.mark.parametrize("amount", ["1e400", "9" * 40])
+def test_sim_refuses_an_amount_too_large_for_money(run, sim, amount):
+    r = run("sim", "topup", amount, "--url", sim.server.url)
+    assert r.exit_code == 2, r
+    assert f"not an amount of money: {amount!r}" in r.stderr
+    assert str(sim.balance()) == "100.00"

@@ -30,11 +30,12 @@ def money(value):
     """A Decimal amount of money from a string, int or Decimal; ValueError if it is none."""
     try:
         amount = Decimal(str(value).strip())
+        if not amount.is_finite():
+            raise InvalidOperation
+        # Past the context's precision (28 digits) quantize fails too.
+        return amount.quantize(CENT)
     except InvalidOperation:
         raise ValueError(f"not an amount of money: {value!r}") from None
-    if not amount.is_finite():
-        raise ValueError(f"not an amount of money: {value!r}")
-    return amount.quantize(CENT)
 
 
 @dataclass
