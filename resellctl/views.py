@@ -5,6 +5,8 @@ grows with the page, not with the store, and rows are yielded as they are read. 
 tariffs appear by name; item status is the numeric code; JSON field names follow SPEC's domain.
 """
 
+import heapq
+import itertools
 import json
 
 from resellctl.errors import InputError
@@ -168,15 +170,27 @@ def service(store, item_id):
     return obj
 
 
+PROBLEMS = ("unknown", "rejected")
+
+
 def events(store, problem=False, module=None, after=None, limit=DEFAULT_LIMIT):
     modules_ = _names(store, "processingmodule")
     where, args = [], []
-    if problem:
-        where.append("outcome IN ('unknown', 'rejected')")
     if module is not None:
-        where.append("processingmodule = ?")
+        # `+`: read the log in id order, passing other modules' events by; on the module's
+        # (module, event id) index SQLite would first read and sort every event the module had.
+        where.append("+processingmodule = ?")
         args.append(store.module(module)["id"])
-    for row in _page(store, "SELECT * FROM eventlog", where, args, after, limit):
+    if problem:
+        # One page per outcome, each in id order on the (outcome, id) index, merged: with
+        # `outcome IN (...)` SQLite would first read and sort every problem ever logged.
+        rows = heapq.merge(*(
+            _page(store, "SELECT * FROM eventlog", [*where, "outcome = ?"], [*args, outcome],
+                  after, limit) for outcome in PROBLEMS), key=lambda row: row["id"])
+        rows = itertools.islice(rows, limit or None)
+    else:
+        rows = _page(store, "SELECT * FROM eventlog", where, args, after, limit)
+    for row in rows:
         yield {"id": row["id"], "processingmodule": modules_.get(row["processingmodule"]),
                "event_id": row["event_id"], "type": row["type"], "date": row["date"],
                "received": row["received"], "item": row["item"],
