@@ -114,12 +114,14 @@ def upstream_store(db_path, sim, password_file):
     cli(db_path, "tariffs", "import", "up")
 
 
-def fill_store(db_path, services, operations, failed_every=100):
+def fill_store(db_path, services, operations, events=0, failed_every=100):
     """A store with ``services`` services and ``operations`` operations under a manual module,
-    written straight through the store layer in large transactions (seconds for millions).
+    and ``events`` received events of two billmanager modules, written straight through the
+    store layer in large transactions (seconds for millions).
 
     Services are mostly active (status 2); every ``failed_every``-th operation has failed, the
-    rest are done, and every service has its share of the operations.
+    rest are done, and every service has its share of the operations. Nine events in ten are
+    module ``up``'s, one in ``failed_every`` could not be applied.
     """
     store = Store.open(db_path)
     stamp = now()
@@ -145,7 +147,27 @@ def fill_store(db_path, services, operations, failed_every=100):
                 "processingmodule, status, operation, params, mdate, error_type, error_message) "
                 "VALUES (?, ?, ?, 'vds', ?, ?, 1, ?, ?, 'prolong', '{\"period\": 1}', ?, ?, ?)",
                 _operations(first, last, services, failed_every, module, stamp))
+    with store.write():
+        up, other = (store.conn.execute(
+            "INSERT INTO processingmodule (name, type, cdate) VALUES (?, 'billmanager', ?)",
+            (name, stamp)).lastrowid for name in ("up", "other"))
+    for first in range(1, events + 1, 500_000):
+        last = min(events, first + 499_999)
+        with store.write():
+            store.conn.executemany(
+                "INSERT INTO eventlog (processingmodule, event_id, type, date, received, item, "
+                "upstream_item, outcome, reason) VALUES (?, ?, 'setparam', ?, ?, ?, ?, ?, ?)",
+                _events(first, last, services, failed_every, up, other, stamp))
     store.close()
+
+
+def _events(first, last, services, failed_every, up, other, stamp):
+    for n in range(first, last + 1):
+        item = (n * 7919) % services + 1
+        problem = n % failed_every == 0
+        yield (other if n % 10 == 0 else up, n, stamp, stamp, None if problem else item,
+               str(4200 + item), "unknown" if problem else "applied",
+               "no service with upstream item" if problem else None)
 
 
 def _operations(first, last, services, failed_every, module, stamp):

@@ -1,7 +1,7 @@
 """Listing at scale: filtered listings on stores of growing size, as real subprocesses.
 
-Stores of 10k, 100k and 1,000,000 operations (2k, 20k and 200,000 services) are written
-straight through the store layer. Each listing is timed as a user runs it (median of a few
+Stores of 10k, 100k and 1,000,000 operations (2k, 20k and 200,000 services, and as many
+received events as operations) are written straight through the store layer. Each listing is timed as a user runs it (median of a few
 runs), side by side with the reference, `python -c "import click"`, measured in the same run.
 Targets: each listing under 0.3 s on every store, and flat: the largest store no slower than
 1.5x the smallest. The last row proves that listings stream: every active service of the store
@@ -30,6 +30,8 @@ def listings(item):
         f"ops list --item {item}": (f"{cli} ops list --item {item}", True),
         "services list --status 2 -q | head": (f"{cli} services list --status 2 -q | head",
                                                True),
+        "events list --problem -q": (f"{cli} events list --problem -q", True),
+        "events list --module up -q": (f"{cli} events list --module up -q", True),
         "services list --status 2 --limit 0 -q | head -1":
             (f"{cli} services list --status 2 --limit 0 -q | head -1", False),
     }
@@ -46,7 +48,7 @@ def main():
     with Workdir() as work:
         for size in sizes:
             db_path = work.file(f"ops{size}.db")
-            fill_store(db_path, int(size * SERVICES_PER_OPERATION), size)
+            fill_store(db_path, int(size * SERVICES_PER_OPERATION), size, events=size)
             commands = {name: (["sh", "-c", line], cli_env(db_path))
                         for name, (line, _) in listings(item=1).items()}
             commands[reference] = ([sys.executable, "-c", "import click"], None)
