@@ -10,7 +10,7 @@ import json
 import os
 
 from resellctl import errors, operations
-from resellctl.errors import InputError, LockHeld
+from resellctl.errors import InputError, LockHeld, ResellError
 from resellctl.store import now
 
 MAX_QUANTITY = 100
@@ -82,7 +82,20 @@ def order(store, engine, tariff_ref, quantity=1, period=None, client="", params=
             store.add_history(item_id, f"ordered {tariff['name']} for {period} months "
                                        f"by operation {op_id}", runningoperation=op_id)
             created.append(op_id)
-    return [engine.process(op_id) for op_id in created]
+    outcomes = []
+    try:
+        for op_id in created:
+            outcomes.append(engine.process(op_id))
+    except KeyboardInterrupt:
+        left = created[len(outcomes):]
+        which = f"{left[0]} to {left[-1]}" if len(left) > 1 else f"{left[0]}"
+        raise ResellError(
+            f"interrupted: the services are in the books, but operation(s) {which} may not "
+            "have been sent",
+            "Send them with: resellctl ops list --status new -q | resellctl ops start -  "
+            "(an order is never made twice upstream), or give them up with: resellctl ops "
+            "cancel ID...") from None
+    return outcomes
 
 
 def check_params(params, kind, extra=()):

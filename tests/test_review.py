@@ -286,3 +286,37 @@ def test_sim_refuses_an_amount_too_large_for_money(run, sim, amount):
     assert r.exit_code == 2, r
     assert f"not an amount of money: {amount!r}" in r.stderr
     assert str(sim.balance()) == "100.00"
+
+
+def test_an_order_interrupted_by_ctrl_c_says_how_to_send_the_rest(run, upstream):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import resellctl_env
+
+    upstream.fault("delay", func="vds.order.param", count=20, seconds=0.2)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "resellctl", "order", "VDS-1", "--quantity", "20"],
+        env=resellctl_env(run.db_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    stop = time.monotonic() + 60
+    while time.monotonic() < stop and not _books(
+            run.db_path, "SELECT id FROM runningoperation WHERE status = 'waiting'"):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 1, err
+    assert "Traceback" not in err
+    assert "Error: interrupted: the services are in the books, but operation(s) " in err
+    assert "resellctl ops list --status new -q | resellctl ops start -" in err
+    left = run("ops", "list", "--status", "new", "-q").stdout
+    assert left.split(), "the interrupt came after every order was sent"
+    upstream.clear_faults()
+    r = run("ops", "start", "-", input=left)
+    assert r.exit_code == 0, r
+    # Every service is ordered once upstream, none twice.
+    assert sorted(op["status"] for op in run_json(run, "ops", "list")) == ["waiting"] * 20
+    remoteids = sorted(int(item.remoteid) for item in upstream.items.values())
+    assert remoteids == list(range(1, 21))
