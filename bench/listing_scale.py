@@ -1,8 +1,9 @@
 """Listing at scale: filtered listings on stores of growing size, as real subprocesses.
 
 Stores of 10k, 100k and 1,000,000 operations (2k, 20k and 200,000 services, and as many
-received events as operations) are written straight through the store layer. Each listing is timed as a user runs it (median of a few
-runs), side by side with the reference, `python -c "import click"`, measured in the same run.
+received events as operations) are written straight through the store layer. Each listing is
+timed as a user runs it (median of a few runs), side by side with the reference,
+`python -c "import click"`, measured in the same run.
 Targets: each listing under 0.3 s on every store, and flat: the largest store no slower than
 1.5x the smallest. The last row proves that listings stream: every active service of the store
 (--limit 0) piped into `head -1` costs no more than one page.
