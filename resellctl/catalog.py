@@ -9,6 +9,7 @@ from resellctl.store import now
 
 MODULE_TYPES = ("billmanager", "manual")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
+_BLANK = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 def add_module(store, name, type, url=None, username=None, password=None, datacenter=None,
@@ -39,12 +40,17 @@ def add_module(store, name, type, url=None, username=None, password=None, datace
                    if not value]
         if missing:
             raise InputError(f"a billmanager module needs {', '.join(missing)}")
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            parts.port  # noqa: B018 -- raises ValueError for a port that is not one
+        except ValueError as e:
+            # Not echoed: it may hold a password.
+            raise InputError(f"--url is not a valid URL ({e})") from None
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise InputError("--url must not hold credentials, a query or a fragment: "
+                             "give the login with --username and --password-file")
+        if parts.scheme not in ("http", "https") or not parts.hostname or _BLANK.search(url):
             raise InputError(f"--url must be an http(s) URL, not {url!r}")
-        if parts.username or parts.password or parts.query:
-            raise InputError("--url must not hold credentials or a query string: "
-                             "give them with --username and --password-file")
     elif any((url, username, password, datacenter)):
         raise InputError("a manual module takes no --url, --username, password or --datacenter")
     if min_balance is not None:

@@ -320,3 +320,20 @@ def test_an_order_interrupted_by_ctrl_c_says_how_to_send_the_rest(run, upstream)
     assert sorted(op["status"] for op in run_json(run, "ops", "list")) == ["waiting"] * 20
     remoteids = sorted(int(item.remoteid) for item in upstream.items.values())
     assert remoteids == list(range(1, 21))
+
+
+@pytest.mark.parametrize("url, says", [
+    ("http://[::1/billmgr", "--url is not a valid URL (Invalid IPv6 URL)"),
+    ("http://127.0.0.1:99999/billmgr", "--url is not a valid URL (Port out of range"),
+    ("http://127.0.0.1:abc/billmgr", "--url is not a valid URL (Port could not be cast"),
+    ("http://exa mple.com/billmgr", "--url must be an http(s) URL, not 'http://exa mple.com/"),
+    ("https://example.com/billmgr#top", "--url must not hold credentials, a query or a fragment"),
+    ("ftp://reseller:Pw-in-url@example.com/", "--url must not hold credentials"),
+])
+def test_modules_add_refuses_a_url_the_client_could_never_call(run, password_file, url, says):
+    r = run("modules", "add", "up", "--type", "billmanager", "--url", url, "--username", "u",
+            "--password-file", password_file)
+    assert r.exit_code == 2, r
+    assert says in r.stderr
+    assert "Pw-in-url" not in r.stderr
+    assert _books(run.db_path, "SELECT count(*) FROM processingmodule") == [(0,)]
