@@ -283,6 +283,10 @@ class Engine:
 
     def start(self, op_ids):
         """Re-run operations in status failed or new; refuse any other with InputError."""
+        return [self.process(op_id) for op_id in self.startable(op_ids)]
+
+    def startable(self, op_ids):
+        """``op_ids`` when every one is failed or new; else InputError naming the others."""
         ops = [self.store.operation(op_id) for op_id in op_ids]
         refused = [op for op in ops if op["status"] not in ("failed", "new")]
         if refused:
@@ -290,7 +294,7 @@ class Engine:
             raise InputError(f"only failed or new operations can be started: {details}",
                              "A waiting operation completes with its upstream event "
                              "(`resellctl checkevent`); a done one needs nothing.")
-        return [self.process(op["id"]) for op in ops]
+        return [op["id"] for op in ops]
 
 
 def claim_operation(store_path, op_id):

@@ -337,3 +337,11 @@ def test_modules_add_refuses_a_url_the_client_could_never_call(run, password_fil
     assert says in r.stderr
     assert "Pw-in-url" not in r.stderr
     assert _books(run.db_path, "SELECT count(*) FROM processingmodule") == [(0,)]
+
+
+def test_a_dry_run_refuses_what_the_real_start_refuses(run, upstream):
+    _active_service(run, upstream)
+    r = run("ops", "start", "1", "--dry-run")
+    assert r.exit_code == 2, r
+    assert "only failed or new operations can be started: operation 1 is done" in r.stderr
+    assert r.stdout == ""

@@ -89,7 +89,7 @@ def start(op_ids, dry_run, as_json):
         return
     engine = engine_of(app)
     if dry_run:
-        for op_id in ids:
+        for op_id in engine.startable(ids):  # what the real run would refuse, it refuses
             shown = engine.dry_run(op_id)
             request = shown.pop("request") if not as_json else None
             output.emit_one(app, shown, as_json,
