@@ -87,15 +87,21 @@ def order(store, engine, tariff_ref, quantity=1, period=None, client="", params=
         for op_id in created:
             outcomes.append(engine.process(op_id))
     except KeyboardInterrupt:
-        left = created[len(outcomes):]
-        which = f"{left[0]} to {left[-1]}" if len(left) > 1 else f"{left[0]}"
-        raise ResellError(
-            f"interrupted: the services are in the books, but operation(s) {which} may not "
-            "have been sent",
-            "Send them with: resellctl ops list --status new -q | resellctl ops start -  "
-            "(an order is never made twice upstream), or give them up with: resellctl ops "
-            "cancel ID...") from None
+        raise _unsent(created[len(outcomes):], ResellError("interrupted")) from None
+    except ResellError as error:
+        raise _unsent(created[len(outcomes):], error)
     return outcomes
+
+
+def _unsent(op_ids, error):
+    """``error``, its hint telling which operations of an order (written in the books) may
+    not have been sent, and how to send them."""
+    which = f"{op_ids[0]} to {op_ids[-1]}" if len(op_ids) > 1 else f"{op_ids[0]}"
+    note = (f"The services are in the books, but operation(s) {which} may not have been sent. "
+            "Send them with: resellctl ops list --status new -q | resellctl ops start -  (an "
+            "order is never made twice upstream), or give them up: resellctl ops cancel ID...")
+    error.hint = f"{error.hint}\n{note}" if error.hint else note
+    return error
 
 
 def check_params(params, kind, extra=()):

@@ -309,7 +309,7 @@ def test_an_order_interrupted_by_ctrl_c_says_how_to_send_the_rest(run, upstream)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 1, err
     assert "Traceback" not in err
-    assert "Error: interrupted: the services are in the books, but operation(s) " in err
+    assert "Error: interrupted\nThe services are in the books, but operation(s) " in err
     assert "resellctl ops list --status new -q | resellctl ops start -" in err
     left = run("ops", "list", "--status", "new", "-q").stdout
     assert left.split(), "the interrupt came after every order was sent"
@@ -345,3 +345,19 @@ def test_a_dry_run_refuses_what_the_real_start_refuses(run, upstream):
     assert r.exit_code == 2, r
     assert "only failed or new operations can be started: operation 1 is done" in r.stderr
     assert r.stdout == ""
+
+
+def test_an_order_whose_sending_fails_on_a_setting_says_what_was_written(run, upstream,
+                                                                          monkeypatch):
+    monkeypatch.setenv("RESELLCTL_READ_TIMEOUT", "abc")
+    r = run("order", "VDS-1", "--quantity", "3")
+    assert r.exit_code == 2, r
+    assert r.stderr.splitlines() == [
+        "Error: RESELLCTL_READ_TIMEOUT must be a number of at least 0.1, not 'abc'",
+        "The services are in the books, but operation(s) 1 to 3 may not have been sent. Send "
+        "them with: resellctl ops list --status new -q | resellctl ops start -  (an order is "
+        "never made twice upstream), or give them up: resellctl ops cancel ID..."]
+    monkeypatch.delenv("RESELLCTL_READ_TIMEOUT")
+    left = run("ops", "list", "--status", "new", "-q").stdout
+    assert run("ops", "start", "-", input=left).exit_code == 0
+    assert sorted(op["status"] for op in run_json(run, "ops", "list")) == ["waiting"] * 3
