@@ -81,15 +81,22 @@ def order(store, engine, tariff_ref, quantity=1, period=None, client="", params=
             op_id = operations.create(store, item, "open", request, desc, module["id"])
             store.add_history(item_id, f"ordered {tariff['name']} for {period} months "
                                        f"by operation {op_id}", runningoperation=op_id)
-            created.append(op_id)
-    outcomes = []
+            created.append((op_id, item_id))
+    outcomes, unreachable = [], None
     try:
-        for op_id in created:
+        for op_id, item_id in created:
+            if unreachable is not None:
+                # The upstream stopped answering: each of the rest would wait out the retries.
+                outcomes.append(operations.Outcome(op_id, item_id, "new", unreachable))
+                continue
             outcomes.append(engine.process(op_id))
+            if outcomes[-1].error is not None and outcomes[-1].error.kind == errors.TRANSIENT:
+                unreachable = outcomes[-1].error
     except KeyboardInterrupt:
-        raise _unsent(created[len(outcomes):], ResellError("interrupted")) from None
+        raise _unsent([o for o, _ in created[len(outcomes):]], ResellError("interrupted")) \
+            from None
     except ResellError as error:
-        raise _unsent(created[len(outcomes):], error)
+        raise _unsent([o for o, _ in created[len(outcomes):]], error)
     return outcomes
 
 

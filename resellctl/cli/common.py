@@ -59,6 +59,7 @@ def report_failures(outcomes):
     nothing worse happened.
     """
     failed = [o for o in outcomes if o.status == "failed"]
+    unsent = [o for o in outcomes if o.status == "new"]
     busy = [o for o in outcomes if o.status == "busy"]
     for outcome in failed:
         say(f"operation {outcome.runningoperation} (service {outcome.item}) failed: "
@@ -69,9 +70,16 @@ def report_failures(outcomes):
         say(f"operation {outcome.runningoperation} (service {outcome.item}) is being sent by "
             f"another resellctl process right now; see `resellctl ops show "
             f"{outcome.runningoperation}` in a moment")
-    if not failed and not busy:
+    if unsent:
+        first, last = unsent[0].runningoperation, unsent[-1].runningoperation
+        say(f"operation(s) {first}{f' to {last}' if last != first else ''} not sent, as the "
+            "upstream did not answer; once it does: resellctl ops list --status new -q | "
+            "resellctl ops start -")
+    if not failed and not unsent and not busy:
         return
     transient = all(o.error.kind == errors.TRANSIENT for o in failed)
+    (count, word), *more = [(len(group), word) for group, word in (
+        (failed, "failed"), (unsent, "not sent"), (busy, "busy")) if group]
     raise errors.UpstreamError(errors.TRANSIENT if transient else errors.PERMANENT,
-                               f"{len(failed) + len(busy)} of {len(outcomes)} operation(s) "
-                               f"{'failed' if failed else 'busy'}")
+                               f"{count} of {len(outcomes)} operation(s) {word}"
+                               + "".join(f", {n} {w}" for n, w in more))
