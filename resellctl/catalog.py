@@ -40,6 +40,10 @@ def add_module(store, name, type, url=None, username=None, password=None, datace
                    if not value]
         if missing:
             raise InputError(f"a billmanager module needs {', '.join(missing)}")
+        if ":" in username or _BLANK.search(username):
+            # authinfo is USER:PASSWORD: a colon would move the split, a line end the line.
+            raise InputError(f"--username must hold no ':', blank or control character, not "
+                             f"{username!r}")
         try:
             parts = urllib.parse.urlsplit(url)
             parts.port  # noqa: B018 -- raises ValueError for a port that is not one

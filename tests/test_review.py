@@ -382,3 +382,14 @@ def test_an_order_stops_sending_once_the_upstream_does_not_answer(run, upstream)
     left = run("ops", "list", "--status", "new", "-q").stdout
     assert run("ops", "start", "-", input=left).exit_code == 0
     assert sorted(op["status"] for op in run_json(run, "ops", "list")) == ["waiting"] * 5
+
+
+@pytest.mark.parametrize("username", ["a:b", "re seller", "a\nb", "a\x1b[2Jb"])
+def test_modules_add_refuses_a_username_authinfo_cannot_carry(run, sim, password_file,
+                                                               username):
+    r = run("modules", "add", "up", "--type", "billmanager", "--url", sim.server.url,
+            "--username", username, "--password-file", password_file)
+    assert r.exit_code == 2, r
+    assert f"--username must hold no ':', blank or control character, not {username!r}" in (
+        r.stderr)
+    assert _books(run.db_path, "SELECT count(*) FROM processingmodule") == [(0,)]
