@@ -256,12 +256,17 @@ _ITEM_COLUMNS = ("item.id, item.status, item.expiredate, item.pricelist, item.up
                  "item.upstream_module")
 
 
-def insert_rows(conn, head, rows, tail="", per_statement=100):
+# Values one statement may bind: SQLite before 3.32 allows no more than 999.
+MAX_VARIABLES = 999
+
+
+def insert_rows(conn, head, rows, tail=""):
     """``head (...), (...) tail`` for ``rows``: a statement of many rows costs SQLite far less
     than a statement per row (executemany), which a backlog would pay for every event."""
     if not rows:
         return
     group = "(" + ",".join("?" * len(rows[0])) + ")"
+    per_statement = MAX_VARIABLES // len(rows[0])
     for start in range(0, len(rows), per_statement):
         chunk = rows[start:start + per_statement]
         conn.execute(f"{head} {','.join([group] * len(chunk))} {tail}",

@@ -2,12 +2,14 @@
 services page after page): what another process changes in the store meanwhile, a status or the
 link to the upstream item, must still be seen by the pages that follow."""
 
+import json
 import sqlite3
 
 import pytest
 
 from conftest import USERNAME
 from resellctl import sync
+from resellctl.store import Store
 from test_checkevent import adopt
 
 PAGE_OF_SETPARAMS = 1000  # sync.PAGE: the first page holds only these
@@ -93,3 +95,22 @@ def test_a_service_unlinked_on_one_page_is_looked_for_afresh_on_the_next(run, ba
     status, linked, history = service(run.db_path)
     # Not applied to the unlinked service from memory: found again by its remoteid, relinked.
     assert linked == upstream_id and status == 3
+
+
+def test_a_full_page_is_written_within_the_variables_older_sqlite_allows(run, backlog,
+                                                                        monkeypatch):
+    # SQLite before 3.32 binds at most 999 values per statement; rows go many to a statement.
+    open_store = Store.open.__func__
+
+    def limited(cls, *args, **kwargs):
+        store = open_store(cls, *args, **kwargs)
+        store.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        return store
+
+    monkeypatch.setattr(Store, "open", classmethod(limited))
+    r = run("checkevent", "--json")
+    assert r.exit_code == 0, r
+    [summary] = json.loads(r.stdout)
+    assert summary["applied"] == PAGE_OF_SETPARAMS
+    _, _, history = service(run.db_path)
+    assert len(history) == PAGE_OF_SETPARAMS
