@@ -77,26 +77,19 @@ def order(store, engine, tariff_ref, quantity=1, period=None, client="", params=
             store.conn.executemany("INSERT INTO itemaddon (item, name, value) VALUES (?, ?, ?)",
                                    [(item_id, k, v) for k, v in resources.items()])
             item = store.item(item_id)
-            desc = operations.describe("open", item_id, f"{tariff['name']}, {period} months")
+            desc = operations.describe("open", item_id, f"{tariff['name']}, {operations.months(period)}")
             op_id = operations.create(store, item, "open", request, desc, module["id"])
-            store.add_history(item_id, f"ordered {tariff['name']} for {period} months "
+            store.add_history(item_id, f"ordered {tariff['name']} for {operations.months(period)} "
                                        f"by operation {op_id}", runningoperation=op_id)
-            created.append((op_id, item_id))
-    outcomes, unreachable = [], None
+            created.append(op_id)
+    outcomes = []
     try:
-        for op_id, item_id in created:
-            if unreachable is not None:
-                # The upstream stopped answering: each of the rest would wait out the retries.
-                outcomes.append(operations.Outcome(op_id, item_id, "new", unreachable))
-                continue
-            outcomes.append(engine.process(op_id))
-            if outcomes[-1].error is not None and outcomes[-1].error.kind == errors.TRANSIENT:
-                unreachable = outcomes[-1].error
+        for outcome in engine.process_many(created):
+            outcomes.append(outcome)
     except KeyboardInterrupt:
-        raise _unsent([o for o, _ in created[len(outcomes):]], ResellError("interrupted")) \
-            from None
+        raise _unsent(created[len(outcomes):], ResellError("interrupted")) from None
     except ResellError as error:
-        raise _unsent([o for o, _ in created[len(outcomes):]], error)
+        raise _unsent(created[len(outcomes):], error)
     return outcomes
 
 
@@ -231,7 +224,7 @@ def request_change(store, engine, item_id, kind, **args):
         period = args.get("period")
         params["period"] = check_period(store, tariff, item["period"] if period is None
                                         else period)
-        detail = f"{params['period']} months"
+        detail = operations.months(params["period"])
     elif kind == "changepricelist":
         new = store.tariff(args["tariff"])
         check_tariff_change(store, item, tariff, new, module)

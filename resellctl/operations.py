@@ -49,6 +49,7 @@ class Outcome:
     status: str
     error: UpstreamError | None = None
     note: str = ""
+    unsent: bool = False  # not sent at all: the upstream had stopped answering
 
 
 def describe(kind, item_id, detail=""):
@@ -283,7 +284,22 @@ class Engine:
 
     def start(self, op_ids):
         """Re-run operations in status failed or new; refuse any other with InputError."""
-        return [self.process(op_id) for op_id in self.startable(op_ids)]
+        return list(self.process_many(self.startable(op_ids)))
+
+    def process_many(self, op_ids):
+        """Process operations in turn, yielding each Outcome. Once the upstream does not answer,
+        the rest are left ``new`` (Outcome status "new"), not sent: each would only wait out
+        its own retries."""
+        unreachable = None
+        for op_id in op_ids:
+            if unreachable is not None:
+                op = self.store.operation(op_id)
+                yield Outcome(op_id, op["item"], op["status"], unreachable, unsent=True)
+                continue
+            outcome = self.process(op_id)
+            if outcome.error is not None and outcome.error.kind == errors.TRANSIENT:
+                unreachable = outcome.error
+            yield outcome
 
     def startable(self, op_ids):
         """``op_ids`` when every one is failed or new; else InputError naming the others."""
@@ -380,6 +396,11 @@ def next_step(op, module, error):
     if error.hint:
         return f"{error.hint} Then run: {start}"
     return f"Fix the cause upstream or in the request, then run: {start}"
+
+
+def months(count):
+    """``1 month``, ``12 months``."""
+    return f"{count} month{'' if int(count) == 1 else 's'}"
 
 
 def add_months(date_text, months):

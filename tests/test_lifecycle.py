@@ -342,6 +342,16 @@ def test_checkevent_reruns_what_the_balance_covers_oldest_first(run, upstream):
     assert op(run, ops[2])["status"] == "waiting" and len(sim.items) == 3
 
 
+def test_several_refused_for_funds_say_what_they_need_together(run, upstream):
+    sim = upstream
+    sim.set_balance("2.00")
+    r = run("order", "VDS-1", "--quantity", "3")
+    assert r.exit_code == 1, r
+    assert r.stderr.count("by at least 3.00 EUR") == 3
+    assert ("together these 3 operations need 15.00 EUR, the selling account has 2.00: top up "
+            "by at least 13.00 EUR to run them all") in r.stderr
+
+
 def test_funds_rerun_keeps_the_queue_order(run, upstream):
     """A large old order is not starved by a newer cheap one: the queue stops at the first
     operation the balance does not cover."""
@@ -464,3 +474,22 @@ def test_an_order_whose_answer_was_lost_cannot_be_closed_before_it_is_restarted(
     assert r.exit_code == 2
     assert f"Run `resellctl ops start {created['runningoperation']}` first" in r.stderr
     assert show(run, created["item"])["status"] == 1
+
+
+def test_ops_start_stops_sending_once_the_upstream_does_not_answer(run, upstream):
+    sim = upstream
+    ops = failed_orders(run, sim, 3)
+    sim.topup("50.00")
+    sim.fault("500", func="vds.order.param", count=100)
+    sent = len(sim.requests)
+    r = run("ops", "start", *ops)
+    assert r.exit_code == 75, r
+    # The first operation waited out its retries (3 attempts); the other two were not sent.
+    assert len(sim.requests) - sent == 3
+    assert [row["status"] for row in tsv(r.stdout)] == ["failed"] * 3
+    assert (f"operation(s) {ops[1]} to {ops[2]} not sent, as the upstream did not answer; once "
+            f"it does: resellctl ops start {ops[1]} {ops[2]}") in r.stderr
+    assert [op(run, o)["trycount"] for o in ops] == [2, 1, 1]
+    sim.clear_faults()
+    assert run("ops", "start", *ops).exit_code == 0
+    assert len(sim.items) == 3

@@ -1,5 +1,7 @@
 """What the command modules share: the App from the context, K=V parsing, outcome reports."""
 
+import decimal
+
 import click
 
 from resellctl import errors
@@ -52,29 +54,48 @@ def read_password_file(path):
     return password
 
 
+def _total_deficit(shortfalls):
+    """Several operations refused for want of funds: say what they need together."""
+    if len(shortfalls) < 2:
+        return
+    try:
+        need = sum(decimal.Decimal(e.params["amount"]) for e in shortfalls)
+        have = decimal.Decimal(shortfalls[-1].params["have"])
+    except (KeyError, decimal.InvalidOperation):
+        return
+    currency = shortfalls[-1].params.get("currency", "")
+    say(f"together these {len(shortfalls)} operations need {need} {currency}, the selling "
+        f"account has {have}: top up by at least {need - have} {currency} to run them all"
+        .replace("  ", " "))
+
+
 def report_failures(outcomes):
     """Say what failed and what to do next; raise the error whose exit status fits them all.
 
     An operation another process is sending right now ("busy") is temporary: exit 75 when
     nothing worse happened.
     """
-    failed = [o for o in outcomes if o.status == "failed"]
-    unsent = [o for o in outcomes if o.status == "new"]
+    failed = [o for o in outcomes if o.status == "failed" and not o.unsent]
+    unsent = [o for o in outcomes if o.unsent]
     busy = [o for o in outcomes if o.status == "busy"]
     for outcome in failed:
         say(f"operation {outcome.runningoperation} (service {outcome.item}) failed: "
             f"{outcome.error.message}")
         if outcome.error.hint:
             say(f"  {outcome.error.hint}")
+    _total_deficit([o.error for o in failed if o.error.kind == errors.BALANCE])
     for outcome in busy:
         say(f"operation {outcome.runningoperation} (service {outcome.item}) is being sent by "
             f"another resellctl process right now; see `resellctl ops show "
             f"{outcome.runningoperation}` in a moment")
     if unsent:
         first, last = unsent[0].runningoperation, unsent[-1].runningoperation
-        say(f"operation(s) {first}{f' to {last}' if last != first else ''} not sent, as the "
-            "upstream did not answer; once it does: resellctl ops list --status new -q | "
-            "resellctl ops start -")
+        which = f"{first}{f' to {last}' if last != first else ''}"
+        how = ("resellctl ops list --status new -q | resellctl ops start -"
+               if all(o.status == "new" for o in unsent)
+               else "resellctl ops start " + " ".join(str(o.runningoperation) for o in unsent))
+        say(f"operation(s) {which} not sent, as the upstream did not answer; once it does: "
+            f"{how}")
     if not failed and not unsent and not busy:
         return
     transient = all(o.error.kind == errors.TRANSIENT for o in failed)
