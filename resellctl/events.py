@@ -370,14 +370,13 @@ class _Applier:
 
     def _by_remoteid(self, event):
         """An event that arrived before the order's answer was recorded: match our remoteid."""
-        remoteid = event.remoteid
-        if not remoteid or not (remoteid.isascii() and remoteid.isdigit()) or len(remoteid) > 18:
+        if not event.remoteid:
             return None
         row = self.conn.execute(
             f"SELECT {_ITEM_COLUMNS} FROM item JOIN pricelist ON pricelist.id = item.pricelist "
-            "WHERE item.id = ? AND pricelist.processingmodule = ? AND "
+            "WHERE item.remoteid = ? AND pricelist.processingmodule = ? AND "
             "(item.upstream_id IS NULL OR item.upstream_id = ?)",
-            (int(remoteid), self.module_id, event.item)).fetchone()
+            (event.remoteid, self.module_id, event.item)).fetchone()
         if row is None:
             return None
         row = dict(row)

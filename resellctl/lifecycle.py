@@ -72,6 +72,8 @@ def order(store, engine, tariff_ref, quantity=1, period=None, client="", params=
                 "cdate, mdate) VALUES (?, ?, ?, 1, ?, ?, ?, ?)",
                 (client or "", tariff["id"], tariff["itemtype"], module["id"], period, now(),
                  now())).lastrowid
+            store.conn.execute("UPDATE item SET remoteid = ? WHERE id = ?",
+                               (store.remoteid(item_id), item_id))
             store.conn.executemany("INSERT INTO itemparam (item, name, value) VALUES (?, ?, ?)",
                                    [(item_id, k, v) for k, v in params.items()])
             store.conn.executemany("INSERT INTO itemaddon (item, name, value) VALUES (?, ?, ?)",

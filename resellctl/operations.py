@@ -181,7 +181,7 @@ class Engine:
         if kind == "open":
             tariff = self.store.tariff(item["pricelist"])
             return client.order(
-                item["itemtype"], tariff["remote_id"], item["period"], remoteid=str(item["id"]),
+                item["itemtype"], tariff["remote_id"], item["period"], remoteid=item["remoteid"],
                 datacenter=module["datacenter"] or None, addons=params.get("addons"),
                 params=params.get("params"))
         return send_change(client, kind, item, params)

@@ -12,6 +12,7 @@ around an HTTP call. This module knows nothing of click, rich or the upstream.
 import contextlib
 import datetime
 import os
+import secrets
 import re
 import sqlite3
 
@@ -115,6 +116,20 @@ def m002_event_position(db):
     table.add_column("event_skip", int, not_null_default=0)
     table.add_column("ack_mark", int)
     table.add_column("ack_mark_date", str)
+
+
+@migration
+def m003_remoteid(db):
+    """Each service's ``remoteid``, the key the upstream de-duplicates orders by, unique to
+    this store: ``<store uid>-<service number>``. Two stores ordering through one upstream
+    account (a store rebuilt without its backup, a staging copy) would otherwise share service
+    numbers, and one would adopt the other's upstream services. Services ordered before kept
+    the bare number they were ordered with."""
+    db.execute("ALTER TABLE item ADD COLUMN remoteid TEXT")
+    db.execute("UPDATE item SET remoteid = CAST(id AS TEXT)")
+    db["item"].create_index(["remoteid"], unique=True)
+    db["store_meta"].create({"key": str, "value": str}, pk="key")
+    db["store_meta"].insert({"key": "uid", "value": secrets.token_hex(4)})
 
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -302,6 +317,11 @@ class Store:
         if row is None:
             raise InputError(f"no task {task_id}", "See `resellctl tasks list`.")
         return row
+
+    def remoteid(self, item_id):
+        """The ``remoteid`` a new service's order carries: unique to this store."""
+        uid = self.one("SELECT value FROM store_meta WHERE key = 'uid'")[0]
+        return f"{uid}-{item_id}"
 
     def add_history(self, item_id, message, source="local", event=None, runningoperation=None,
                     date=None):

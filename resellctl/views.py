@@ -150,6 +150,7 @@ def service(store, item_id):
     tariffs_ = _names(store, "pricelist")
     obj = service_row(row, modules_, tariffs_)
     obj["upstream_module"] = modules_.get(row["upstream_module"])
+    obj["remoteid"] = row["remoteid"]
     obj["cdate"] = row["cdate"]
     obj["params"] = {r["name"]: r["value"] for r in store.all(
         "SELECT name, value FROM itemparam WHERE item = ? ORDER BY name", (row["id"],))}

@@ -85,6 +85,13 @@ def upstream(run, sim, password_file):
     return sim
 
 
+def number(remoteid):
+    """The service number a ``remoteid`` (``<store uid>-<number>``) carries."""
+    uid, dash, number = remoteid.rpartition("-")
+    assert dash and len(uid) == 8, remoteid
+    return int(number)
+
+
 def tsv(text):
     """TSV output as a list of dicts keyed by the header row."""
     lines = [line.split("\t") for line in text.splitlines() if line]

@@ -25,10 +25,10 @@ def adopt(db_path, pairs, module="vds-up", pricelist="11"):
             tariff = conn.execute("SELECT id FROM pricelist WHERE processingmodule = ? AND "
                                   "remote_id = ?", (module_id, pricelist)).fetchone()[0]
             conn.executemany(
-                "INSERT INTO item (id, client, pricelist, itemtype, status, processingmodule, "
-                "period, upstream_module, upstream_id, cdate) "
-                "VALUES (?, 'acme', ?, 'vds', 2, ?, 1, ?, ?, ?)",
-                [(int(remoteid), tariff, module_id, module_id, upstream_id, now())
+                "INSERT INTO item (id, remoteid, client, pricelist, itemtype, status, "
+                "processingmodule, period, upstream_module, upstream_id, cdate) "
+                "VALUES (?, ?, 'acme', ?, 'vds', 2, ?, 1, ?, ?, ?)",
+                [(int(remoteid), remoteid, tariff, module_id, module_id, upstream_id, now())
                  for upstream_id, remoteid in pairs])
     finally:
         store.close()

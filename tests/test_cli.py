@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import PASSWORD, USERNAME, tsv
+from conftest import PASSWORD, USERNAME, number, tsv
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
@@ -143,7 +143,7 @@ def test_order_with_every_option(run, upstream):
         ["error", "item", "runningoperation", "status", "task"]] * 2
     assert [row["status"] for row in created] == ["waiting", "waiting"]
     sent = [q["params"] for q in sim.requests if q["func"] == "vds.order.param"]
-    assert [q["remoteid"] for q in sent] == [str(row["item"]) for row in created]
+    assert [number(q["remoteid"]) for q in sent] == [row["item"] for row in created]
     for q in sent:
         assert (q["pricelist"], q["period"], q["ostempl"], q["hostname"]) == (
             "11", "3", "debian-12", "a=b")

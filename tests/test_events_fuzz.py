@@ -25,13 +25,13 @@ def template(tmp_path_factory):
         conn.execute("INSERT INTO pricelist (id, processingmodule, remote_id, name, itemtype) "
                      "VALUES (1, 1, '11', 'VDS-1', 'vds')")
         for upstream_id, item in ITEMS.items():
-            conn.execute("INSERT INTO item (id, client, pricelist, itemtype, status, "
+            conn.execute("INSERT INTO item (id, remoteid, client, pricelist, itemtype, status, "
                          "processingmodule, period, upstream_module, upstream_id, cdate) "
-                         "VALUES (?, 'acme', 1, 'vds', 2, 1, 1, 1, ?, ?)",
-                         (item, upstream_id, now()))
-        conn.execute("INSERT INTO item (id, client, pricelist, itemtype, status, "
-                     "processingmodule, period, cdate) VALUES (4, 'acme', 1, 'vds', 5, 1, 1, ?)",
-                     (now(),))
+                         "VALUES (?, ?, 'acme', 1, 'vds', 2, 1, 1, 1, ?, ?)",
+                         (item, str(item), upstream_id, now()))
+        conn.execute("INSERT INTO item (id, remoteid, client, pricelist, itemtype, status, "
+                     "processingmodule, period, cdate) "
+                     "VALUES (4, '4', 'acme', 1, 'vds', 5, 1, 1, ?)", (now(),))
         conn.execute("INSERT INTO runningoperation (id, item, itemtype, client, cdate, "
                      "processingmodule, status, operation) "
                      "VALUES (1, 4, 'vds', 'acme', ?, 1, 'waiting', 'open')", (now(),))

@@ -4,7 +4,7 @@ import json
 import os
 import stat
 
-from conftest import PASSWORD, tsv
+from conftest import PASSWORD, number, tsv
 
 
 def test_low_balance_topup_start_checkevent(run, upstream):
@@ -63,7 +63,8 @@ def test_order_quantity_makes_one_service_operation_task_each(run, upstream):
     tasks = json.loads(run("tasks", "list", "--json").stdout)
     assert sorted(t["item"] for t in tasks) == sorted(int(row["item"]) for row in rows)
     orders = [q for q in upstream.requests if q["func"] == "vds.order.param"]
-    assert sorted(q["params"]["remoteid"] for q in orders) == sorted(row["item"] for row in rows)
+    assert (sorted(number(q["params"]["remoteid"]) for q in orders)
+            == sorted(int(row["item"]) for row in rows))
 
 
 def test_store_file_is_private(run, upstream):

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import tsv
+from conftest import number, tsv
 from test_lifecycle import complete, funcs, op, order_active, show
 
 
@@ -106,7 +106,7 @@ def test_a_failed_opening_is_ordered_again_as_a_new_upstream_item(run, upstream)
     assert r.exit_code == 0, r
     second = show(run, created["item"])["upstream_id"]
     assert second not in (None, first)
-    assert sim.items[second].remoteid == str(created["item"])
+    assert number(sim.items[second].remoteid) == created["item"]
     [row] = tsv(r.stdout)
     complete(run, row)
     service = show(run, created["item"])
@@ -254,3 +254,22 @@ def test_an_operation_another_process_is_sending_is_not_sent_again(run, upstream
     r = run("ops", "start", op_id)
     assert r.exit_code == 0 and tsv(r.stdout)[0]["status"] == "waiting", r
     assert sim.balance() == balance - 5 and sim.items[remote].expiredate > expiry
+
+
+def test_two_stores_on_one_upstream_account_never_adopt_each_others_services(
+        run, upstream, password_file, tmp_path, monkeypatch):
+    """A store rebuilt without its backup (or a staging copy) orders through the same account:
+    its service 1 is a new upstream service, not the first store's service 1."""
+    sim = upstream
+    first = json.loads(run("order", "VDS-1", "--json").stdout)[0]
+    assert first["status"] == "waiting"
+    monkeypatch.setenv("RESELLCTL_DB", str(tmp_path / "rebuilt.db"))
+    assert run("modules", "add", "vds-up", "--type", "billmanager", "--url", sim.server.url,
+               "--username", "reseller@example.net", "--password-file",
+               password_file).exit_code == 0
+    assert run("tariffs", "import", "vds-up").exit_code == 0
+    second = json.loads(run("order", "VDS-1", "--json").stdout)[0]
+    assert second["item"] == first["item"] == 1 and second["status"] == "waiting"
+    assert len(sim.items) == 2 and sim.balance() == 90  # two services, two charges
+    remoteids = {item.remoteid for item in sim.items.values()}
+    assert len(remoteids) == 2 and {number(r) for r in remoteids} == {1}

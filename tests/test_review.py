@@ -6,7 +6,7 @@ import json
 import pytest
 
 from resellctl.store import Store
-from conftest import tsv
+from conftest import number, tsv
 
 
 def _books(db_path, sql, params=()):
@@ -253,8 +253,8 @@ def test_cancelling_an_order_closes_its_service_unless_it_may_be_upstream(run, u
     # Funds arrive: checkevent does not order the cancelled service after all.
     upstream.topup("100.00")
     assert run("checkevent").exit_code == 0
-    assert [req["params"]["remoteid"] for req in upstream.requests
-            if req["func"] == "vds.order.param"].count("2") == 1
+    assert [number(req["params"]["remoteid"]) for req in upstream.requests
+            if req["func"] == "vds.order.param"].count(2) == 1
 
 
 def run_json(run, *args):
@@ -318,7 +318,7 @@ def test_an_order_interrupted_by_ctrl_c_says_how_to_send_the_rest(run, upstream)
     assert r.exit_code == 0, r
     # Every service is ordered once upstream, none twice.
     assert sorted(op["status"] for op in run_json(run, "ops", "list")) == ["waiting"] * 20
-    remoteids = sorted(int(item.remoteid) for item in upstream.items.values())
+    remoteids = sorted(number(item.remoteid) for item in upstream.items.values())
     assert remoteids == list(range(1, 21))
 
 
@@ -376,7 +376,7 @@ def test_an_order_stops_sending_once_the_upstream_does_not_answer(run, upstream)
     # Only the first order was tried (with its retries); the rest waited for nothing.
     orders = [req["params"]["remoteid"] for req in upstream.requests
               if req["func"] == "vds.order.param"]
-    assert set(orders) == {"1"}
+    assert {number(o) for o in orders} == {1}
     upstream.clear_faults()
     assert run("ops", "start", "1").exit_code == 0
     left = run("ops", "list", "--status", "new", "-q").stdout

@@ -120,6 +120,32 @@ def test_an_older_store_is_migrated_on_open_and_keeps_its_data(run, monkeypatch)
         conn.close()
 
 
+def test_services_ordered_before_remoteids_had_a_store_uid_keep_their_bare_number(tmp_path):
+    """A store of schema 2 ordered services with remoteid = the service number; after the
+    migration they still match their upstream items by it, and new orders get the uid."""
+    path = str(tmp_path / "old.db")
+    old = store_module.Store.open(path, migrate=False)
+    import sqlite_utils
+
+    db = sqlite_utils.Database(old.conn)
+    with old.write():
+        for step in store_module.MIGRATIONS[:2]:
+            step(db)
+        old.conn.execute(f"PRAGMA application_id = {store_module.APPLICATION_ID}")
+        old.conn.execute("PRAGMA user_version = 2")
+        old.conn.execute("INSERT INTO item (id, client, itemtype, status) VALUES (17, 'a', "
+                         "'vds', 2)")
+    old.close()
+    store = store_module.Store.open(path)
+    try:
+        assert store.one("SELECT remoteid FROM item WHERE id = 17")[0] == "17"
+        uid, _, number = store.remoteid(18).rpartition("-")
+        assert number == "18" and len(uid) == 8
+        assert store.remoteid(18) == store.remoteid(18)  # stable: it is the store's
+    finally:
+        store.close()
+
+
 # --- what is not a store -----------------------------------------------------------------------
 
 def refused(result, fragment):
