@@ -393,3 +393,19 @@ def test_modules_add_refuses_a_username_authinfo_cannot_carry(run, sim, password
     assert f"--username must hold no ':', blank or control character, not {username!r}" in (
         r.stderr)
     assert _books(run.db_path, "SELECT count(*) FROM processingmodule") == [(0,)]
+
+
+def test_an_error_message_never_carries_control_characters_from_upstream(run, upstream):
+    """A tariff name from the upstream, with an escape sequence, quoted in a refusal."""
+    import sqlite3
+
+    conn = sqlite3.connect(run.db_path)
+    with conn:
+        conn.execute("UPDATE pricelist SET name = 'VDS-2\x1b[2J\x9b' WHERE name = 'VDS-2'")
+    conn.close()
+    assert run("order", "VDS-1").exit_code == 0
+    run("checkevent")
+    r = run("services", "change-tariff", "1", "2")  # VDS-2, 60 GB: refused with its name
+    assert r.exit_code == 2, r
+    assert "\x1b" not in r.stderr and "\x9b" not in r.stderr
+    assert "VDS-2\\x1b[2J\\x9b" in r.stderr

@@ -53,7 +53,11 @@ class CommandFailed(click.ClickException):
         self.hint = error.hint
 
     def format_message(self):
-        return self.message if not self.hint else f"{self.message}\n{self.hint}"
+        from resellctl.output import clean
+
+        # Upstream text (a tariff name, an error message) may hold terminal control characters.
+        text = self.message if not self.hint else f"{self.message}\n{self.hint}"
+        return "\n".join(clean(line) for line in text.split("\n"))
 
 
 class ResellGroup(click.Group):
