@@ -19,7 +19,7 @@ import datetime
 import json
 
 from resellctl import bmdoc
-from resellctl.store import now
+from resellctl.store import MAX_ID, now
 
 # event type -> (operation kind it completes, new item status)
 TYPES = {
@@ -64,9 +64,6 @@ def _text(node):
     elif node is None:
         return None
     return bmdoc.text(node)
-
-
-MAX_ID = 2**63 - 1  # SQLite's largest integer
 
 
 def event_id(raw):
@@ -422,14 +419,14 @@ class _Applier:
                 changes.append(f"expires {event.expiredate}")
                 row["expiredate"] = event.expiredate
             if event.pricelist:
-                local = self._tariff(event.pricelist)
+                local, name = self._tariff(event.pricelist)
                 if local is None:
                     changes.append(f"tariff {event.pricelist} is not imported here "
                                    "(resellctl tariffs import)")
                 elif local != row["pricelist"]:
                     conn.execute("UPDATE item SET pricelist = ?, mdate = ? WHERE id = ?",
                                  (local, self.stamp, item_id))
-                    changes.append(f"tariff {event.pricelist}")
+                    changes.append(f"tariff {name}")
                     row["pricelist"] = local
             if event.params:
                 self.params.extend((item_id, k, v) for k, v in event.params.items())
@@ -443,12 +440,13 @@ class _Applier:
         op = pending.pop((item_id, kind), None) if kind else None
         if op is not None and (op["status"] == "waiting" or kind == "open"):
             self._complete(op, event)
-            changes.append(f"operation {op['id']} {'failed' if event.type == 'openfail' else 'done'}")
+            outcome = "failed" if event.type == "openfail" else "done"
+            changes.append(f"operation {op['id']} {outcome}")
         elif op is not None:
             pending[(item_id, kind)] = op
         self.result.applied += 1
-        message = f"{event.type} (event {event.id})" + (": " + "; ".join(changes) if changes
-                                                         else "")
+        message = f"{event.type} (event {event.id})" + (
+            ": " + "; ".join(changes) if changes else "")
         self.history.append((item_id, self.stamp, "event", event.id, op["id"] if op else None,
                              message))
         self.log.append((self.module_id, event.id, event.type, event.date, self.stamp,
@@ -473,10 +471,11 @@ class _Applier:
                          (self.stamp, f"event {event.id}", op["task"]))
 
     def _tariff(self, remote_id):
+        """The local tariff (id, name) of an upstream tariff id; (None, None) if not imported."""
         if remote_id not in self.tariffs:
-            row = self.conn.execute("SELECT id FROM pricelist WHERE processingmodule = ? AND "
-                                    "remote_id = ?", (self.module_id, remote_id)).fetchone()
-            self.tariffs[remote_id] = row[0] if row else None
+            row = self.conn.execute("SELECT id, name FROM pricelist WHERE processingmodule = ? "
+                                    "AND remote_id = ?", (self.module_id, remote_id)).fetchone()
+            self.tariffs[remote_id] = tuple(row) if row else (None, None)
         return self.tariffs[remote_id]
 
 

@@ -79,9 +79,10 @@ def order(store, engine, tariff_ref, quantity=1, period=None, client="", params=
             store.conn.executemany("INSERT INTO itemaddon (item, name, value) VALUES (?, ?, ?)",
                                    [(item_id, k, v) for k, v in resources.items()])
             item = store.item(item_id)
-            desc = operations.describe("open", item_id, f"{tariff['name']}, {operations.months(period)}")
+            term = operations.months(period)
+            desc = operations.describe("open", item_id, f"{tariff['name']}, {term}")
             op_id = operations.create(store, item, "open", request, desc, module["id"])
-            store.add_history(item_id, f"ordered {tariff['name']} for {operations.months(period)} "
+            store.add_history(item_id, f"ordered {tariff['name']} for {term} "
                                        f"by operation {op_id}", runningoperation=op_id)
             created.append(op_id)
     outcomes = []

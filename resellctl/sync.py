@@ -8,7 +8,6 @@ After the events, each module's balance is read, compared with its minimal balan
 operations that failed for want of funds are re-run, oldest first, as far as it covers them.
 """
 
-import concurrent.futures
 import contextlib
 import dataclasses
 import datetime
@@ -16,6 +15,7 @@ import decimal
 import fcntl
 import gc
 import os
+import threading
 import time
 
 from resellctl import errors
@@ -48,11 +48,6 @@ class ModuleSummary:
     error: str | None = None
     error_kind: str | None = None
     warnings: list = dataclasses.field(default_factory=list)
-
-    @property
-    def problems(self):
-        return bool(self.unknown or self.rejected or self.error or self.low_balance
-                    or self.warnings)
 
 
 class SyncLock:
@@ -143,8 +138,8 @@ def sync_module(store, client, module, summary, max_events, deadline, from_id, p
         return raws[drop:], idents[drop:], more, (cursor, drop)
 
     services = Services()
-    with _no_cycle_collection(), concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        page = pool.submit(fetch, start)
+    with _no_cycle_collection():
+        page = _Prefetch(fetch, start)
         while True:
             raws, idents, more, position = page.result()
             end = feed_end(position, idents)
@@ -155,7 +150,7 @@ def sync_module(store, client, module, summary, max_events, deadline, from_id, p
                 remaining is None or remaining > 0)
             if go_on:
                 # Fetch the next page while this one is applied.
-                page = pool.submit(fetch, end)
+                page = _Prefetch(fetch, end)
             total.add(apply_page(store, module, raws, position, idents, services))
             for field in (*PageResult.COUNTS, "cursor"):
                 setattr(summary, field, getattr(total, field))
@@ -165,6 +160,31 @@ def sync_module(store, client, module, summary, max_events, deadline, from_id, p
             if not go_on:
                 summary.more = bool(more and raws)
                 break
+
+
+class _Prefetch:
+    """``fn(*args)`` run in a thread of its own while the caller goes on; ``result()`` waits
+    for it. A daemon thread: Ctrl-C never waits for a page request still in flight."""
+
+    def __init__(self, fn, *args):
+        self._outcome = None
+        self._done = threading.Event()
+        threading.Thread(target=self._run, args=(fn, args), daemon=True).start()
+
+    def _run(self, fn, args):
+        try:
+            self._outcome = (True, fn(*args))
+        except BaseException as error:  # handed to the caller by result()
+            self._outcome = (False, error)
+        finally:
+            self._done.set()
+
+    def result(self):
+        self._done.wait()
+        ok, value = self._outcome
+        if not ok:
+            raise value
+        return value
 
 
 @contextlib.contextmanager

@@ -9,8 +9,6 @@ import heapq
 import itertools
 import json
 
-from resellctl.errors import InputError
-
 DEFAULT_LIMIT = 1000
 
 
@@ -197,9 +195,3 @@ def events(store, problem=False, module=None, after=None, limit=DEFAULT_LIMIT):
                "received": row["received"], "item": row["item"],
                "upstream_item": row["upstream_item"], "outcome": row["outcome"],
                "reason": row["reason"], "raw": row["raw"]}
-
-
-def check_status(value, allowed, what):
-    if value is not None and value not in allowed:
-        raise InputError(f"{what} must be one of {', '.join(map(str, allowed))}, not {value!r}")
-    return value

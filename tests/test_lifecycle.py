@@ -95,6 +95,8 @@ def test_prolong_suspend_resume_set_param_change_tariff_close(run, upstream):
     service = show(run, item)
     assert service["pricelist"] == "VDS-1-RAM"
     assert service["addons"] == {"disk": "30", "ram": "2048"}
+    # The history names the tariff as the reseller knows it, not by the upstream's id.
+    assert "tariff VDS-1-RAM" in service["history"][-1]["message"]
 
     row = change(run, "close", item)
     assert sim.requests[-1]["func"] == "vds.delete"

@@ -136,5 +136,3 @@ def list_(problem, module, after, limit, as_json, quiet):
     output.emit_rows(app, views.events(app.store, problem, module, after, limit),
                      ["id", "processingmodule", "event_id", "type", "upstream_item", "item",
                       "outcome", "reason", "received"], as_json=as_json, quiet=quiet)
-
-

@@ -9,7 +9,6 @@ from resellctl.errors import InputError
 from resellctl.output import say
 
 
-
 def app_of(ctx=None):
     """The App of the running command."""
     return (ctx or click.get_current_context()).find_root().obj

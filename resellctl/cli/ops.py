@@ -12,7 +12,6 @@ from resellctl.errors import InputError
 from resellctl.store import MAX_ID, as_id
 
 
-
 ITEM = click.IntRange(1, MAX_ID)  # a service number
 
 
