@@ -11,7 +11,7 @@ import sys
 import click
 
 from resellctl import __version__
-from resellctl.errors import ExitStatus, ResellError
+from resellctl.errors import ResellError
 
 # name -> "module:attribute"; the order is the order of `resellctl --help`.
 COMMANDS = {
@@ -158,11 +158,6 @@ def cli(ctx, db_path):
 
 
 def main():
-    """The console script: run the command line, quiet on a closed pipe and on Ctrl-C."""
-    try:
-        cli(prog_name="resellctl")
-    except BrokenPipeError:
-        # `resellctl ops list | head`: the reader left; that is not an error.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(ExitStatus.SUCCESS)
+    """The console script. A reader that leaves early (`resellctl ops list | head`) is click's
+    to handle: it silences the closed pipe, with no traceback."""
+    cli(prog_name="resellctl")
