@@ -23,6 +23,13 @@ def _page(store, sql, where, args, after, limit, order="id"):
     return store.conn.execute(sql + clause + tail, args)
 
 
+def _filtered(store, table, filters, after, limit):
+    """A page of ``table`` whose columns equal the given ``filters`` (None: no filter)."""
+    given = {column: value for column, value in filters.items() if value is not None}
+    return _page(store, f"SELECT * FROM {table}", [f"{c} = ?" for c in given],
+                 list(given.values()), after, limit)
+
+
 def _names(store, table):
     return {r[0]: r[1] for r in store.conn.execute(f"SELECT id, name FROM {table}")}
 
@@ -59,14 +66,8 @@ def tariffs(store, module=None):
 
 def operations(store, status=None, item=None, after=None, limit=DEFAULT_LIMIT):
     modules_ = _names(store, "processingmodule")
-    where, args = [], []
-    if status:
-        where.append("status = ?")
-        args.append(status)
-    if item is not None:
-        where.append("item = ?")
-        args.append(int(item))
-    for row in _page(store, "SELECT * FROM runningoperation", where, args, after, limit):
+    filters = {"status": status or None, "item": None if item is None else int(item)}
+    for row in _filtered(store, "runningoperation", filters, after, limit):
         yield operation_row(row, modules_)
 
 
@@ -96,14 +97,8 @@ def operation(store, op_id):
 
 def tasks(store, status=None, item=None, after=None, limit=DEFAULT_LIMIT):
     tariffs_ = _names(store, "pricelist")
-    where, args = [], []
-    if status:
-        where.append("status = ?")
-        args.append(status)
-    if item is not None:
-        where.append("item = ?")
-        args.append(int(item))
-    for row in _page(store, "SELECT * FROM task", where, args, after, limit):
+    filters = {"status": status or None, "item": None if item is None else int(item)}
+    for row in _filtered(store, "task", filters, after, limit):
         yield task_row(row, tariffs_)
 
 
@@ -121,14 +116,8 @@ def task_row(row, tariff_names):
 def services(store, status=None, client=None, after=None, limit=DEFAULT_LIMIT):
     modules_ = _names(store, "processingmodule")
     tariffs_ = _names(store, "pricelist")
-    where, args = [], []
-    if status is not None:
-        where.append("status = ?")
-        args.append(int(status))
-    if client:
-        where.append("client = ?")
-        args.append(client)
-    for row in _page(store, "SELECT * FROM item", where, args, after, limit):
+    filters = {"status": None if status is None else int(status), "client": client or None}
+    for row in _filtered(store, "item", filters, after, limit):
         yield service_row(row, modules_, tariffs_)
 
 
