@@ -2,6 +2,7 @@
 
 import ipaddress
 import json
+import math
 import os
 import secrets
 import signal
@@ -159,6 +160,12 @@ def _call(url, action, body=None):
                                        "not JSON") from None
 
 
+def _finite(ctx, param, value):
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds")
+    return value
+
+
 def _url_option(command):
     return click.option("--url", envvar="RESELLCTL_SIM_URL", required=True, metavar="URL",
                         help="The simulator (env RESELLCTL_SIM_URL).")(command)
@@ -222,7 +229,8 @@ def setparam(item, params, url):
               help="Only requests whose func matches this pattern (fnmatch).")
 @click.option("--count", type=click.IntRange(min=1), default=1, show_default=True,
               help="How many matching requests get the fault.")
-@click.option("--seconds", type=click.FloatRange(min=0), help="The wait of a delay fault.")
+@click.option("--seconds", type=click.FloatRange(min=0, max=3600), callback=_finite,
+              help="The wait of a delay fault (at most an hour).")
 @_url_option
 def fault(kind, func, count, seconds, url):
     """Make the next API requests fail in the way KIND says.
@@ -259,9 +267,10 @@ def open_(url):
 
 
 @sim.command()
-@click.option("--items", type=click.IntRange(min=1), required=True,
+@click.option("--items", type=click.IntRange(min=1, max=1_000_000), required=True,
               help="Active items to create.")
-@click.option("--events", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--events", type=click.IntRange(min=0, max=10_000_000), default=0,
+              show_default=True,
               help="setparam events to spread over them.")
 @click.option("--first-remoteid", type=click.IntRange(min=1), default=1, show_default=True,
               help="The remoteid of the first item; the others follow.")
