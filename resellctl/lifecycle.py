@@ -206,9 +206,10 @@ def request_change(store, engine, item_id, kind, **args):
     busy = pending_operation(store, item["id"])
     if (kind == "close" and busy is not None and busy["operation"] == "open"
             and busy["status"] == "failed" and not item["upstream_id"]):
-        if busy["error_type"] != errors.TRANSIENT:
-            return cancel_order(store, item, busy)
-        raise order_maybe_sent(item, busy)
+        # Through cancel(): it holds the operation's claim, so checkevent cannot be
+        # re-running the order for funds while the service is closed under it.
+        cancel(store, busy["id"])
+        return operations.Outcome(busy["id"], item["id"], "cancelled")
     if busy is not None:
         raise busy_error(item, busy)
     if status == 4:

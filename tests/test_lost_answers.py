@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from conftest import number, tsv
-from test_lifecycle import complete, funcs, op, order_active, show
+from test_lifecycle import complete, failed_orders, funcs, op, order_active, show
 
 
 def open_tasks(run):
@@ -273,3 +273,31 @@ def test_two_stores_on_one_upstream_account_never_adopt_each_others_services(
     assert len(sim.items) == 2 and sim.balance() == 90  # two services, two charges
     remoteids = {item.remoteid for item in sim.items.values()}
     assert len(remoteids) == 2 and {number(r) for r in remoteids} == {1}
+
+
+def test_an_order_another_process_is_sending_is_not_closed_under_it(run, upstream):
+    """`services close` of a service whose order failed for funds cancels that order; while
+    checkevent re-runs it for funds, the order may be created upstream at any moment, so the
+    service must not be closed in the books under it."""
+    import subprocess
+    import sys
+
+    sim = upstream
+    [op_id] = failed_orders(run, sim, 1)
+    item = op(run, op_id)["item"]
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_CLAIM, run.db_path, str(op_id)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        r = run("services", "close", item)
+        assert r.exit_code == 75, r
+        assert f"operation {op_id} is being sent by another resellctl process" in r.stderr
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert op(run, op_id)["status"] == "failed"
+    assert show(run, item)["status"] == 1
+    # Once it lets go, closing cancels the order as before.
+    r = run("services", "close", item)
+    assert r.exit_code == 0 and tsv(r.stdout)[0]["status"] == "cancelled", r
+    assert show(run, item)["status"] == 4
