@@ -441,7 +441,10 @@ class Client:
             elems = bmdoc.as_list(doc.get("elem"))
             if not elems or not isinstance(elems[0], dict):
                 raise ValueError("no account")
-            return Decimal(bmdoc.text(elems[0]["balance"])), bmdoc.text(elems[0]["currency"])
+            balance = Decimal(bmdoc.text(elems[0]["balance"]))
+            if not balance.is_finite():
+                raise ValueError(f"balance {balance}")
+            return balance, bmdoc.text(elems[0]["currency"])
         return self._call("subaccount", None, True, parse)
 
     def events(self, after, limit=1000):

@@ -518,8 +518,10 @@ def test_balance(client, requests_mock):
     assert client.balance() == (Decimal("42.50"), "EUR")
 
 
-def test_a_balance_that_is_not_a_number_is_transient(client, requests_mock):
-    requests_mock.post(URL, json={"doc": {"elem": {"balance": {"$": "lots"},
+@pytest.mark.parametrize("balance", ["lots", "NaN", "sNaN", "Infinity", "-inf"])
+def test_a_balance_that_is_not_a_number_is_transient(client, requests_mock, balance):
+    # NaN would pass as a Decimal, then fail every comparison with the minimal balance.
+    requests_mock.post(URL, json={"doc": {"elem": {"balance": {"$": balance},
                                                    "currency": {"$": "EUR"}}}})
     with pytest.raises(UpstreamError) as info:
         client.balance()
