@@ -277,7 +277,9 @@ def rerun_for_funds(store, engine, module, balance):
 
 
 def _money(text):
+    """An amount the upstream sent, or None when it is none (NaN fails every comparison)."""
     try:
-        return decimal.Decimal(text) if text else None
+        amount = decimal.Decimal(text) if text else None
     except decimal.InvalidOperation:
         return None
+    return amount if amount is not None and amount.is_finite() else None

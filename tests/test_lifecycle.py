@@ -373,6 +373,21 @@ def test_funds_rerun_keeps_the_queue_order(run, upstream):
     assert sim.balance() == 5
 
 
+def test_funds_rerun_passes_over_an_amount_that_is_not_a_number(run, upstream):
+    """The amount is the upstream's text: "NaN" fails every comparison with the balance."""
+    import sqlite3
+
+    sim = upstream
+    ops = failed_orders(run, sim, 2)
+    with sqlite3.connect(run.db_path) as conn:
+        conn.execute("UPDATE runningoperation SET amount = 'NaN' WHERE id = ?", (ops[0],))
+    sim.topup("50.00")
+    r = run("checkevent")
+    assert r.exit_code == 0, r
+    assert "1 re-run for funds" in r.stdout
+    assert [op(run, o)["status"] for o in ops] == ["failed", "waiting"]
+
+
 def test_no_auto_rerun_leaves_them_to_ops_start(run, upstream, password_file):
     from conftest import USERNAME
 
