@@ -256,7 +256,8 @@ def rerun_for_funds(store, engine, module, balance):
     """Re-run operations that failed for want of funds, oldest first, while the balance lasts.
 
     The queue is strict: the first operation the balance does not cover stops it, so a large
-    old order is not starved by newer cheap ones.
+    old order is not starved by newer cheap ones. It also stops at the first that gets no
+    answer: each of the rest would only wait out its own retries, holding the sync lock.
     """
     left, rerun = balance, 0
     for op in store.all("SELECT id, amount FROM runningoperation WHERE processingmodule = ? "
@@ -271,7 +272,8 @@ def rerun_for_funds(store, engine, module, balance):
         rerun += 1
         if outcome.status != "failed":
             left -= amount
-        elif outcome.error is not None and outcome.error.kind == errors.BALANCE:
+        elif outcome.error is not None and outcome.error.kind in (errors.BALANCE,
+                                                                   errors.TRANSIENT):
             break
     return rerun
 

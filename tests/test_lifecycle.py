@@ -388,6 +388,20 @@ def test_funds_rerun_passes_over_an_amount_that_is_not_a_number(run, upstream):
     assert [op(run, o)["status"] for o in ops] == ["failed", "waiting"]
 
 
+def test_funds_rerun_stops_once_the_upstream_does_not_answer(run, upstream):
+    """Each re-run would wait out its own retries on a silent upstream, while the sync lock
+    turns the next cron runs away: the first that gets no answer ends the queue."""
+    sim = upstream
+    ops = failed_orders(run, sim, 3)
+    sim.topup("50.00")
+    sim.fault("drop", func="vds.order.param", count=100)
+    r = run("checkevent")
+    assert r.exit_code == 0, r
+    assert "1 re-run for funds" in r.stdout
+    assert funcs(sim).count("vds.order.param") == 3 + 3  # the three refusals, one op's retries
+    assert [op(run, o)["error_type"] for o in ops] == ["transient", "balance", "balance"]
+
+
 def test_no_auto_rerun_leaves_them_to_ops_start(run, upstream, password_file):
     from conftest import USERNAME
 
