@@ -286,7 +286,16 @@ class Store:
         return row
 
     def tariff(self, ref):
-        """A tariff by name or numeric id; InputError if unknown or ambiguous."""
+        """A tariff by name or numeric id; InputError if unknown or ambiguous.
+
+        An int is always an id (the books' references): tariff names are the upstream's, and
+        one may well be "1".
+        """
+        if isinstance(ref, int):
+            row = self.one("SELECT * FROM pricelist WHERE id = ?", (ref,))
+            if row is None:
+                raise InputError(f"no tariff {ref}", "See `resellctl tariffs list`.")
+            return row
         rows = self.all("SELECT * FROM pricelist WHERE name = ?", (str(ref),))
         if not rows and str(ref).isdigit():
             rows = self.all("SELECT * FROM pricelist WHERE id = ?", (int(ref),))

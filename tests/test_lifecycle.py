@@ -297,6 +297,27 @@ def failed_orders(run, sim, count):
     return [c["runningoperation"] for c in created]
 
 
+def test_a_tariff_named_like_another_tariffs_id_is_not_mistaken_for_it(run, sim,
+                                                                        password_file):
+    """Tariff names are the upstream's: one may be "1". The books refer to tariffs by id, and
+    a service of tariff 1 is ordered and prolonged as tariff 1, not as the tariff named "1"."""
+    from conftest import USERNAME
+    from resellctl.sim.tariffs import _tariff
+
+    sim.tariffs["31"] = _tariff(31, "1", "vds", {1: "3.00", 6: "15.00"},
+                                (109, "disk", 10, "GB"))
+    assert run("modules", "add", "vds-up", "--type", "billmanager", "--url", sim.server.url,
+               "--username", USERNAME, "--password-file", password_file).exit_code == 0
+    assert run("tariffs", "import", "vds-up").exit_code == 0
+    tariffs = json.loads(run("tariffs", "list", "--json").stdout)
+    assert {t["name"]: t["id"] for t in tariffs}["VDS-1"] == 1
+    item, remote = order_active(run, sim, tariff="VDS-1")
+    assert sim.items[remote].pricelist == "11" and sim.balance() == 95
+    row = change(run, "prolong", item)
+    assert row["status"] == "waiting", row
+    assert sim.balance() == 90
+
+
 def test_not_enough_money_fails_with_the_deficit_and_no_task(run, upstream):
     sim = upstream
     item, remote = order_active(run, sim)
