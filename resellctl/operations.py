@@ -6,8 +6,8 @@ accepted, it becomes ``waiting`` with a linked task; refused, it becomes ``faile
 error appended to its history and no task. Under a manual module nothing is sent: the task is
 for staff. No transaction is held while the upstream is asked.
 
-Re-sending is never blind. An order carries our service id as ``remoteid``, so the upstream
-answers ``exists`` instead of creating a second service. Any other operation whose earlier
+Re-sending is never blind. An order carries a ``remoteid`` unique to this store and service,
+so the upstream answers ``exists`` instead of creating a second service. Any other operation whose earlier
 attempt may have reached the upstream (a timeout after sending, a dropped answer) first reads
 the upstream's view of the service (``<itemtype>.edit``) and is not sent again when the change
 is already there.
@@ -36,7 +36,8 @@ KINDS = {
 
 # Operations still in progress: a service may have only one of these at a time.
 PENDING = ("new", "waiting", "failed")
-# Every status: ``cancelled`` is an order closed before it reached the upstream.
+# Every status: ``cancelled`` is one given up by `ops cancel`, or an order closed before it
+# reached the upstream.
 STATUSES = ("new", "waiting", "failed", "done", "cancelled")
 
 
