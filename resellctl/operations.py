@@ -7,10 +7,10 @@ error appended to its history and no task. Under a manual module nothing is sent
 for staff. No transaction is held while the upstream is asked.
 
 Re-sending is never blind. An order carries a ``remoteid`` unique to this store and service,
-so the upstream answers ``exists`` instead of creating a second service. Any other operation whose earlier
-attempt may have reached the upstream (a timeout after sending, a dropped answer) first reads
-the upstream's view of the service (``<itemtype>.edit``) and is not sent again when the change
-is already there.
+so the upstream answers ``exists`` instead of creating a second service. Any other operation
+whose earlier attempt may have reached the upstream (a timeout after sending, a dropped answer)
+first reads the upstream's view of the service (``<itemtype>.edit``) and is not sent again when
+the change is already there.
 """
 
 import dataclasses
