@@ -272,8 +272,8 @@ def rerun_for_funds(store, engine, module, balance):
         rerun += 1
         if outcome.status != "failed":
             left -= amount
-        elif outcome.error is not None and outcome.error.kind in (errors.BALANCE,
-                                                                   errors.TRANSIENT):
+        elif outcome.error is not None and outcome.error.kind in (
+                errors.BALANCE, errors.TRANSIENT):
             break
     return rerun
 

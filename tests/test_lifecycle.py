@@ -297,8 +297,8 @@ def failed_orders(run, sim, count):
     return [c["runningoperation"] for c in created]
 
 
-def test_a_tariff_named_like_another_tariffs_id_is_not_mistaken_for_it(run, sim,
-                                                                        password_file):
+def test_a_tariff_named_like_another_tariffs_id_is_not_mistaken_for_it(
+        run, sim, password_file):
     """Tariff names are the upstream's: one may be "1". The books refer to tariffs by id, and
     a service of tariff 1 is ordered and prolonged as tariff 1, not as the tariff named "1"."""
     from conftest import USERNAME
