@@ -300,15 +300,14 @@ def set_module(store, item_id, module_ref, force=False, until_task_closed=False)
         raise InputError(f"--until-task-closed needs a manual module; {new['name']!r} is a "
                          f"{new['type']} module")
     if new["type"] == "billmanager":
-        if item["upstream_module"] and item["upstream_module"] != new["id"]:
-            home = store.module(item["upstream_module"])
+        # The upstream that sells its tariff holds the service, or will once its order goes
+        # through: any other would be sent an item id it does not hold.
+        tariff = store.tariff(item["pricelist"])
+        home = store.module(item["upstream_module"] or tariff["processingmodule"])
+        if home["id"] != new["id"]:
             raise InputError(f"service {item['id']} lives upstream in module {home['name']!r}, "
-                             f"not {new['name']!r}")
-        serves = store.one("SELECT 1 FROM pricelist WHERE processingmodule = ? AND itemtype = ? "
-                           "LIMIT 1", (new["id"], item["itemtype"]))
-        if serves is None:
-            raise InputError(f"module {new['name']!r} has no tariff for {item['itemtype']} "
-                             f"services, so it cannot serve service {item['id']}")
+                             f"not {new['name']!r}",
+                             f"Its tariff {tariff['name']!r} is sold by {home['name']!r}.")
     waiting = store.one("SELECT id, operation, task FROM runningoperation WHERE item = ? AND "
                         "status = 'waiting' AND processingmodule = ? LIMIT 1",
                         (item["id"], old["id"]))

@@ -162,8 +162,7 @@ def test_set_module_checks(run, upstream, password_file):
     r = run("order", "VDS-1")
     assert r.exit_code == 1
     unlinked = tsv(r.stdout)[0]["item"]
-    cases.append((("set-module", unlinked, "other"),
-                  "module 'other' has no tariff for vds services"))
+    cases.append((("set-module", unlinked, "other"), "lives upstream in module 'vds-up'"))
     cases.append((("set-module", unlinked, "manual", "--until-task-closed"), None))
     cases.append((("set-module", unlinked, "vds-up", "--until-task-closed"),
                   "--until-task-closed needs a manual module"))
@@ -224,3 +223,25 @@ def test_the_disk_compared_is_the_services_own(run, upstream):
     assert r.exit_code == 2, r
     assert "from VDS-1 (40 GB disk) to VDS-1-RAM (30 GB disk)" in r.stderr
     assert len(sim.requests) == sent
+
+
+def test_set_module_refuses_another_upstream_even_before_the_order_went_through(
+        run, upstream, tmp_path):
+    """A service lives upstream where its tariff is sold. Moved to another billmanager module
+    while its order waited for funds, the order still went to its own upstream, and every
+    later change would have gone to the other one, naming an item id it does not hold."""
+    sim = upstream
+    sim.add_account("second@example.net", "second-Pa55word", balance="100.00")
+    second = tmp_path / "second.pw"
+    second.write_text("second-Pa55word\n")
+    assert run("modules", "add", "other", "--type", "billmanager", "--url", sim.server.url,
+               "--username", "second@example.net", "--password-file", second).exit_code == 0
+    assert run("tariffs", "import", "other").exit_code == 0
+    sim.set_balance("0")
+    r = run("order", "1")  # VDS-1 of vds-up, by id: both modules have a VDS-1
+    assert r.exit_code == 1, r
+    item = tsv(r.stdout)[0]["item"]
+    r = run("set-module", item, "other")
+    assert r.exit_code == 2, r
+    assert f"service {item} lives upstream in module 'vds-up', not 'other'" in r.stderr
+    assert show(run, item)["processingmodule"] == "vds-up"
