@@ -309,8 +309,12 @@ class Client:
 
     def _doc(self, func, response):
         if response.status_code != 200:
-            raise self._transient(func, f"HTTP {response.status_code} {response.reason or ''}"
-                                  .rstrip(), maybe_sent=True)
+            what = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
+            if response.is_redirect:
+                # Never followed (the body holds the credentials), and retrying will not help.
+                where = self._safe(response.headers["Location"], 200)
+                what += f", a redirect to {where!r} (check the module's --url)"
+            raise self._transient(func, what, maybe_sent=True)
         try:
             body = response.json()
         except ValueError:

@@ -244,9 +244,12 @@ def test_retry_false_sends_once(client, requests_mock):
 def test_a_redirect_is_not_followed(client, requests_mock):
     requests_mock.post(URL, status_code=307, headers={"Location": "https://elsewhere.example/"})
     other = requests_mock.post("https://elsewhere.example/", json={"doc": {"ok": {}}})
-    with pytest.raises(UpstreamError, match="HTTP 307"):
+    with pytest.raises(UpstreamError, match="HTTP 307") as info:
         client.call("subaccount", retry=False)
     assert not other.called
+    # Retrying will never help: the message says where it points and what to change.
+    assert ("HTTP 307, a redirect to 'https://elsewhere.example/' (check the module's --url)"
+            in info.value.message)
 
 
 def test_a_read_timeout_may_have_been_sent(client, requests_mock):
