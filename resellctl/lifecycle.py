@@ -122,36 +122,13 @@ def pending_operation(store, item_id):
                      "ORDER BY id LIMIT 1", (item_id, *operations.PENDING))
 
 
-def _set_cancelled(store, op):
-    """Inside a write: mark ``op`` cancelled, as long as it is still failed or new (checkevent
-    may be re-running it at this moment)."""
-    if not store.conn.execute("UPDATE runningoperation SET status = 'cancelled', mdate = ? "
-                              "WHERE id = ? AND status IN ('failed', 'new')",
-                              (now(), op["id"])).rowcount:
-        raise InputError(f"operation {op['id']} changed meanwhile; see "
-                         f"`resellctl ops show {op['id']}`")
-
-
-def cancel_order(store, item, op):
-    """Close a service whose order failed without reaching the upstream: nothing is sent, the
-    order is cancelled (so checkevent never re-runs it), the service deleted in the books."""
-    with store.write():
-        _set_cancelled(store, op)
-        store.conn.execute("UPDATE item SET status = 4, mdate = ? WHERE id = ?",
-                           (now(), item["id"]))
-        why = f"failed ({op['error_type']})" if op["status"] == "failed" else "not been sent"
-        store.add_history(item["id"], f"closed before it was opened: operation {op['id']} "
-                                      f"(open) cancelled; it had {why} and the upstream has no "
-                                      "item", runningoperation=op["id"])
-    return operations.Outcome(op["id"], item["id"], "cancelled")
-
-
 def cancel(store, op_id, who=""):
     """Give up a failed or new operation, so that its service takes other changes again.
 
-    An order that may have reached the upstream is refused: `ops start` adopts what the
-    upstream made. Any other change that reached the upstream after all still arrives as an
-    event and is applied as the upstream's own. Returns the operation as it was.
+    A cancelled order closes its service in the books; one that may have reached the upstream
+    is refused: `ops start` adopts what the upstream made. Any other change that reached the
+    upstream after all still arrives as an event and is applied as the upstream's own.
+    Returns the operation as it was.
     """
     op = store.operation(op_id)
     claim = operations.claim_operation(store.path, op["id"])
@@ -166,15 +143,27 @@ def cancel(store, op_id, who=""):
                              "A waiting operation is in the upstream's hands and completes "
                              "with its event (`resellctl checkevent`).")
         item = store.item(op["item"])
-        if op["operation"] == "open":
-            if op["trycount"] and op["error_type"] in (None, errors.TRANSIENT):
-                raise order_maybe_sent(item, op)
-            cancel_order(store, item, op)
-            return op
+        is_order = op["operation"] == "open"
+        if is_order and op["trycount"] and op["error_type"] in (None, errors.TRANSIENT):
+            raise order_maybe_sent(item, op)
         with store.write():
-            _set_cancelled(store, op)
-            store.add_history(item["id"], f"operation {op['id']} ({op['operation']}) cancelled "
-                                          f"by {who or 'staff'}", runningoperation=op["id"])
+            # Still failed or new: checkevent may have applied its event meanwhile.
+            if not store.conn.execute("UPDATE runningoperation SET status = 'cancelled', "
+                                      "mdate = ? WHERE id = ? AND status IN ('failed', 'new')",
+                                      (now(), op["id"])).rowcount:
+                raise InputError(f"operation {op['id']} changed meanwhile; see "
+                                 f"`resellctl ops show {op['id']}`")
+            if is_order:
+                store.conn.execute("UPDATE item SET status = 4, mdate = ? WHERE id = ?",
+                                   (now(), item["id"]))
+                why = (f"failed ({op['error_type']})" if op["status"] == "failed"
+                       else "not been sent")
+                message = (f"closed before it was opened: operation {op['id']} (open) "
+                           f"cancelled; it had {why} and the upstream has no item")
+            else:
+                message = (f"operation {op['id']} ({op['operation']}) cancelled by "
+                           f"{who or 'staff'}")
+            store.add_history(item["id"], message, runningoperation=op["id"])
         return op
     finally:
         os.close(claim)
