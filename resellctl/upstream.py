@@ -489,9 +489,17 @@ def _pricelist(node):
         "name": bmdoc.text(node.get("name"), ""),
         "itemtype": bmdoc.text(node.get("itemtype"), ""),
         "currency": bmdoc.text(price.get("$currency"), ""),
-        "periods": {bmdoc.text(p["$length"]): bmdoc.text(p["$cost"])
+        "periods": {_months(bmdoc.text(p["$length"])): bmdoc.text(p["$cost"])
                     for p in bmdoc.as_list(price.get("period"))},
         "addons": [{key: bmdoc.text(a.get(key), "")
                     for key in ("id", "intname", "value", "measure")}
                    for a in bmdoc.as_list(node.get("addon"))],
     }
+
+
+def _months(length):
+    """A period's ``$length``, which the books keep as an integer: months, or BM's codes
+    (``-100`` trial, ``-50`` day, ``0`` lifetime)."""
+    if not re.fullmatch(r"-?[0-9]{1,6}", length or ""):
+        raise ValueError(f"period length {length!r}")
+    return length

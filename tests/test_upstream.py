@@ -467,6 +467,19 @@ def test_a_malformed_pricelist_is_transient(client, requests_mock):
     assert info.value.kind == TRANSIENT and "unexpected shape (no 'id')" in info.value.message
 
 
+@pytest.mark.parametrize("length", ["one", "1.5", "", "99999999999999999999", "１"])
+def test_a_period_that_is_not_a_whole_number_of_months_is_transient(client, requests_mock,
+                                                                     length):
+    # The books keep a period as an integer: "one" was a traceback in `tariffs import`.
+    tariff = {"id": {"$": "11"}, "name": {"$": "VDS-1"}, "itemtype": {"$": "vds"},
+              "price": {"period": {"$length": length, "$cost": "5.00"}}}
+    requests_mock.post(URL, json={"doc": {"pricelist": [tariff]}})
+    with pytest.raises(UpstreamError) as info:
+        client.pricelists()
+    assert info.value.kind == TRANSIENT
+    assert f"unexpected shape (period length {length!r})" in info.value.message
+
+
 def test_order(client, requests_mock):
     requests_mock.post(URL, json={"doc": {"id": {"$": "4211"}}})
     item = client.order("vds", 11, 1, 17, datacenter=2, addons={101: 40},
