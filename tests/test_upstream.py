@@ -468,8 +468,8 @@ def test_a_malformed_pricelist_is_transient(client, requests_mock):
 
 
 @pytest.mark.parametrize("length", ["one", "1.5", "", "99999999999999999999", "１"])
-def test_a_period_that_is_not_a_whole_number_of_months_is_transient(client, requests_mock,
-                                                                     length):
+def test_a_period_that_is_not_a_whole_number_of_months_is_transient(
+        client, requests_mock, length):
     # The books keep a period as an integer: "one" was a traceback in `tariffs import`.
     tariff = {"id": {"$": "11"}, "name": {"$": "VDS-1"}, "itemtype": {"$": "vds"},
               "price": {"period": {"$length": length, "$cost": "5.00"}}}
