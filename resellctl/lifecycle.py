@@ -122,14 +122,17 @@ def pending_operation(store, item_id):
                      "ORDER BY id LIMIT 1", (item_id, *operations.PENDING))
 
 
-def cancel(store, op_id, who=""):
+def cancel(store, op_id, who="", force=False):
     """Give up a failed or new operation, so that its service takes other changes again.
 
     A cancelled order closes its service in the books; one that may have reached the upstream
     is refused: `ops start` adopts what the upstream made. Any other change that reached the
     upstream after all still arrives as an event and is applied as the upstream's own.
+    ``force`` gives up a waiting operation too (its event will never come: it was rejected,
+    or the upstream lost it), closing its task and changing nothing else.
     Returns the operation as it was.
     """
+    allowed = ("failed", "new", "waiting") if force else ("failed", "new")
     op = store.operation(op_id)
     claim = operations.claim_operation(store.path, op["id"])
     if claim is None:
@@ -137,23 +140,35 @@ def cancel(store, op_id, who=""):
                        f"now", f"See `resellctl ops show {op['id']}` in a moment.")
     try:
         op = store.operation(op["id"])  # again under the claim: it may have been sent since
-        if op["status"] not in ("failed", "new"):
+        if op["status"] not in allowed:
             raise InputError(f"only failed or new operations can be cancelled: operation "
                              f"{op['id']} is {op['status']}",
                              "A waiting operation is in the upstream's hands and completes "
-                             "with its event (`resellctl checkevent`).")
+                             "with its event (`resellctl checkevent`); if that event will "
+                             "never come (see `resellctl events list --problem`), give it up "
+                             "with --force.")
         item = store.item(op["item"])
-        is_order = op["operation"] == "open"
+        waiting = op["status"] == "waiting"
+        is_order = op["operation"] == "open" and not waiting
         if is_order and op["trycount"] and op["error_type"] in (None, errors.TRANSIENT):
             raise order_maybe_sent(item, op)
         with store.write():
-            # Still failed or new: checkevent may have applied its event meanwhile.
+            # Still as read: checkevent may have applied its event meanwhile.
             if not store.conn.execute("UPDATE runningoperation SET status = 'cancelled', "
-                                      "mdate = ? WHERE id = ? AND status IN ('failed', 'new')",
-                                      (now(), op["id"])).rowcount:
+                                      "mdate = ? WHERE id = ? AND status = ?",
+                                      (now(), op["id"], op["status"])).rowcount:
                 raise InputError(f"operation {op['id']} changed meanwhile; see "
                                  f"`resellctl ops show {op['id']}`")
-            if is_order:
+            if waiting:
+                store.conn.execute("UPDATE task SET status = 'closed', closedate = ?, "
+                                   "closedby = ?, note = 'operation cancelled' "
+                                   "WHERE id = ? AND status = 'open'",
+                                   (now(), who or "staff", op["task"]))
+                message = (f"operation {op['id']} ({op['operation']}) cancelled by "
+                           f"{who or 'staff'} while waiting, task {op['task']} closed undone; "
+                           "an event for it that comes after all is applied as the upstream's "
+                           "own")
+            elif is_order:
                 store.conn.execute("UPDATE item SET status = 4, mdate = ? WHERE id = ?",
                                    (now(), item["id"]))
                 why = (f"failed ({op['error_type']})" if op["status"] == "failed"

@@ -222,6 +222,58 @@ def test_a_failed_change_no_longer_wedges_its_service_once_cancelled(run, upstre
     assert "only failed or new operations can be cancelled: operation 3 is waiting" in r.stderr
 
 
+def test_a_waiting_operation_whose_event_never_comes_can_be_given_up_with_force(run, upstream):
+    """The upstream accepted the prolongation, then sent its event malformed (rejected, as it
+    must be): the operation would wait forever and hold back every other change of its
+    service. `ops cancel --force` gives it up and closes its task."""
+    sim = upstream
+    _active_service(run, sim)
+    r = run("services", "prolong", "1")
+    assert r.exit_code == 0, r
+    [row] = tsv(r.stdout)
+    op_id, task_id = row["runningoperation"], row["task"]
+    events = sim.account().events
+    events.ack(sim.next_event_id() - 1)  # the good prolong event is gone; a broken one comes
+    remote = run_json(run, "services", "show", "1")["upstream_id"]
+    sim.inject_event({"id": {"$": str(sim.next_event_id())}, "type": {"$": "prolong"},
+                      "item": {"$": remote}, "expiredate": {"$": "someday"}})
+    r = run("checkevent")
+    assert r.exit_code == 0 and "1 rejected" in r.stdout, r
+    assert run_json(run, "ops", "show", op_id)["status"] == "waiting"
+    r = run("services", "suspend", "1")
+    assert r.exit_code == 2 and f"operation {op_id} (prolong) waiting" in r.stderr
+    r = run("ops", "cancel", op_id)
+    assert r.exit_code == 2 and f"operation {op_id} is waiting" in r.stderr
+    assert "events list --problem" in r.stderr and "--force" in r.stderr
+    r = run("ops", "cancel", op_id, "--force")
+    assert r.exit_code == 0, r
+    assert f"operation {op_id} (prolong) of service 1 cancelled" in r.stderr
+    shown = run_json(run, "services", "show", "1")
+    assert [o["status"] for o in shown["operations"] if o["id"] == int(op_id)] == ["cancelled"]
+    [task] = [t for t in shown["tasks"] if t["id"] == int(task_id)]
+    assert task["status"] == "closed" and task["closedate"]
+    assert any(f"operation {op_id} (prolong) cancelled by" in h["message"] and
+               f"while waiting, task {task_id} closed undone" in h["message"]
+               for h in shown["history"])
+    r = run("services", "suspend", "1")
+    assert r.exit_code == 0 and tsv(r.stdout)[0]["status"] == "waiting", r
+
+
+def test_a_waiting_order_given_up_with_force_keeps_its_service_and_takes_its_event(
+        run, upstream):
+    """The upstream has the service: giving up the order closes nothing in the books, and the
+    event that comes after all is applied as the upstream's own."""
+    r = run("order", "VDS-1")
+    assert r.exit_code == 0 and tsv(r.stdout)[0]["status"] == "waiting", r
+    r = run("ops", "cancel", "1", "--force")
+    assert r.exit_code == 0, r
+    assert r.stderr == "operation 1 (open) of service 1 cancelled\n"
+    assert run_json(run, "services", "show", "1")["status"] == 5
+    assert run("checkevent").exit_code == 0
+    shown = run_json(run, "services", "show", "1")
+    assert shown["status"] == 2 and shown["operations"][0]["status"] == "cancelled"
+
+
 def test_a_cancelled_change_that_reached_the_upstream_after_all_is_applied_by_its_event(
         run, upstream):
     _active_service(run, upstream)

@@ -109,7 +109,10 @@ def start(op_ids, dry_run, as_json):
 
 @ops.command("cancel")
 @click.argument("op_ids", metavar="ID... | -", nargs=-1, required=True)
-def cancel(op_ids):
+@click.option("--force", is_flag=True,
+              help="Also give up waiting operations whose event will never come (rejected, "
+                   "or lost upstream), closing their tasks.")
+def cancel(op_ids, force):
     """Give up failed or new operations, so their services take other changes again.
 
     A cancelled order deletes its service in the books. An order that may have reached the
@@ -120,6 +123,7 @@ def cancel(op_ids):
     """
     app = app_of()
     for op_id in _ids(op_ids):
-        op = lifecycle.cancel(app.store, op_id, who=who())
+        op = lifecycle.cancel(app.store, op_id, who=who(), force=force)
+        closed = op["operation"] == "open" and op["status"] != "waiting"
         output.say(f"operation {op['id']} ({op['operation']}) of service {op['item']} "
-                   "cancelled" + ("; the service is closed" if op["operation"] == "open" else ""))
+                   "cancelled" + ("; the service is closed" if closed else ""))
