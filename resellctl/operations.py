@@ -113,6 +113,8 @@ class Engine:
         module = store.module(op["processingmodule"])
         if module["type"] == "manual":
             return self._accepted(op)
+        if op["operation"] == "close" and not store.item(op["item"])["upstream_id"]:
+            return self._closed_here(op)
         maybe_sent = op["trycount"] > 0
         with store.write():
             store.conn.execute(
@@ -245,6 +247,20 @@ class Engine:
             store.add_history(item["id"], message + (f"; {note}" if note else ""),
                               runningoperation=op["id"])
         return Outcome(op["id"], op["item"], status, note=note)
+
+    def _closed_here(self, op):
+        """Close a service the upstream has no item for (its order failed upstream, or was
+        given up): in the books only, as there is nothing to send."""
+        with self.store.write():
+            stamp = now()
+            self.store.conn.execute("UPDATE item SET status = 4, mdate = ? WHERE id = ?",
+                                    (stamp, op["item"]))
+            self.store.conn.execute("UPDATE runningoperation SET status = 'done', mdate = ? "
+                                    "WHERE id = ?", (stamp, op["id"]))
+            self.store.add_history(op["item"], f"operation {op['id']} (close) done in the books: "
+                                               "the upstream has no item for it",
+                                   runningoperation=op["id"])
+        return Outcome(op["id"], op["item"], "done")
 
     def _seen_done(self, op, item):
         """The id of an applied event that shows ``op`` done, or None.

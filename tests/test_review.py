@@ -274,6 +274,24 @@ def test_a_waiting_order_given_up_with_force_keeps_its_service_and_takes_its_eve
     assert shown["status"] == 2 and shown["operations"][0]["status"] == "cancelled"
 
 
+def test_a_service_whose_given_up_order_then_failed_upstream_can_be_closed(run, upstream):
+    """An order given up while waiting, then failed upstream after all (openfail): the
+    upstream has no item, and closing the service sends nothing and closes it in the books."""
+    upstream.fail_next_open("no capacity")
+    assert run("order", "VDS-1").exit_code == 0
+    assert run("ops", "cancel", "1", "--force").exit_code == 0
+    assert run("checkevent").exit_code == 0
+    assert run_json(run, "services", "show", "1")["status"] == 1
+    sent = len(upstream.requests)
+    r = run("services", "close", "1")
+    assert r.exit_code == 0, r
+    assert tsv(r.stdout)[0]["status"] == "done"
+    assert len(upstream.requests) == sent
+    shown = run_json(run, "services", "show", "1")
+    assert shown["status"] == 4
+    assert "the upstream has no item for it" in shown["history"][-1]["message"]
+
+
 def test_a_cancelled_change_that_reached_the_upstream_after_all_is_applied_by_its_event(
         run, upstream):
     _active_service(run, upstream)
