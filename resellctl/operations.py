@@ -115,7 +115,7 @@ class Engine:
             return self._accepted(op)
         if op["operation"] == "close" and not store.item(op["item"])["upstream_id"]:
             return self._closed_here(op)
-        maybe_sent = op["trycount"] > 0
+        maybe_sent = self._maybe_sent(op)
         with store.write():
             store.conn.execute(
                 "UPDATE runningoperation SET trycount = trycount + 1, mdate = ? WHERE id = ?",
@@ -132,6 +132,14 @@ class Engine:
                                            "(the upstream already had this order)")
             return self._failed(op, module, error)
         return self._accepted(op, upstream_id, module, note=note)
+
+    def _maybe_sent(self, op):
+        """Could an earlier attempt of ``op`` have reached the upstream? Yes, unless each one
+        ended in a clear refusal (a crash mid-send or a lost answer leaves no such row)."""
+        refused = self.store.one(
+            "SELECT count(*) FROM runningoperation_error WHERE runningoperation = ? AND type IN "
+            "(?, ?, ?)", (op["id"], errors.BALANCE, errors.AUTH, errors.PERMANENT))[0]
+        return op["trycount"] > refused
 
     def _send(self, op, module, maybe_sent):
         """Send ``op`` upstream. Returns (note, upstream item id for an open)."""
@@ -152,9 +160,10 @@ class Engine:
         state = {"maybe_sent": maybe_sent}
 
         def attempt():
-            if kind == "prolong" and "expiredate_before" not in params:
-                # A prolongation is relative: note where the upstream's expiry stood before
-                # the first try, so a later try can tell whether an earlier one went through.
+            if kind == "prolong" and not state["maybe_sent"]:
+                # A prolongation is relative: note where the upstream's expiry stands before a
+                # try that nothing went before (or only refusals: the upstream may have moved
+                # the expiry on its own since), so a later try can tell whether one went through.
                 seen = client.edit_read(item["itemtype"], item["upstream_id"])
                 params["expiredate_before"] = seen.get("expiredate") or ""
                 self._save_params(op, params)
@@ -288,14 +297,17 @@ class Engine:
         amount = error.params.get("amount") if error.kind == errors.BALANCE else None
         deficit = error.params.get("deficit") if error.kind == errors.BALANCE else None
         with store.write():
+            changed = store.conn.execute(
+                "UPDATE runningoperation SET status = 'failed', mdate = ?, error_type = ?, "
+                "error_message = ?, amount = ? WHERE id = ? AND status != 'done'",
+                (now(), error.kind, error.message, amount, op["id"])).rowcount
+            if not changed:
+                # Its event was applied while the request was under way: it is done.
+                return Outcome(op["id"], op["item"], "done")
             store.conn.execute(
                 "INSERT INTO runningoperation_error (runningoperation, date, type, message, "
                 "amount, deficit) VALUES (?, ?, ?, ?, ?, ?)",
                 (op["id"], now(), error.kind, error.message, amount, deficit))
-            store.conn.execute(
-                "UPDATE runningoperation SET status = 'failed', mdate = ?, error_type = ?, "
-                "error_message = ?, amount = ? WHERE id = ? AND status != 'done'",
-                (now(), error.kind, error.message, amount, op["id"]))
         error.hint = next_step(op, module, error)
         return Outcome(op["id"], op["item"], "failed", error=error)
 

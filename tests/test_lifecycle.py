@@ -545,3 +545,25 @@ def test_ops_start_stops_sending_once_the_upstream_does_not_answer(run, upstream
     sim.clear_faults()
     assert run("ops", "start", *ops).exit_code == 0
     assert len(sim.items) == 3
+
+
+def test_a_prolongation_refused_for_funds_is_sent_though_the_upstream_moved_the_expiry(
+        run, upstream):
+    """A refusal means nothing went through: when the upstream extends the service on its own
+    before the restart, that is not taken for our prolongation."""
+    from resellctl.operations import add_months
+
+    sim = upstream
+    item, remote = order_active(run, sim)
+    sim.set_balance("0.00")
+    r = run("services", "prolong", item)
+    assert r.exit_code == 1, r
+    op_id = tsv(r.stdout)[0]["runningoperation"]
+    moved = add_months(sim.items[remote].expiredate, 1)
+    sim.set_expiredate(remote, moved)  # a goodwill month, given upstream
+    sim.topup("50.00")
+    r = run("ops", "start", op_id)
+    assert r.exit_code == 0, r
+    assert tsv(r.stdout)[0]["status"] == "waiting"
+    assert sim.items[remote].expiredate == add_months(moved, 1)
+    assert sim.balance() == 45
