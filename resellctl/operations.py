@@ -155,8 +155,9 @@ class Engine:
         if not item["upstream_id"]:
             raise UpstreamError(errors.PERMANENT,
                                 f"service {item['id']} has no upstream item to {kind}",
-                                hint="Its order never reached the upstream; see "
-                                     f"`resellctl services show {item['id']}`.")
+                                type="no_upstream_item",
+                                hint="Its order never reached the upstream (see "
+                                     f"`resellctl services show {item['id']}`).")
         state = {"maybe_sent": maybe_sent}
 
         def attempt():
@@ -422,9 +423,11 @@ def next_step(op, module, error):
                 f"(resellctl modules add {name} ... --replace), then run: {start}")
     if error.kind == errors.TRANSIENT:
         return f"When the upstream of module {name!r} answers again, run: {start}"
-    if error.hint:
-        return f"{error.hint} Then run: {start}"
-    return f"Fix the cause upstream or in the request, then run: {start}"
+    cancel = f"resellctl ops cancel {op['id']}"
+    if error.type == "no_upstream_item":
+        return f"{error.hint} Give this operation up: {cancel}"
+    cause = error.hint or "Fix the cause upstream or in the request."
+    return f"{cause} Then run: {start} (or give it up: {cancel})"
 
 
 def months(count):

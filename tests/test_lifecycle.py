@@ -223,6 +223,7 @@ def test_permanent_failures_fail_at_once(run, upstream):
     assert funcs(sim)[-1] == "vds.suspend" and len(sim.requests) == sent + 1
     assert "is deleted" in r.stderr and "resellctl ops start" in r.stderr
     [row] = tsv(r.stdout)
+    assert f"or give it up: resellctl ops cancel {row['runningoperation']}" in r.stderr
     failed = op(run, row["runningoperation"])
     assert failed["status"] == "failed" and failed["error_type"] == "permanent"
     assert failed["trycount"] == 1 and len(failed["errors"]) == 1
