@@ -122,7 +122,10 @@ def cancel(op_ids, force):
     resellctl ops cancel 12
     """
     app = app_of()
-    for op_id in _ids(op_ids):
+    ids = _ids(op_ids)
+    if not ids:
+        output.say("no operations to cancel")
+    for op_id in ids:
         op = lifecycle.cancel(app.store, op_id, who=who(), force=force)
         closed = op["operation"] == "open" and op["status"] != "waiting"
         output.say(f"operation {op['id']} ({op['operation']}) of service {op['item']} "
