@@ -249,15 +249,16 @@ def check_balance(store, engine, module, summary):
         summary.min_balance = module["min_balance"]
         summary.low_balance = balance < decimal.Decimal(module["min_balance"])
     if module["auto_rerun"]:
-        summary.rerun = rerun_for_funds(store, engine, module, balance)
+        summary.rerun = rerun_for_funds(store, engine, module, balance, summary.warnings)
 
 
-def rerun_for_funds(store, engine, module, balance):
+def rerun_for_funds(store, engine, module, balance, warnings):
     """Re-run operations that failed for want of funds, oldest first, while the balance lasts.
 
     The queue is strict: the first operation the balance does not cover stops it, so a large
     old order is not starved by newer cheap ones. It also stops at the first that gets no
     answer: each of the rest would only wait out its own retries, holding the sync lock.
+    A re-run that fails again is added to ``warnings``: `-q` shows it.
     """
     left, rerun = balance, 0
     for op in store.all("SELECT id, amount FROM runningoperation WHERE processingmodule = ? "
@@ -272,7 +273,10 @@ def rerun_for_funds(store, engine, module, balance):
         rerun += 1
         if outcome.status != "failed":
             left -= amount
-        elif outcome.error is not None and outcome.error.kind in (
+            continue
+        warnings.append(f"operation {op['id']}, re-run for funds, failed again: "
+                        f"{outcome.error.message if outcome.error else 'see resellctl ops show'}")
+        if outcome.error is not None and outcome.error.kind in (
                 errors.BALANCE, errors.TRANSIENT):
             break
     return rerun

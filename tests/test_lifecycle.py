@@ -568,3 +568,14 @@ def test_a_prolongation_refused_for_funds_is_sent_though_the_upstream_moved_the_
     assert tsv(r.stdout)[0]["status"] == "waiting"
     assert sim.items[remote].expiredate == add_months(moved, 1)
     assert sim.balance() == 45
+
+
+def test_a_rerun_for_funds_that_fails_again_is_shown_even_in_quiet_mode(run, upstream):
+    sim = upstream
+    [op_id] = failed_orders(run, sim, 1)
+    sim.topup("10.00")
+    sim.fault("500", func="vds.order.param", count=10)
+    r = run("checkevent", "-q")
+    assert r.stdout == ""
+    assert f"operation {op_id}, re-run for funds, failed again" in r.stderr
+    assert op(run, op_id)["status"] == "failed"
