@@ -115,7 +115,7 @@ class Engine:
             return self._accepted(op)
         if op["operation"] == "close" and not store.item(op["item"])["upstream_id"]:
             return self._closed_here(op)
-        maybe_sent = self._maybe_sent(op)
+        maybe_sent = may_have_reached(self.store, op)
         with store.write():
             store.conn.execute(
                 "UPDATE runningoperation SET trycount = trycount + 1, mdate = ? WHERE id = ?",
@@ -132,14 +132,6 @@ class Engine:
                                            "(the upstream already had this order)")
             return self._failed(op, module, error)
         return self._accepted(op, upstream_id, module, note=note)
-
-    def _maybe_sent(self, op):
-        """Could an earlier attempt of ``op`` have reached the upstream? Yes, unless each one
-        ended in a clear refusal (a crash mid-send or a lost answer leaves no such row)."""
-        refused = self.store.one(
-            "SELECT count(*) FROM runningoperation_error WHERE runningoperation = ? AND type IN "
-            "(?, ?, ?)", (op["id"], errors.BALANCE, errors.AUTH, errors.PERMANENT))[0]
-        return op["trycount"] > refused
 
     def _send(self, op, module, maybe_sent):
         """Send ``op`` upstream. Returns (note, upstream item id for an open)."""
@@ -341,6 +333,16 @@ class Engine:
                              "A waiting operation completes with its upstream event "
                              "(`resellctl checkevent`); a done one needs nothing.")
         return [op["id"] for op in ops]
+
+
+def may_have_reached(store, op):
+    """Could an earlier attempt of ``op`` have reached the upstream and done its work there?
+    Yes, unless each one ended in a clear refusal or an `openfail` (a crash mid-send or a lost
+    answer leaves no such row)."""
+    refused = store.one(
+        "SELECT count(*) FROM runningoperation_error WHERE runningoperation = ? AND type IN "
+        "(?, ?, ?, 'openfail')", (op["id"], errors.BALANCE, errors.AUTH, errors.PERMANENT))[0]
+    return op["trycount"] > refused
 
 
 def claim_operation(store_path, op_id):

@@ -301,3 +301,23 @@ def test_an_order_another_process_is_sending_is_not_closed_under_it(run, upstrea
     r = run("services", "close", item)
     assert r.exit_code == 0 and tsv(r.stdout)[0]["status"] == "cancelled", r
     assert show(run, item)["status"] == 4
+
+
+def test_an_order_whose_first_answer_was_lost_is_not_cancelled_after_a_later_refusal(
+        run, upstream, tmp_path):
+    """A lost answer, then a clear refusal (bad credentials): the first try may still have
+    made the service upstream, so cancelling it in the books is refused."""
+    sim = upstream
+    sim.fault("drop", func="vds.order.param", count=3)
+    r = run("order", "VDS-1", "--json")
+    assert r.exit_code == 75, r
+    op_id = json.loads(r.stdout)[0]["runningoperation"]
+    wrong = tmp_path / "wrong.pw"
+    wrong.write_text("not-the-password\n")
+    assert run("modules", "add", "vds-up", "--type", "billmanager", "--password-file",
+               str(wrong), "--replace").exit_code == 0
+    r = run("ops", "start", op_id)
+    assert r.exit_code == 1 and "username and password" in r.stderr, r
+    r = run("ops", "cancel", op_id)
+    assert r.exit_code == 2, r
+    assert "may have reached the upstream" in r.stderr
