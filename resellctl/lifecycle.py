@@ -179,6 +179,9 @@ def cancel(store, op_id, who="", force=False):
                 message = (f"operation {op['id']} ({op['operation']}) cancelled by "
                            f"{who or 'staff'}")
             store.add_history(item["id"], message, runningoperation=op["id"])
+            module = store.module(op["processingmodule"])
+            if waiting and module["type"] == "manual":
+                return_from_manual(store, item["id"], module, op["task"])
         return op
     finally:
         os.close(claim)
@@ -345,7 +348,6 @@ def close_task(store, task_id, note="", who=""):
                          f"{module['name']!r}; it closes itself",
                          "Run `resellctl checkevent` to apply the upstream's events.")
     params = json.loads(op["params"] or "{}")
-    returned = None
     with store.write():
         stamp = now()
         # Closed once even when two people close it at the same moment.
@@ -360,17 +362,23 @@ def close_task(store, task_id, note="", who=""):
         store.add_history(item["id"], f"task {task['id']} ({task['type']}) closed by "
                                       f"{who or 'staff'}" + (f": {note}" if note else ""),
                           source="task", runningoperation=op["id"])
-        item = store.item(item["id"])
-        if item["return_on_task"] and item["prev_module"]:
-            back = store.module(item["prev_module"])
-            store.conn.execute("UPDATE item SET processingmodule = ?, prev_module = ?, "
-                               "return_on_task = 0, mdate = ? WHERE id = ?",
-                               (back["id"], module["id"], stamp, item["id"]))
-            store.add_history(item["id"], f"processing module {module['name']} -> "
-                                          f"{back['name']} (task {task['id']} closed)",
-                              source="module")
-            returned = back["name"]
+        returned = return_from_manual(store, item["id"], module, task["id"])
     return op, returned
+
+
+def return_from_manual(store, item_id, module, task_id):
+    """``set-module --until-task-closed``: the service's manual task is closed, so switch it
+    back to its earlier module. Call inside ``store.write()``; the module's name, or None."""
+    item = store.item(item_id)
+    if not (item["return_on_task"] and item["prev_module"]):
+        return None
+    back = store.module(item["prev_module"])
+    store.conn.execute("UPDATE item SET processingmodule = ?, prev_module = ?, "
+                       "return_on_task = 0, mdate = ? WHERE id = ?",
+                       (back["id"], module["id"], now(), item["id"]))
+    store.add_history(item["id"], f"processing module {module['name']} -> {back['name']} "
+                                  f"(task {task_id} closed)", source="module")
+    return back["name"]
 
 
 def apply_locally(store, item, kind, params):

@@ -131,6 +131,19 @@ def test_until_task_closed_switches_back_when_the_task_is_closed(run, upstream):
     assert funcs(sim)[-1] == "vds.edit"
 
 
+def test_until_task_closed_switches_back_when_the_task_is_given_up_too(run, upstream):
+    sim = upstream
+    item, _ = order_active(run, sim)
+    assert run("set-module", item, "manual", "--until-task-closed").exit_code == 0
+    row = change(run, "change-tariff", item, "VDS-2")
+    r = run("ops", "cancel", row["runningoperation"], "--force")
+    assert r.exit_code == 0, r
+    service = show(run, item)
+    assert service["processingmodule"] == "vds-up" and service["pricelist"] == "VDS-1"
+    assert service["history"][-1]["message"] == (
+        f"processing module manual -> vds-up (task {row['task']} closed)")
+
+
 def test_a_same_disk_change_goes_upstream_and_completes_by_its_event(run, upstream):
     sim = upstream
     item, remote = order_active(run, sim)
