@@ -28,18 +28,13 @@ DEFAULT_BUDGET = 240.0  # seconds: well inside cron's five-minute tick
 DEFAULT_ACK_AFTER = 7.0  # days the upstream keeps applied events, for --from after a restore
 
 
-@dataclasses.dataclass
-class ModuleSummary:
-    """What one run did for one module; the fields are the summary line and its JSON."""
+@dataclasses.dataclass(kw_only=True)
+class ModuleSummary(PageResult):
+    """What one run did for one module: its pages' counts added up, and the rest of the
+    summary line and its JSON."""
 
     module: str
-    applied: int = 0
-    skipped: int = 0
-    unknown: int = 0
-    rejected: int = 0
-    completed: int = 0
     rerun: int = 0
-    cursor: int = 0
     more: bool = False
     balance: str | None = None
     currency: str | None = None
@@ -97,7 +92,7 @@ def run(store, engine, module_ref=None, max_events=None, budget=DEFAULT_BUDGET, 
         for module in modules:
             # Read again under the lock: the run that held it may have moved the position.
             module = store.one("SELECT * FROM processingmodule WHERE id = ?", (module["id"],))
-            summary = ModuleSummary(module["name"], cursor=module["event_cursor"] or 0)
+            summary = ModuleSummary(module=module["name"], cursor=module["event_cursor"] or 0)
             summaries.append(summary)
             try:
                 client = engine.client(module)
@@ -117,7 +112,6 @@ def sync_module(store, client, module, summary, max_events, deadline, from_id, p
     start = stored
     if from_id is not None and from_id - 1 < stored[0]:
         start = (from_id - 1, 0)
-    total = PageResult(cursor=stored[0])
     remaining = max_events
 
     def fetch(position):
@@ -151,11 +145,9 @@ def sync_module(store, client, module, summary, max_events, deadline, from_id, p
             if go_on:
                 # Fetch the next page while this one is applied.
                 page = _Prefetch(fetch, end)
-            total.add(apply_page(store, module, raws, position, idents, services))
-            for field in (*PageResult.COUNTS, "cursor"):
-                setattr(summary, field, getattr(total, field))
+            summary.add(apply_page(store, module, raws, position, idents, services))
             if progress:
-                progress(module["name"], sum(getattr(total, f) for f in PageResult.COUNTS
+                progress(module["name"], sum(getattr(summary, f) for f in PageResult.COUNTS
                                              if f != "completed"))
             if not go_on:
                 summary.more = bool(more and raws)

@@ -95,7 +95,8 @@ def checkevent(module, quiet, as_json, max_events, time_budget, from_id, ack_aft
     finally:
         progress.close()
     if as_json:
-        click.echo(json.dumps([dataclasses.asdict(s) for s in summaries], indent=2))
+        click.echo(json.dumps([{"module": s.module, **dataclasses.asdict(s)} for s in summaries],
+                              indent=2))
     for s in summaries:
         problem = s.unknown or s.rejected
         worked = s.applied or s.skipped or problem or s.completed or s.rerun
