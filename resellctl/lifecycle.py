@@ -9,7 +9,7 @@ import datetime
 import json
 import os
 
-from resellctl import errors, operations
+from resellctl import operations
 from resellctl.errors import InputError, LockHeld, ResellError
 from resellctl.store import now
 
