@@ -236,4 +236,3 @@ def verdict(ok):
 
 def ms(seconds):
     return f"{seconds * 1000:.0f} ms"
-

@@ -99,7 +99,8 @@ def check_applied(db_path, events, services):
         last[event["item"]["$"]] = event["param"][0]["$"]
     wrong = sum(1 for upstream_id, value in store.all(
         "SELECT item.upstream_id, itemparam.value FROM item JOIN itemparam "
-        "ON itemparam.item = item.id AND itemparam.name = 'note'") if last.get(upstream_id) != value)
+        "ON itemparam.item = item.id AND itemparam.name = 'note'")
+        if last.get(upstream_id) != value)
     store.close()
     if applied != len(events) or wrong or len(last) != services:
         sys.exit(f"checkevent applied {applied} of {len(events)} events; {wrong} services hold "

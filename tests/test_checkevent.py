@@ -239,7 +239,7 @@ def test_a_problem_record_read_again_by_a_replay_is_not_logged_twice(run, upstre
 # --- the summary for people, for cron and for programs ----------------------------------------
 
 def test_quiet_prints_nothing_when_all_is_well_and_only_problems_otherwise(run, upstream,
-                                                                            seeded):
+                                                                           seeded):
     sim = upstream
     seeded(5, 20)
     r = run("checkevent", "-q")
@@ -272,7 +272,7 @@ def test_json_summary(run, upstream, seeded):
 def invoke(*args, stderr_isatty):
     """The command line in-process with stderr seen as a terminal or not."""
     result = CliRunner().invoke(cli, list(args), obj=App(stdout_isatty=False,
-                                                          stderr_isatty=stderr_isatty))
+                                                         stderr_isatty=stderr_isatty))
     assert result.exit_code == 0, (result.output, result.exception)
     return result
 

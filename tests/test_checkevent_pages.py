@@ -78,7 +78,7 @@ def test_a_change_another_process_makes_between_pages_is_seen(run, backlog, monk
 
 
 def test_a_service_unlinked_on_one_page_is_looked_for_afresh_on_the_next(run, backlog,
-                                                                        monkeypatch):
+                                                                         monkeypatch):
     sim, upstream_id = backlog
     sim.suspend(upstream_id)
 
@@ -98,7 +98,7 @@ def test_a_service_unlinked_on_one_page_is_looked_for_afresh_on_the_next(run, ba
 
 
 def test_a_full_page_is_written_within_the_variables_older_sqlite_allows(run, backlog,
-                                                                        monkeypatch):
+                                                                         monkeypatch):
     # SQLite before 3.32 binds at most 999 values per statement; rows go many to a statement.
     open_store = Store.open.__func__
 

@@ -71,7 +71,7 @@ def test_modules_add_manual_and_list_formats(run):
     assert r.stderr == "module staff (manual) added\n"  # --replace of nothing adds it
     rows = tsv(ok(run("modules", "list")).stdout)
     assert [(row["name"], row["type"]) for row in rows] == [("manual", "manual"),
-                                                          ("staff", "manual")]
+                                                            ("staff", "manual")]
     assert ok(run("modules", "list", "-q")).stdout == "1\n2\n"
     table = ok(run("modules", "list", tty=True)).stdout
     assert "\t" not in table and "┃ id" in table and "│ staff" in table

@@ -76,7 +76,7 @@ def records(draw, next_id):
               "status": scalar("2"), "expiredate": scalar("2027-01-31"),
               "pricelist": scalar("11"), "msg": scalar("why"),
               "param": [{"$name": "ip", "$": "192.0.2.1"}], "addon": [{"$name": "disk",
-                                                                     "$": "30"}]}
+                                                                       "$": "30"}]}
     for name in draw(st.lists(st.sampled_from(list(FIELDS)), max_size=3, unique=True)):
         if draw(st.booleans()):
             record.pop(name, None)

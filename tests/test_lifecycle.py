@@ -262,7 +262,7 @@ def test_a_task_under_an_upstream_module_closes_itself(run, upstream):
 
 
 def test_upstream_params_never_reach_the_terminal_as_markup_or_control(run, upstream,
-                                                                      monkeypatch):
+                                                                       monkeypatch):
     sim = upstream
     monkeypatch.setenv("COLUMNS", "200")  # the terminal's width, as rich reads it
     item, remote = order_active(run, sim, client="[bold]acme[/bold]")

@@ -67,7 +67,7 @@ def test_a_lost_order_restarted_by_ops_start_makes_no_second_service(run, upstre
 
 
 def test_a_lost_order_opened_before_the_restart_ends_done_without_a_stray_task(run,
-                                                                             upstream):
+                                                                               upstream):
     sim = upstream
     created = lost_order(run, sim)
     # cron's checkevent runs before anyone restarts the operation: the open event arrives.

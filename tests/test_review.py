@@ -418,7 +418,7 @@ def test_a_dry_run_refuses_what_the_real_start_refuses(run, upstream):
 
 
 def test_an_order_whose_sending_fails_on_a_setting_says_what_was_written(run, upstream,
-                                                                          monkeypatch):
+                                                                         monkeypatch):
     monkeypatch.setenv("RESELLCTL_READ_TIMEOUT", "abc")
     r = run("order", "VDS-1", "--quantity", "3")
     assert r.exit_code == 2, r
@@ -456,7 +456,7 @@ def test_an_order_stops_sending_once_the_upstream_does_not_answer(run, upstream)
 
 @pytest.mark.parametrize("username", ["a:b", "re seller", "a\nb", "a\x1b[2Jb"])
 def test_modules_add_refuses_a_username_authinfo_cannot_carry(run, sim, password_file,
-                                                               username):
+                                                              username):
     r = run("modules", "add", "up", "--type", "billmanager", "--url", sim.server.url,
             "--username", username, "--password-file", password_file)
     assert r.exit_code == 2, r
