@@ -173,7 +173,7 @@ class Engine:
             return ""
 
         retry_if = (lambda e: isinstance(e, UpstreamError) and e.kind == errors.TRANSIENT)
-        return retrying(retry_if=retry_if)(attempt), None
+        return retrying(retry_if=retry_if, deadline=client.deadline)(attempt), None
 
     def _save_params(self, op, params):
         with self.store.write():

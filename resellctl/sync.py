@@ -96,6 +96,7 @@ def run(store, engine, module_ref=None, max_events=None, budget=DEFAULT_BUDGET, 
             summaries.append(summary)
             try:
                 client = engine.client(module)
+                client.deadline = deadline  # retries too end with the run's time budget
                 sync_module(store, client, module, summary, max_events, deadline, from_id,
                             progress)
                 acknowledge(store, client, module, summary, ack_after)

@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import ssl
+import time
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
@@ -73,21 +74,24 @@ def _is_unsent(exc):
     return _is_transient(exc) and not exc.maybe_sent
 
 
-def retrying(retry_if=None):
+def retrying(retry_if=None, deadline=None):
     """A ``tenacity.Retrying`` for upstream calls, configured from the environment.
 
     Attempts: ``RESELLCTL_RETRY_ATTEMPTS`` (default 4), bounded in total by
     ``RESELLCTL_RETRY_MAX_SECONDS`` (default 30); waits grow exponentially from
     ``RESELLCTL_RETRY_WAIT`` (default 0.5 s, at most 8 s) plus a jitter of up to that initial wait,
     so ``RESELLCTL_RETRY_WAIT=0`` never sleeps. ``retry_if`` decides on the exception (default:
-    an UpstreamError of kind TRANSIENT). After the last attempt the last exception itself is
-    raised, never tenacity's RetryError.
+    an UpstreamError of kind TRANSIENT). ``deadline`` (a ``time.monotonic()`` value): no
+    attempt starts after it, whatever the settings allow. After the last attempt the last
+    exception itself is raised, never tenacity's RetryError.
     """
     attempts = _env_number("RESELLCTL_RETRY_ATTEMPTS", 4, minimum=1, integer=True)
     max_seconds = _env_number("RESELLCTL_RETRY_MAX_SECONDS", 30.0)
     initial = _env_number("RESELLCTL_RETRY_WAIT", 0.5)
     return tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_after_delay(max_seconds),
+        stop=tenacity.stop_any(
+            tenacity.stop_after_attempt(attempts), tenacity.stop_after_delay(max_seconds),
+            lambda state: deadline is not None and time.monotonic() >= deadline),
         wait=tenacity.wait_exponential_jitter(max=8, jitter=initial, **{_FIRST_WAIT: initial}),
         retry=tenacity.retry_if_exception(retry_if or _is_transient),
         reraise=True,
@@ -161,6 +165,8 @@ class Client:
             timeout = (_env_number("RESELLCTL_CONNECT_TIMEOUT", 5.0, minimum=0.1),
                        _env_number("RESELLCTL_READ_TIMEOUT", 30.0, minimum=0.1))
         self.timeout = timeout
+        # A time.monotonic() value after which no retry starts (checkevent's time budget).
+        self.deadline = None
         if session is None:
             # Retries live in retrying() only: urllib3 must never re-send on its own.
             session = requests.Session()
@@ -252,7 +258,8 @@ class Client:
             return attempt_once()
         attempts = 0
         try:
-            for attempt in retrying(_is_transient if retry is True else _is_unsent):
+            for attempt in retrying(_is_transient if retry is True else _is_unsent,
+                                    self.deadline):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
                     return attempt_once()

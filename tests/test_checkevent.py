@@ -122,6 +122,22 @@ def test_the_time_budget_stops_fetching_and_the_next_run_takes_the_rest(run, ups
     assert history_count(run.db_path) == 2500
 
 
+def test_the_time_budget_ends_the_retries_of_an_upstream_that_keeps_failing(run, upstream,
+                                                                            monkeypatch):
+    """Settings that allow retries for seconds more: the budget stops them all the same."""
+    monkeypatch.setenv("RESELLCTL_RETRY_ATTEMPTS", "1000")
+    monkeypatch.setenv("RESELLCTL_RETRY_MAX_SECONDS", "4")
+    monkeypatch.setenv("RESELLCTL_RETRY_WAIT", "0.01")
+    upstream.fault("delay", func="item.event.list", seconds=1.1)
+    upstream.fault("500", func="*", count=100_000)
+    r = run("checkevent", "--time-budget", "1")
+    assert r.exit_code == 75, r
+    # One slow answer spends the budget; after it, one attempt per call, no retries.
+    calls = [q["func"] for q in upstream.requests]
+    assert calls.count("item.event.list") == 1, calls
+    assert len(calls) <= 3, calls
+
+
 # --- problems are kept, counted and listed; the feed moves on ---------------------------------
 
 def event(sim, **fields):
