@@ -172,8 +172,8 @@ class Engine:
                 raise
             return ""
 
-        retry_if = (lambda e: isinstance(e, UpstreamError) and e.kind == errors.TRANSIENT)
-        return retrying(retry_if=retry_if, deadline=client.deadline)(attempt), None
+        # Transient failures are retried (retrying's default), each try checking first.
+        return retrying(deadline=client.deadline)(attempt), None
 
     def _save_params(self, op, params):
         with self.store.write():
@@ -310,8 +310,8 @@ class Engine:
 
     def process_many(self, op_ids):
         """Process operations in turn, yielding each Outcome. Once the upstream does not answer,
-        the rest are left ``new`` (Outcome status "new"), not sent: each would only wait out
-        its own retries."""
+        the rest are not sent (Outcome ``unsent``, in the status they had): each would only
+        wait out its own retries."""
         unreachable = None
         for op_id in op_ids:
             if unreachable is not None:
