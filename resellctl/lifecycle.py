@@ -17,20 +17,9 @@ MAX_QUANTITY = 100
 STATUS_NAMES = {1: "ordered", 2: "active", 3: "suspended", 4: "deleted", 5: "processing"}
 
 
-def tariff_periods(store, tariff_id):
-    return {r["length"]: r["cost"] for r in store.all(
-        "SELECT length, cost FROM pricelist_period WHERE pricelist = ? ORDER BY length",
-        (tariff_id,))}
-
-
-def tariff_addons(store, tariff_id):
-    return {r["intname"]: r for r in store.all(
-        "SELECT * FROM pricelist_addon WHERE pricelist = ? ORDER BY intname", (tariff_id,))}
-
-
 def check_period(store, tariff, period):
     """The period to use (the shortest one sold, when None); InputError if not sold."""
-    periods = tariff_periods(store, tariff["id"])
+    periods = store.tariff_periods(tariff["id"])
     if not periods:
         raise InputError(f"tariff {tariff['name']!r} has no prices",
                          "Re-import it with `resellctl tariffs import MODULE`.")
@@ -52,7 +41,7 @@ def order(store, engine, tariff_ref, quantity=1, period=None, client="", params=
     tariff = store.tariff(tariff_ref)
     module = store.module(tariff["processingmodule"])
     period = check_period(store, tariff, period)
-    known = tariff_addons(store, tariff["id"])
+    known = store.tariff_addons(tariff["id"])
     params, addons = dict(params or {}), dict(addons or {})
     for name, value in addons.items():
         if name not in known:
@@ -274,8 +263,8 @@ def check_tariff_change(store, item, old, new, module):
         return
     # The service's own disk: it may have been ordered larger than its tariff's.
     old_disk = store.one("SELECT value FROM itemaddon WHERE item = ? AND name = 'disk'",
-                         (item["id"],)) or tariff_addons(store, old["id"]).get("disk")
-    new_disk = tariff_addons(store, new["id"]).get("disk")
+                         (item["id"],)) or store.tariff_addons(old["id"]).get("disk")
+    new_disk = store.tariff_addons(new["id"]).get("disk")
     old_value = old_disk["value"] if old_disk else None
     new_value = new_disk["value"] if new_disk else None
     if old_value != new_value:
@@ -403,7 +392,7 @@ def apply_locally(store, item, kind, params):
             "INSERT INTO itemaddon (item, name, value) VALUES (?, ?, ?) "
             "ON CONFLICT (item, name) DO UPDATE SET value = excluded.value",
             [(item["id"], a["intname"], a["value"])
-             for a in tariff_addons(store, params["pricelist"]).values()])
+             for a in store.tariff_addons(params["pricelist"]).values()])
     elif kind == "setparam":
         conn.executemany(
             "INSERT INTO itemparam (item, name, value) VALUES (?, ?, ?) "

@@ -308,6 +308,17 @@ class Store:
             raise InputError(f"tariff name {ref!r} is ambiguous (ids {ids}): give its id")
         return rows[0]
 
+    def tariff_periods(self, tariff_id):
+        """A tariff's prices: ``{months: cost}``, shortest first."""
+        return {r["length"]: r["cost"] for r in self.all(
+            "SELECT length, cost FROM pricelist_period WHERE pricelist = ? ORDER BY length",
+            (tariff_id,))}
+
+    def tariff_addons(self, tariff_id):
+        """A tariff's resources: ``{intname: row}`` (remote_id, value, measure)."""
+        return {r["intname"]: r for r in self.all(
+            "SELECT * FROM pricelist_addon WHERE pricelist = ? ORDER BY intname", (tariff_id,))}
+
     def item(self, item_id):
         row = self.one("SELECT * FROM item WHERE id = ?", (as_id(item_id, "service"),))
         if row is None:

@@ -53,11 +53,9 @@ def tariffs(store, module=None):
         args.append(store.module(module)["id"])
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     for row in store.all(f"SELECT * FROM pricelist{clause} ORDER BY id", args):
-        prices = {str(r["length"]): r["cost"] for r in store.all(
-            "SELECT length, cost FROM pricelist_period WHERE pricelist = ? ORDER BY length",
-            (row["id"],))}
-        addons = {r["intname"]: f"{r['value']} {r['measure'] or ''}".strip() for r in store.all(
-            "SELECT * FROM pricelist_addon WHERE pricelist = ? ORDER BY intname", (row["id"],))}
+        prices = {str(months): cost for months, cost in store.tariff_periods(row["id"]).items()}
+        addons = {name: f"{a['value']} {a['measure'] or ''}".strip()
+                  for name, a in store.tariff_addons(row["id"]).items()}
         yield {"id": row["id"], "name": row["name"], "itemtype": row["itemtype"],
                "processingmodule": names.get(row["processingmodule"]),
                "remote_id": row["remote_id"], "currency": row["currency"], "prices": prices,
