@@ -458,8 +458,9 @@ class _Applier:
             message = event.msg or "opening failed upstream"
             conn.execute("INSERT INTO runningoperation_error (runningoperation, date, type, "
                          "message) VALUES (?, ?, 'openfail', ?)", (op["id"], self.stamp, message))
+            # Gone and refunded upstream: ordering it again is safe, nothing of it remains.
             conn.execute("UPDATE runningoperation SET status = 'failed', error_type = 'openfail',"
-                         " error_message = ?, mdate = ? WHERE id = ?",
+                         " error_message = ?, mdate = ?, reached = 0 WHERE id = ?",
                          (message, self.stamp, op["id"]))
         else:
             conn.execute("UPDATE runningoperation SET status = 'done', mdate = ? WHERE id = ?",

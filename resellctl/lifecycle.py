@@ -139,7 +139,7 @@ def cancel(store, op_id, who="", force=False):
         item = store.item(op["item"])
         waiting = op["status"] == "waiting"
         is_order = op["operation"] == "open" and not waiting
-        if is_order and operations.may_have_reached(store, op):
+        if is_order and operations.may_have_reached(op):
             raise order_maybe_sent(item, op)
         with store.write():
             # Still as read: checkevent may have applied its event meanwhile.

@@ -61,13 +61,13 @@ def describe(kind, item_id, detail=""):
 def create(store, item, kind, params, desc, module_id=None):
     """Write a new operation for ``item``; call inside ``store.write()``. Returns its id."""
     # Events logged after this mark may be this operation's own (see Engine._seen_done).
-    params = {**params, "eventlog_mark": store.one(
-        "SELECT coalesce(max(id), 0) FROM eventlog")[0]}
+    mark = store.one("SELECT coalesce(max(id), 0) FROM eventlog")[0]
     cur = store.conn.execute(
         "INSERT INTO runningoperation (desc, item, itemtype, client, cdate, mdate, trycount, "
-        "processingmodule, status, operation, params) VALUES (?, ?, ?, ?, ?, ?, 0, ?, 'new', ?, ?)",
+        "processingmodule, status, operation, params, eventlog_mark) "
+        "VALUES (?, ?, ?, ?, ?, ?, 0, ?, 'new', ?, ?, ?)",
         (desc, item["id"], item["itemtype"], item["client"], now(), now(),
-         module_id or item["processingmodule"], kind, json.dumps(params, sort_keys=True)))
+         module_id or item["processingmodule"], kind, json.dumps(params, sort_keys=True), mark))
     return cur.lastrowid
 
 
@@ -115,72 +115,83 @@ class Engine:
             return self._accepted(op)
         if op["operation"] == "close" and not store.item(op["item"])["upstream_id"]:
             return self._closed_here(op)
-        maybe_sent = may_have_reached(self.store, op)
-        with store.write():
-            store.conn.execute(
-                "UPDATE runningoperation SET trycount = trycount + 1, mdate = ? WHERE id = ?",
-                (now(), op["id"]))
+        attempt = _Attempt(op)
         try:
-            note, upstream_id = self._send(op, module, maybe_sent)
+            note, upstream_id = self._send(op, module, attempt)
         except UpstreamError as error:
             if error.kind == errors.EXISTS and op["operation"] == "open":
-                upstream_id = error.params.get("id")
-                if not upstream_id:
-                    return self._failed(op, module, error)
-                return self._accepted(op, upstream_id, module,
-                                      note=f"adopted the existing upstream item {upstream_id} "
-                                           "(the upstream already had this order)")
-            return self._failed(op, module, error)
+                return self._adopt(op, module, error, attempt)
+            return self._failed(op, module, error, attempt)
         return self._accepted(op, upstream_id, module, note=note)
 
-    def _send(self, op, module, maybe_sent):
-        """Send ``op`` upstream. Returns (note, upstream item id for an open)."""
-        from resellctl.upstream import retrying
+    def _send(self, op, module, attempt):
+        """Send ``op`` upstream, retrying transient failures (the only retries around it).
+        Returns (note, upstream item id for an open).
 
+        Re-sending is never blind. An order carries its remoteid, which the upstream
+        de-duplicates by. Any other change that an earlier attempt may have brought upstream
+        is first looked for in the upstream's view of the service, and not sent again when it
+        is there; a prolongation, being relative, is compared with the expiry read before it
+        was first sent.
+        """
         client = self.client(module)
         item = self.store.item(op["item"])
         params = json.loads(op["params"] or "{}")
         kind = op["operation"]
-        if kind == "open":
-            # The upstream de-duplicates by remoteid, so re-sending an order is always safe.
-            return "", self.send_request(client, op, item, module, params)
-        if not item["upstream_id"]:
+        if kind != "open" and not item["upstream_id"]:
             raise UpstreamError(errors.PERMANENT,
                                 f"service {item['id']} has no upstream item to {kind}",
                                 type="no_upstream_item",
                                 hint="Its order never reached the upstream (see "
                                      f"`resellctl services show {item['id']}`).")
-        state = {"maybe_sent": maybe_sent}
 
-        def attempt():
-            if kind == "prolong" and not state["maybe_sent"]:
-                # A prolongation is relative: note where the upstream's expiry stands before a
-                # try that nothing went before (or only refusals: the upstream may have moved
-                # the expiry on its own since), so a later try can tell whether one went through.
-                seen = client.edit_read(item["itemtype"], item["upstream_id"])
-                params["expiredate_before"] = seen.get("expiredate") or ""
-                self._save_params(op, params)
-            elif state["maybe_sent"]:
-                seen = client.edit_read(item["itemtype"], item["upstream_id"])
-                if already_applied(kind, params, seen):
+        def once():
+            if kind != "open" and attempt.reached:
+                if kind == "prolong" and attempt.baseline is None:
+                    raise _unknown_baseline(op)
+                seen = client.edit_read(item["itemtype"], item["upstream_id"], retry=False)
+                if already_applied(kind, params, seen, attempt.baseline):
                     return ("an earlier attempt reached the upstream (it shows "
-                            f"{summarise(kind, seen)}); not sent again")
+                            f"{summarise(kind, seen)}); not sent again"), None
+            elif kind == "prolong":
+                # Where the upstream's expiry stands before the first send (the upstream may
+                # have moved it on its own since any earlier try, so it is read each time
+                # nothing went before).
+                seen = client.edit_read(item["itemtype"], item["upstream_id"], retry=False)
+                attempt.baseline = seen.get("expiredate") or ""
+            self._sending(op, attempt)
             try:
-                self.send_request(client, op, item, module, params)
+                upstream_id = self.send_request(client, op, item, module, params, retry=False)
             except UpstreamError as error:
-                state["maybe_sent"] = state["maybe_sent"] or error.maybe_sent
+                self._sent(op, attempt, error)
                 raise
-            return ""
+            return "", upstream_id
 
-        # Transient failures are retried (retrying's default), each try checking first.
-        return retrying(deadline=client.deadline)(attempt), None
+        return retried(once, deadline=client.deadline)
 
-    def _save_params(self, op, params):
+    def _sending(self, op, attempt):
+        """Mark ``op`` as possibly reaching the upstream, committed before the request leaves:
+        a process killed while sending leaves it marked."""
+        first = not attempt.counted
         with self.store.write():
-            self.store.conn.execute("UPDATE runningoperation SET params = ? WHERE id = ?",
-                                    (json.dumps(params, sort_keys=True), op["id"]))
+            self.store.conn.execute(
+                "UPDATE runningoperation SET reached = 1, baseline = ?, mdate = ?, "
+                "trycount = trycount + ? WHERE id = ?",
+                (attempt.baseline, now(), 1 if first else 0, op["id"]))
+        attempt.counted = True
 
-    def send_request(self, client, op, item, module, params):
+    def _sent(self, op, attempt, error):
+        """After a failed send: one that provably did nothing (refused, or never left) puts the
+        mark back as it was before; one that may have arrived keeps it."""
+        if error.maybe_sent:
+            attempt.reached = True
+            return
+        if not attempt.reached:
+            with self.store.write():
+                self.store.conn.execute("UPDATE runningoperation SET reached = 0 WHERE id = ?",
+                                        (op["id"],))
+
+    def send_request(self, client, op, item, module, params, retry=True):
         """The one request that carries out ``op`` (PROTOCOL.md's functions)."""
         kind = op["operation"]
         if kind == "open":
@@ -188,8 +199,42 @@ class Engine:
             return client.order(
                 item["itemtype"], tariff["remote_id"], item["period"], remoteid=item["remoteid"],
                 datacenter=module["datacenter"] or None, addons=params.get("addons"),
-                params=params.get("params"))
-        return send_change(client, kind, item, params)
+                params=params.get("params"), retry=retry)
+        send_change(client, kind, item, params, retry=retry)
+        return None
+
+    def _adopt(self, op, module, error, attempt):
+        """An order the upstream says it has already (``exists``, with its item id): adopt that
+        item when it is what this operation ordered; otherwise fail, linking nothing.
+
+        The upstream knows the order only by its remoteid. A store restored from a backup or
+        copied elsewhere could otherwise take a service of another store (or of another
+        customer of this one) for its own, and a later close would delete it.
+        """
+        upstream_id = error.params.get("id")
+        item = self.store.item(op["item"])
+        if not upstream_id:
+            return self._failed(op, module, error, attempt)
+        tariff = self.store.tariff(item["pricelist"])
+        try:
+            seen = self.client(module).edit_read(item["itemtype"], upstream_id)
+        except UpstreamError as read_error:
+            if read_error.kind == errors.TRANSIENT:
+                return self._failed(op, module, read_error, attempt)
+            seen = None
+        mismatch = _mismatch(item, tariff, seen)
+        if mismatch:
+            return self._failed(op, module, UpstreamError(
+                errors.PERMANENT,
+                f"the upstream answered that it has this order already, as item {upstream_id}, "
+                f"but {mismatch}; nothing was linked",
+                type="exists_mismatch",
+                hint=f"Another order may have used remoteid {item['remoteid']} (a store restored "
+                     "from a backup, or a copy of it, ordering through the same account). Look "
+                     f"at item {upstream_id} upstream before anything else."), attempt)
+        return self._accepted(op, upstream_id, module,
+                              note=f"adopted the existing upstream item {upstream_id} "
+                                   "(the upstream already had this order)")
 
     def dry_run(self, op_id):
         """The request ``op_id`` would send (password redacted) and its errors; sends nothing."""
@@ -272,28 +317,31 @@ class Engine:
         wait forever. It must be of the operation's kind, logged after the operation was made,
         and the books must show the change.
         """
-        params = json.loads(op["params"] or "{}")
         row = self.store.one(
             "SELECT event_id FROM eventlog WHERE id > ? AND item = ? AND type = ? AND "
             "outcome = 'applied' ORDER BY id DESC LIMIT 1",
-            (params.get("eventlog_mark", 0), item["id"], op["operation"]))
+            (op["eventlog_mark"], item["id"], op["operation"]))
         if row is None:
             return None
         if op["operation"] == "open":
             shown = item["status"] == 2
         else:
-            shown = already_applied(op["operation"], params, local_view(self.store, item))
+            shown = already_applied(op["operation"], json.loads(op["params"] or "{}"),
+                                    local_view(self.store, item), op["baseline"])
         return row["event_id"] if shown else None
 
-    def _failed(self, op, module, error):
+    def _failed(self, op, module, error, attempt):
         store = self.store
         amount = error.params.get("amount") if error.kind == errors.BALANCE else None
         deficit = error.params.get("deficit") if error.kind == errors.BALANCE else None
         with store.write():
+            # A try that failed before its request could leave (a read before sending) counts.
             changed = store.conn.execute(
                 "UPDATE runningoperation SET status = 'failed', mdate = ?, error_type = ?, "
-                "error_message = ?, amount = ? WHERE id = ? AND status != 'done'",
-                (now(), error.kind, error.message, amount, op["id"])).rowcount
+                "error_message = ?, amount = ?, trycount = trycount + ? "
+                "WHERE id = ? AND status != 'done'",
+                (now(), error.kind, error.message, amount, 0 if attempt.counted else 1,
+                 op["id"])).rowcount
             if not changed:
                 # Its event was applied while the request was under way: it is done.
                 return Outcome(op["id"], op["item"], "done")
@@ -335,14 +383,64 @@ class Engine:
         return [op["id"] for op in ops]
 
 
-def may_have_reached(store, op):
+class _Attempt:
+    """What one processing of an operation knows about its sending, as it goes."""
+
+    def __init__(self, op):
+        self.reached = bool(op["reached"])  # an earlier try may have reached the upstream
+        self.baseline = op["baseline"]
+        self.counted = False  # trycount counted for this processing
+
+
+def may_have_reached(op):
     """Could an earlier attempt of ``op`` have reached the upstream and done its work there?
-    Yes, unless each one ended in a clear refusal or an `openfail` (a crash mid-send or a lost
-    answer leaves no such row)."""
-    refused = store.one(
-        "SELECT count(*) FROM runningoperation_error WHERE runningoperation = ? AND type IN "
-        "(?, ?, ?, 'openfail')", (op["id"], errors.BALANCE, errors.AUTH, errors.PERMANENT))[0]
-    return op["trycount"] > refused
+    Every send is marked before it leaves and unmarked only when it provably did nothing (a
+    refusal, a connection never made); a crash mid-send or a lost answer keeps the mark."""
+    return bool(op["reached"])
+
+
+def retried(fn, deadline=None):
+    """``fn()`` with its transient failures retried (``upstream.retrying``), the last error's
+    message saying how many attempts were made."""
+    from resellctl.upstream import retrying
+
+    attempts = 0
+    try:
+        for attempt in retrying(deadline=deadline):
+            with attempt:
+                attempts = attempt.retry_state.attempt_number
+                return fn()
+    except UpstreamError as error:
+        if attempts > 1:
+            error.message += f"; gave up after {attempts} attempts"
+            error.args = (error.message,)
+        raise
+
+
+def _unknown_baseline(op):
+    return UpstreamError(
+        errors.PERMANENT,
+        f"operation {op['id']} may have reached the upstream, and its expiry before that was "
+        "never read, so whether the service was prolonged cannot be told",
+        type="unknown_baseline",
+        hint="Compare the service's expiry upstream with `resellctl services show "
+             f"{op['item']}`: if it was not prolonged, give this operation up "
+             f"(`resellctl ops cancel {op['id']}`) and prolong the service anew.")
+
+
+def _mismatch(item, tariff, seen):
+    """Why the upstream item ``seen`` (``edit_read``; None: it could not be read) is not the
+    one ``item``'s order made, or "" when it is."""
+    if seen is None:
+        return f"it is not a {item['itemtype']} this account can read"
+    if seen.get("remoteid") not in (None, item["remoteid"]):
+        return f"it carries remoteid {seen['remoteid']!r}"
+    if seen.get("pricelist") != tariff["remote_id"]:
+        return (f"it has tariff {seen.get('pricelist')!r} upstream, not {tariff['name']} "
+                f"({tariff['remote_id']})")
+    if seen.get("status") == "4":
+        return "it is deleted upstream"
+    return ""
 
 
 def claim_operation(store_path, op_id):
@@ -357,29 +455,31 @@ def claim_operation(store_path, op_id):
     return fd
 
 
-def send_change(client, kind, item, params):
+def send_change(client, kind, item, params, retry="unsent"):
     """The request of one lifecycle operation (PROTOCOL.md's functions)."""
     elid, itemtype = item["upstream_id"], item["itemtype"]
     if kind == "prolong":
-        client.prolong(elid, params["period"], retry="unsent")
+        client.prolong(elid, params["period"], retry=retry)
     elif kind == "suspend":
-        client.suspend(itemtype, elid, retry="unsent")
+        client.suspend(itemtype, elid, retry=retry)
     elif kind == "resume":
-        client.resume(itemtype, elid, retry="unsent")
+        client.resume(itemtype, elid, retry=retry)
     elif kind == "close":
-        client.delete(itemtype, elid, retry="unsent")
+        client.delete(itemtype, elid, retry=retry)
     elif kind == "changepricelist":
-        client.changepricelist(elid, params["pricelist_remote_id"], retry="unsent")
+        client.changepricelist(elid, params["pricelist_remote_id"], retry=retry)
     elif kind == "setparam":
-        client.edit_write(itemtype, elid, params["params"], retry="unsent")
+        client.edit_write(itemtype, elid, params["params"], retry=retry)
     else:
         raise ValueError(f"unknown operation kind {kind!r}")
 
 
-def already_applied(kind, params, seen):
-    """Does the upstream's view of the service (``edit_read``) already show this change?"""
+def already_applied(kind, params, seen, baseline=None):
+    """Does the upstream's view of the service (``edit_read``) already show this change?
+    ``baseline``: a prolongation's expiry before it was first sent; without one nothing tells
+    that it went through."""
     if kind == "prolong":
-        return (seen.get("expiredate") or "") > (params.get("expiredate_before") or "")
+        return baseline is not None and (seen.get("expiredate") or "") > baseline
     if kind in ("suspend", "resume", "close"):
         return seen.get("status") == {"suspend": "3", "resume": "2", "close": "4"}[kind]
     if kind == "changepricelist":
@@ -424,7 +524,9 @@ def next_step(op, module, error):
         return (f"Check the username and password of module {name!r} "
                 f"(resellctl modules add {name} ... --replace), then run: {start}")
     if error.kind == errors.TRANSIENT:
-        return f"When the upstream of module {name!r} answers again, run: {start}"
+        again = (" (it checks what the upstream shows first, and never sends the change twice)"
+                 if error.maybe_sent else "")
+        return f"When the upstream of module {name!r} answers again, run: {start}{again}"
     cancel = f"resellctl ops cancel {op['id']}"
     if error.type == "no_upstream_item":
         return f"{error.hint} Give this operation up: {cancel}"

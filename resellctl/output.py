@@ -112,10 +112,19 @@ def emit_one(app, obj, as_json=False, sections=()):
 
 def _cell(value):
     if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
+        return ", ".join(f"{k}={v}" for k, v in _flat(value))
     if isinstance(value, list):
-        return ", ".join(_cell(v) for v in value)
+        return ", ".join(str(_cell(v)) for v in value)
     return "" if value is None else value
+
+
+def _flat(mapping, prefix=""):
+    """``{"params": {"ip": "..."}}`` as ``[("params.ip", "...")]``: one level a person reads."""
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            yield from _flat(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", _cell(value)
 
 
 def _table(rows, columns):

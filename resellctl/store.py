@@ -11,6 +11,7 @@ around an HTTP call. This module knows nothing of click, rich or the upstream.
 
 import contextlib
 import datetime
+import json
 import os
 import secrets
 import re
@@ -130,6 +131,41 @@ def m003_remoteid(db):
     db["item"].create_index(["remoteid"], unique=True)
     db["store_meta"].create({"key": str, "value": str}, pk="key")
     db["store_meta"].insert({"key": "uid", "value": secrets.token_hex(4)})
+
+
+@migration
+def m004_operation_bookkeeping(db):
+    """What the engine keeps about sending an operation, in columns of its own rather than
+    among the parameters of the request it sends.
+
+    ``reached``: an attempt may have reached the upstream (set before each send, put back when
+    the attempt provably did nothing), so the next attempt first reads what the upstream shows.
+    ``baseline``: a prolongation's upstream expiry before it was first sent: a later expiry
+    tells that it went through. ``eventlog_mark``: the event log's last id when the operation
+    was written; events logged after it may be its own.
+
+    Earlier stores counted every try without a clear refusal as one that may have reached the
+    upstream. A prolongation without a baseline never sent anything (the baseline was read
+    before each first send), so it is marked as safe to send.
+    """
+    table = db["runningoperation"]
+    table.add_column("reached", int, not_null_default=0)
+    table.add_column("baseline", str)
+    table.add_column("eventlog_mark", int, not_null_default=0)
+    for row in db.execute("SELECT id, operation, params, trycount FROM runningoperation "
+                          "WHERE params LIKE '%eventlog_mark%' OR params LIKE "
+                          "'%expiredate_before%' OR trycount > 0").fetchall():
+        op_id, kind, params, trycount = row
+        params = json.loads(params or "{}")
+        mark = params.pop("eventlog_mark", 0)
+        baseline = params.pop("expiredate_before", None)
+        refused = db.execute(
+            "SELECT count(*) FROM runningoperation_error WHERE runningoperation = ? AND type IN "
+            "('balance', 'auth', 'permanent', 'openfail')", (op_id,)).fetchone()[0]
+        reached = trycount > refused and (kind != "prolong" or baseline is not None)
+        db.execute("UPDATE runningoperation SET params = ?, eventlog_mark = ?, baseline = ?, "
+                   "reached = ? WHERE id = ?",
+                   (json.dumps(params, sort_keys=True), mark, baseline, int(reached), op_id))
 
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -339,9 +375,16 @@ class Store:
         return row
 
     def remoteid(self, item_id):
-        """The ``remoteid`` a new service's order carries: unique to this store."""
+        """The ``remoteid`` a new service's order carries, for all its tries:
+        ``<store uid>-<service number>-<random>``.
+
+        The random part keeps two orders apart even where the store and the number repeat: a
+        store restored from a backup, or a copy on a staging host, numbers its next services
+        as it did before, and an upstream that knows the remoteid answers ``exists`` with
+        another customer's service.
+        """
         uid = self.one("SELECT value FROM store_meta WHERE key = 'uid'")[0]
-        return f"{uid}-{item_id}"
+        return f"{uid}-{item_id}-{secrets.token_hex(6)}"
 
     def add_history(self, item_id, message, source="local", event=None, runningoperation=None,
                     date=None):

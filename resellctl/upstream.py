@@ -433,7 +433,7 @@ class Client:
         check_params(params, EDIT_FIELDS)
         self._call(f"{itemtype}.edit", {**params, "elid": elid, "sok": "ok"}, retry)
 
-    def edit_read(self, itemtype, elid):
+    def edit_read(self, itemtype, elid, retry=True):
         """An item as the upstream sees it: id, remoteid, status, expiredate, pricelist,
         params and addons (both ``{name: value}``)."""
         def parse(doc):
@@ -444,7 +444,7 @@ class Client:
             item["params"] = bmdoc.named_values(doc.get("param"))
             item["addons"] = bmdoc.named_values(doc.get("addon"))
             return item
-        return self._call(f"{itemtype}.edit", {"elid": elid}, True, parse)
+        return self._call(f"{itemtype}.edit", {"elid": elid}, retry, parse)
 
     def balance(self):
         """The selling account's balance as ``(Decimal, currency)``."""

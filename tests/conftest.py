@@ -86,9 +86,9 @@ def upstream(run, sim, password_file):
 
 
 def number(remoteid):
-    """The service number a ``remoteid`` (``<store uid>-<number>``) carries."""
-    uid, dash, number = remoteid.rpartition("-")
-    assert dash and len(uid) == 8, remoteid
+    """The service number a ``remoteid`` (``<store uid>-<number>-<random>``) carries."""
+    uid, number, random = remoteid.split("-")
+    assert len(uid) == 8 and len(random) == 12, remoteid
     return int(number)
 
 

@@ -579,3 +579,16 @@ def test_a_rerun_for_funds_that_fails_again_is_shown_even_in_quiet_mode(run, ups
     assert r.stdout == ""
     assert f"operation {op_id}, re-run for funds, failed again" in r.stderr
     assert op(run, op_id)["status"] == "failed"
+
+
+def test_retries_live_in_one_layer_and_say_how_many_there_were(run, upstream):
+    """A change whose answer is lost is re-tried after reading the upstream's view: one read
+    per try, never a loop of reads inside a loop of tries."""
+    sim = upstream
+    item, remote = order_active(run, sim)
+    sent = len(sim.requests)
+    sim.fault("drop", func="vds.*", count=100)  # every suspend and every read goes unanswered
+    r = run("services", "suspend", item)
+    assert r.exit_code == 75, r
+    assert [q["func"] for q in sim.requests[sent:]] == ["vds.suspend", "vds.edit", "vds.edit"]
+    assert "gave up after 3 attempts" in r.stderr  # RESELLCTL_RETRY_ATTEMPTS

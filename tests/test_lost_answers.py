@@ -1,6 +1,7 @@
 """No duplicates, ever: an operation whose answer was lost (the upstream committed, then the
 connection dropped) is restarted without a second upstream service or a second charge."""
 
+import os
 import json
 from decimal import Decimal
 
@@ -27,7 +28,8 @@ def test_a_lost_order_answer_is_adopted_on_the_next_try(run, upstream):
     assert r.exit_code == 0, r
     [created] = json.loads(r.stdout)
     assert created["status"] == "waiting"
-    assert funcs(sim) == ["pricelist.export", "vds.order.param", "vds.order.param"]
+    # The second try is answered `exists`; the item is read to check it is this order's.
+    assert funcs(sim) == ["pricelist.export", "vds.order.param", "vds.order.param", "vds.edit"]
     assert len(sim.items) == 1 and sim.balance() == Decimal("95.00")
     [(remote, upstream_item)] = sim.items.items()
     assert show(run, created["item"])["upstream_id"] == remote
@@ -145,7 +147,7 @@ def lost_prolong(run, sim, monkeypatch, item):
     assert r.exit_code == 75, r
     [row] = tsv(r.stdout)
     assert row["status"] == "failed" and row["task"] == ""
-    assert "not re-sent automatically" in r.stderr
+    assert "checks what the upstream shows first, and never sends the change twice" in r.stderr
     return row
 
 
@@ -321,3 +323,180 @@ def test_an_order_whose_first_answer_was_lost_is_not_cancelled_after_a_later_ref
     r = run("ops", "cancel", op_id)
     assert r.exit_code == 2, r
     assert "may have reached the upstream" in r.stderr
+
+
+# --- a try that provably never sent its change leaves it safe to send -----------------------
+
+def closed_port_url():
+    """The URL of a loopback port nothing listens on: every connection is refused."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/billmgr"
+
+
+def point_module_at(run, url):
+    r = run("modules", "add", "vds-up", "--type", "billmanager", "--replace", "--url", url)
+    assert r.exit_code == 0, r
+
+
+def test_a_prolong_whose_read_before_sending_failed_is_sent_on_restart(run, upstream):
+    """The upstream was down: the read made before sending failed, nothing was sent. The
+    restart sends the renewal (once, charged once) instead of taking it for done."""
+    sim = upstream
+    item, remote = order_active(run, sim)
+    expiry, balance = sim.items[remote].expiredate, sim.balance()
+    point_module_at(run, closed_port_url())
+    r = run("services", "prolong", item, "--period", "1")
+    assert r.exit_code == 75, r
+    assert "the request was not sent" in r.stderr
+    [row] = tsv(r.stdout)
+    point_module_at(run, sim.server.url)
+
+    r = run("ops", "start", row["runningoperation"])
+    assert r.exit_code == 0, r
+    [restarted] = tsv(r.stdout)
+    assert restarted["status"] == "waiting"
+    assert funcs(sim).count("service.prolong") == 1
+    assert sim.balance() == balance - 5
+    assert sim.items[remote].expiredate == months_after(expiry, 1)
+    assert not any("not sent again" in m for m in history(run, item))
+    complete(run, restarted)
+    assert show(run, item)["expiredate"] == months_after(expiry, 1)
+
+
+def test_a_prolong_killed_before_it_was_sent_is_sent_on_restart(run, upstream):
+    """kill -9 while the read before sending waits for its answer: the renewal never left."""
+    import subprocess
+    import sys
+    import time
+
+    from conftest import resellctl_env
+
+    sim = upstream
+    item, remote = order_active(run, sim)
+    expiry, balance = sim.items[remote].expiredate, sim.balance()
+    sim.fault("delay", func="vds.edit", count=1, seconds=20)
+    reads = funcs(sim).count("vds.edit")
+    proc = subprocess.Popen([sys.executable, "-m", "resellctl", "services", "prolong", str(item)],
+                            env=resellctl_env(run.db_path), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while funcs(sim).count("vds.edit") == reads and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert funcs(sim).count("vds.edit") == reads + 1
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    sim.clear_faults()
+    [op_id] = run("ops", "list", "--status", "new", "-q").stdout.split()
+
+    r = run("ops", "start", op_id)
+    assert r.exit_code == 0 and tsv(r.stdout)[0]["status"] == "waiting", r
+    assert funcs(sim).count("service.prolong") == 1
+    assert sim.balance() == balance - 5
+    assert sim.items[remote].expiredate == months_after(expiry, 1)
+
+
+def test_a_prolong_lost_after_sending_with_no_baseline_is_never_taken_for_done(run, upstream):
+    """A renewal that may have reached the upstream, with no expiry read before it (a store
+    from before the baseline was kept): nothing can tell whether it went through, so it is
+    neither sent again nor taken for done; the admin is told how to decide."""
+    import sqlite3
+
+    sim = upstream
+    item, remote = order_active(run, sim)
+    balance = sim.balance()
+    sim.set_balance("0.00")
+    r = run("services", "prolong", item)
+    op_id = tsv(r.stdout)[0]["runningoperation"]
+    sim.set_balance(balance)
+    with sqlite3.connect(run.db_path) as conn:
+        conn.execute("UPDATE runningoperation SET reached = 1, baseline = NULL WHERE id = ?",
+                     (op_id,))
+    r = run("ops", "start", op_id)
+    assert r.exit_code == 1, r
+    assert "whether the service was prolonged cannot be told" in r.stderr
+    assert f"resellctl ops cancel {op_id}" in r.stderr
+    assert funcs(sim).count("service.prolong") == 1  # only the refused one
+    assert sim.balance() == balance and op(run, op_id)["status"] == "failed"
+
+
+# --- a remoteid is never used by two orders, whatever happened to the store ------------------
+
+def test_an_order_after_restoring_a_backup_does_not_adopt_another_customers_server(
+        run, upstream, tmp_path):
+    import shutil
+    import sqlite3
+
+    sim = upstream
+    assert run("order", "VDS-1", "--client", "first").exit_code == 0
+    backup = str(tmp_path / "backup.db")
+    source, copy = sqlite3.connect(run.db_path), sqlite3.connect(backup)
+    source.backup(copy)
+    source.close()
+    copy.close()
+    alice = json.loads(run("order", "VDS-2", "--client", "alice", "--json").stdout)[0]
+    alices_server = show(run, alice["item"])["upstream_id"]
+    assert run("checkevent").exit_code == 0
+    # Restored as the README describes: the backup in place of the store, then --from.
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(run.db_path + suffix):
+            os.unlink(run.db_path + suffix)
+    shutil.copyfile(backup, run.db_path)
+    assert run("checkevent", "--from", "101").exit_code == 0
+
+    r = run("order", "VDS-1", "--client", "bob", "--json")
+    assert r.exit_code == 0, r
+    [bob] = json.loads(r.stdout)
+    assert bob["item"] == alice["item"]  # the service number repeats ...
+    bobs_server = show(run, bob["item"])["upstream_id"]
+    assert bobs_server not in (None, alices_server)  # ... the upstream service does not
+    assert sim.items[bobs_server].pricelist == "11"
+    assert sim.balance() == 100 - 5 - 9 - 5  # three orders, three charges
+
+    assert run("checkevent").exit_code == 0
+    r = run("services", "close", bob["item"])
+    assert r.exit_code == 0, r
+    assert sim.items[bobs_server].status == 4
+    assert sim.items[alices_server].status == 2  # alice keeps her server
+
+
+def test_an_exists_answer_naming_an_item_of_another_tariff_is_not_adopted(run, upstream):
+    """Should an upstream answer `exists` with an item that is not what this order ordered,
+    nothing is linked: the operation fails and says which item to look at."""
+    sim = upstream
+    sim.set_balance("0.00")
+    r = run("order", "VDS-1", "--json")
+    [created] = json.loads(r.stdout)
+    remoteid = show(run, created["item"])["remoteid"]
+    # Another order (of another store, another customer) holds this remoteid upstream.
+    with sim.lock:
+        account = sim.account()
+        other = sim._new_item(account, sim.tariffs["12"], remoteid, 2, "2027-01-01", 1, {},
+                              sim.tariffs["12"].addon_values())
+    sim.set_balance("100.00")
+    r = run("ops", "start", created["runningoperation"])
+    assert r.exit_code == 1, r
+    assert (f"the upstream answered that it has this order already, as item {other.id}, but "
+            "it has tariff '12' upstream, not VDS-1 (11); nothing was linked") in r.stderr
+    assert f"Look at item {other.id} upstream" in r.stderr
+    service = show(run, created["item"])
+    assert service["upstream_id"] is None and service["status"] == 1
+    assert op(run, created["runningoperation"])["error_type"] == "permanent"
+    assert sim.balance() == 100 and len(sim.items) == 1
+    assert json.loads(run("tasks", "list", "--json").stdout) == []
+
+
+def test_an_operation_shows_the_request_it_sends_and_nothing_of_the_engines_own(run,
+                                                                                upstream):
+    r = run("order", "VDS-1", "--param", "ostempl=debian-12", "--addon", "disk=40", "--json")
+    op_id = json.loads(r.stdout)[0]["runningoperation"]
+    shown = op(run, op_id)
+    assert shown["params"] == {"params": {"ostempl": "debian-12"}, "addons": {"101": "40"}}
+    text = run("ops", "show", op_id).stdout
+    [line] = [line for line in text.splitlines() if line.startswith("params\t")]
+    assert line == "params\taddons.101=40, params.ostempl=debian-12"

@@ -120,28 +120,60 @@ def test_an_older_store_is_migrated_on_open_and_keeps_its_data(run, monkeypatch)
         conn.close()
 
 
+def old_store(path, version, *statements):
+    """A store of schema ``version``, with rows written by ``statements``; opened (migrated)."""
+    import sqlite_utils
+
+    old = store_module.Store.open(path, migrate=False)
+    db = sqlite_utils.Database(old.conn)
+    with old.write():
+        for step in store_module.MIGRATIONS[:version]:
+            step(db)
+        old.conn.execute(f"PRAGMA application_id = {store_module.APPLICATION_ID}")
+        old.conn.execute(f"PRAGMA user_version = {version}")
+        for statement in statements:
+            old.conn.execute(statement)
+    old.close()
+    return store_module.Store.open(path)
+
+
 def test_services_ordered_before_remoteids_had_a_store_uid_keep_their_bare_number(tmp_path):
     """A store of schema 2 ordered services with remoteid = the service number; after the
     migration they still match their upstream items by it, and new orders get the uid."""
-    path = str(tmp_path / "old.db")
-    old = store_module.Store.open(path, migrate=False)
-    import sqlite_utils
-
-    db = sqlite_utils.Database(old.conn)
-    with old.write():
-        for step in store_module.MIGRATIONS[:2]:
-            step(db)
-        old.conn.execute(f"PRAGMA application_id = {store_module.APPLICATION_ID}")
-        old.conn.execute("PRAGMA user_version = 2")
-        old.conn.execute("INSERT INTO item (id, client, itemtype, status) VALUES (17, 'a', "
-                         "'vds', 2)")
-    old.close()
-    store = store_module.Store.open(path)
+    store = old_store(str(tmp_path / "old.db"), 2,
+                      "INSERT INTO item (id, client, itemtype, status) VALUES (17, 'a', 'vds', 2)")
     try:
         assert store.one("SELECT remoteid FROM item WHERE id = 17")[0] == "17"
-        uid, _, number = store.remoteid(18).rpartition("-")
-        assert number == "18" and len(uid) == 8
-        assert store.remoteid(18) == store.remoteid(18)  # stable: it is the store's
+        uid, number, random = store.remoteid(18).split("-")
+        assert number == "18" and len(uid) == 8 and len(random) == 12
+        # Two orders never share one, even under the same service number (a restored backup).
+        assert store.remoteid(18) != store.remoteid(18)
+    finally:
+        store.close()
+
+
+def test_the_engines_bookkeeping_moves_out_of_the_request_parameters(tmp_path):
+    """Schema 3 kept the event log mark and a prolongation's baseline among the parameters it
+    sends, and counted every try without a clear refusal as one that may have reached the
+    upstream. A prolongation without a baseline never sent anything: it is safe to send."""
+    store = old_store(
+        str(tmp_path / "old.db"), 3,
+        "INSERT INTO runningoperation (id, item, operation, status, trycount, params) VALUES "
+        "(1, 1, 'prolong', 'failed', 2, '{\"eventlog_mark\": 7, \"period\": 1}'), "
+        "(2, 1, 'prolong', 'failed', 1, "
+        "'{\"expiredate_before\": \"2027-01-01\", \"eventlog_mark\": 9, \"period\": 3}'), "
+        "(3, 2, 'suspend', 'failed', 2, '{}'), (4, 3, 'open', 'failed', 1, '{}'), "
+        "(5, 4, 'open', 'new', 0, '{}')",
+        "INSERT INTO runningoperation_error (runningoperation, type) VALUES (3, 'transient'), "
+        "(3, 'permanent'), (4, 'balance')")
+    try:
+        rows = {r["id"]: dict(r) for r in store.all(
+            "SELECT id, params, eventlog_mark, baseline, reached FROM runningoperation")}
+        assert rows[1] == {"id": 1, "params": '{"period": 1}', "eventlog_mark": 7,
+                           "baseline": None, "reached": 0}
+        assert rows[2] == {"id": 2, "params": '{"period": 3}', "eventlog_mark": 9,
+                           "baseline": "2027-01-01", "reached": 1}
+        assert [rows[n]["reached"] for n in (3, 4, 5)] == [1, 0, 0]
     finally:
         store.close()
 
