@@ -100,7 +100,7 @@ def run(store, engine, module_ref=None, max_events=None, budget=DEFAULT_BUDGET, 
                 sync_module(store, client, module, summary, max_events, deadline, from_id,
                             progress)
                 acknowledge(store, client, module, summary, ack_after)
-                check_balance(store, engine, module, summary)
+                check_balance(store, engine, module, summary, deadline)
             except UpstreamError as error:
                 summary.error = f"{error.message}" + (f" ({error.hint})" if error.hint else "")
                 summary.error_kind = error.kind
@@ -230,8 +230,9 @@ def acknowledge(store, client, module, summary, ack_after):
                                "WHERE id = ?", (mark, marked, module["id"]))
 
 
-def check_balance(store, engine, module, summary):
-    """Record the module's balance, warn below its minimum, re-run operations it now covers."""
+def check_balance(store, engine, module, summary, deadline=None):
+    """Record the module's balance, warn below its minimum, re-run operations it now covers
+    (none once ``deadline``, a ``time.monotonic()`` value, has passed)."""
     balance, currency = engine.client(module).balance()
     with store.write():
         store.conn.execute("UPDATE processingmodule SET balance = ?, currency = ?, "
@@ -242,15 +243,17 @@ def check_balance(store, engine, module, summary):
         summary.min_balance = module["min_balance"]
         summary.low_balance = balance < decimal.Decimal(module["min_balance"])
     if module["auto_rerun"]:
-        summary.rerun = rerun_for_funds(store, engine, module, balance, summary.warnings)
+        summary.rerun = rerun_for_funds(store, engine, module, balance, summary.warnings,
+                                        deadline)
 
 
-def rerun_for_funds(store, engine, module, balance, warnings):
+def rerun_for_funds(store, engine, module, balance, warnings, deadline=None):
     """Re-run operations that failed for want of funds, oldest first, while the balance lasts.
 
     The queue is strict: the first operation the balance does not cover stops it, so a large
     old order is not starved by newer cheap ones. It also stops at the first that gets no
-    answer: each of the rest would only wait out its own retries, holding the sync lock.
+    answer: each of the rest would only wait out its own retries, holding the sync lock; and
+    at ``deadline`` (the run's time budget), so that the run ends before the next cron tick.
     A re-run that fails again is added to ``warnings``: `-q` shows it.
     """
     left, rerun = balance, 0
@@ -261,6 +264,10 @@ def rerun_for_funds(store, engine, module, balance, warnings):
         if amount is None:
             continue  # no amount recorded: only `ops start` can tell
         if amount > left:
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            warnings.append(f"the time budget ended before operation {op['id']} and those after "
+                            "it could be re-run for funds; the next run goes on")
             break
         outcome = engine.process(op["id"])
         rerun += 1

@@ -581,6 +581,26 @@ def test_a_rerun_for_funds_that_fails_again_is_shown_even_in_quiet_mode(run, ups
     assert op(run, op_id)["status"] == "failed"
 
 
+def test_funds_reruns_end_with_the_time_budget(run, upstream):
+    """Twenty re-runs against an upstream answering each in a second would hold the sync lock
+    for twenty seconds under a two-second budget; the rest wait for the next run."""
+    sim = upstream
+    ops = failed_orders(run, sim, 20)
+    sim.topup("100.00")
+    sim.fault("delay", func="vds.order.param", count=20, seconds=1)
+    before = funcs(sim).count("vds.order.param")
+    r = run("checkevent", "--time-budget", "2")
+    assert r.exit_code == 0, r
+    sent = funcs(sim).count("vds.order.param") - before
+    assert 1 <= sent <= 3, sent
+    assert "the time budget ended before operation" in r.stderr
+    statuses = [op(run, o)["status"] for o in ops]
+    assert statuses.count("waiting") == sent and statuses.count("failed") == 20 - sent
+    sim.clear_faults()
+    r = run("checkevent")
+    assert r.exit_code == 0 and f"{20 - sent} re-run for funds" in r.stdout, r
+
+
 def test_retries_live_in_one_layer_and_say_how_many_there_were(run, upstream):
     """A change whose answer is lost is re-tried after reading the upstream's view: one read
     per try, never a loop of reads inside a loop of tries."""
