@@ -88,13 +88,13 @@ def add_module(store, name, type, url=None, username=None, password=None, datace
         return True
 
 
-def import_tariffs(store, engine, module_ref):
+def import_tariffs(store, upstreams, module_ref):
     """Fetch ``pricelist.export`` and upsert the tariffs; returns (added, updated)."""
     module = store.module(module_ref)
     if module["type"] != "billmanager":
         raise InputError(f"module {module['name']!r} is a manual module: it has no upstream "
                          "to import tariffs from")
-    pricelists = engine.client(module).pricelists()
+    pricelists = upstreams.client(module).pricelists()
     added = updated = 0
     with store.write():
         for p in pricelists:

@@ -2,45 +2,30 @@
 
 Each request is checked first (bad input raises InputError before anything is written), then
 written as a service change plus a running operation in one transaction, then processed by the
-operation engine.
+operation engine. What a kind of operation is comes from resellctl.kinds; every status change
+goes through resellctl.states.
 """
 
-import datetime
 import json
 import os
 
-from resellctl import operations
+from resellctl import kinds, operations, states
+from resellctl.applier import Applier
 from resellctl.errors import InputError, LockHeld, ResellError
+from resellctl.states import ItemStatus, OpStatus
 from resellctl.store import now
 
 MAX_QUANTITY = 100
-STATUS_NAMES = {1: "ordered", 2: "active", 3: "suspended", 4: "deleted", 5: "processing"}
 
 
-def check_period(store, tariff, period):
-    """The period to use (the shortest one sold, when None); InputError if not sold."""
-    periods = store.tariff_periods(tariff["id"])
-    if not periods:
-        raise InputError(f"tariff {tariff['name']!r} has no prices",
-                         "Re-import it with `resellctl tariffs import MODULE`.")
-    if period is None:
-        positive = [p for p in periods if p > 0]
-        return min(positive) if positive else min(periods)
-    if period not in periods:
-        sold = ", ".join(str(p) for p in periods)
-        raise InputError(f"tariff {tariff['name']!r} is not sold for {period} months "
-                         f"(periods: {sold})")
-    return period
-
-
-def order(store, engine, tariff_ref, quantity=1, period=None, client="", params=None,
-          addons=None):
+def order(engine, tariff_ref, quantity=1, period=None, client="", params=None, addons=None):
     """Order ``quantity`` services of a tariff; returns the Outcome of each operation."""
+    store = engine.store
     if not 1 <= quantity <= MAX_QUANTITY:
         raise InputError(f"quantity must be between 1 and {MAX_QUANTITY}, not {quantity}")
     tariff = store.tariff(tariff_ref)
     module = store.module(tariff["processingmodule"])
-    period = check_period(store, tariff, period)
+    period = kinds.check_period(store, tariff, period)
     known = store.tariff_addons(tariff["id"])
     params, addons = dict(params or {}), dict(addons or {})
     for name, value in addons.items():
@@ -50,27 +35,29 @@ def order(store, engine, tariff_ref, quantity=1, period=None, client="", params=
         if not (value.isascii() and value.isdigit()):
             raise InputError(f"addon {name} needs a whole number, not {value!r}")
     changed = {known[n]["remote_id"]: v for n, v in addons.items() if v != known[n]["value"]}
-    check_params(params, "open", [f"addon_{k}" for k in changed])
+    kinds.check_params(params, "open", [f"addon_{k}" for k in changed])
     resources = {n: addons.get(n, a["value"]) for n, a in known.items()}
-    request = {"params": params, "addons": changed}
+    # The request as it will be sent, for all its tries.
+    request = {"pricelist": tariff["id"], "pricelist_remote_id": tariff["remote_id"],
+               "period": period, "datacenter": module["datacenter"] or None,
+               "params": params, "addons": changed}
+    kind, term = kinds.kind("open"), kinds.months(period)
     created = []
     with store.write():
+        conn, stamp = store.conn, now()
+        mark = _eventlog_mark(store)
         for _ in range(quantity):
-            item_id = store.conn.execute(
-                "INSERT INTO item (client, pricelist, itemtype, status, processingmodule, period, "
-                "cdate, mdate) VALUES (?, ?, ?, 1, ?, ?, ?, ?)",
-                (client or "", tariff["id"], tariff["itemtype"], module["id"], period, now(),
-                 now())).lastrowid
-            store.conn.execute("UPDATE item SET remoteid = ? WHERE id = ?",
-                               (store.remoteid(item_id), item_id))
-            store.conn.executemany("INSERT INTO itemparam (item, name, value) VALUES (?, ?, ?)",
-                                   [(item_id, k, v) for k, v in params.items()])
-            store.conn.executemany("INSERT INTO itemaddon (item, name, value) VALUES (?, ?, ?)",
-                                   [(item_id, k, v) for k, v in resources.items()])
+            item_id = states.new_item(conn, client or "", tariff, module["id"], period, stamp)
+            conn.execute("UPDATE item SET remoteid = ? WHERE id = ?",
+                         (store.remoteid(item_id), item_id))
+            conn.executemany("INSERT INTO itemparam (item, name, value) VALUES (?, ?, ?)",
+                             [(item_id, k, v) for k, v in params.items()])
+            conn.executemany("INSERT INTO itemaddon (item, name, value) VALUES (?, ?, ?)",
+                             [(item_id, k, v) for k, v in resources.items()])
             item = store.item(item_id)
-            term = operations.months(period)
-            desc = operations.describe("open", item_id, f"{tariff['name']}, {term}")
-            op_id = operations.create(store, item, "open", request, desc, module["id"])
+            op_id = states.new_operation(
+                conn, item, kind.name, request, kind.describe(item_id, f"{tariff['name']}, {term}"),
+                module["id"], mark, stamp)
             store.add_history(item_id, f"ordered {tariff['name']} for {term} "
                                        f"by operation {op_id}", runningoperation=op_id)
             created.append(op_id)
@@ -85,6 +72,11 @@ def order(store, engine, tariff_ref, quantity=1, period=None, client="", params=
     return outcomes
 
 
+def _eventlog_mark(store):
+    """The event log's last id: events logged after it may be a new operation's own."""
+    return store.one("SELECT coalesce(max(id), 0) FROM eventlog")[0]
+
+
 def _unsent(op_ids, error):
     """``error``, its hint telling which operations of an order (written in the books) may
     not have been sent, and how to send them."""
@@ -96,19 +88,10 @@ def _unsent(op_ids, error):
     return error
 
 
-def check_params(params, kind, extra=()):
-    """InputError, before anything is written, for a parameter that the request of ``kind``
-    sets itself: the client would refuse to send it, and the operation would stay unsendable."""
-    from resellctl import upstream
-
-    fields = upstream.ORDER_FIELDS if kind == "open" else upstream.EDIT_FIELDS
-    upstream.check_params(params, (*fields, *extra))
-
-
 def pending_operation(store, item_id):
-    marks = ", ".join("?" * len(operations.PENDING))
+    marks = ", ".join("?" * len(states.PENDING))
     return store.one(f"SELECT * FROM runningoperation WHERE item = ? AND status IN ({marks}) "
-                     "ORDER BY id LIMIT 1", (item_id, *operations.PENDING))
+                     "ORDER BY id LIMIT 1", (item_id, *states.PENDING))
 
 
 def cancel(store, op_id, who="", force=False):
@@ -121,7 +104,7 @@ def cancel(store, op_id, who="", force=False):
     or the upstream lost it), closing its task and changing nothing else.
     Returns the operation as it was.
     """
-    allowed = ("failed", "new", "waiting") if force else ("failed", "new")
+    allowed = (*states.STARTABLE, OpStatus.WAITING) if force else states.STARTABLE
     op = store.operation(op_id)
     claim = operations.claim_operation(store.path, op["id"])
     if claim is None:
@@ -137,36 +120,30 @@ def cancel(store, op_id, who="", force=False):
                              "never come (see `resellctl events list --problem`), give it up "
                              "with --force.")
         item = store.item(op["item"])
-        waiting = op["status"] == "waiting"
+        waiting = op["status"] == OpStatus.WAITING
         is_order = op["operation"] == "open" and not waiting
         if is_order and operations.may_have_reached(op):
             raise order_maybe_sent(item, op)
+        who = who or "staff"
         with store.write():
+            conn, stamp = store.conn, now()
             # Still as read: checkevent may have applied its event meanwhile.
-            if not store.conn.execute("UPDATE runningoperation SET status = 'cancelled', "
-                                      "mdate = ? WHERE id = ? AND status = ?",
-                                      (now(), op["id"], op["status"])).rowcount:
+            if not states.cancelled(conn, op["id"], op["status"], stamp):
                 raise InputError(f"operation {op['id']} changed meanwhile; see "
                                  f"`resellctl ops show {op['id']}`")
             if waiting:
-                store.conn.execute("UPDATE task SET status = 'closed', closedate = ?, "
-                                   "closedby = ?, note = 'operation cancelled' "
-                                   "WHERE id = ? AND status = 'open'",
-                                   (now(), who or "staff", op["task"]))
-                message = (f"operation {op['id']} ({op['operation']}) cancelled by "
-                           f"{who or 'staff'} while waiting, task {op['task']} closed undone; "
-                           "an event for it that comes after all is applied as the upstream's "
-                           "own")
+                states.task_closed(conn, op["task"], who, stamp, note="operation cancelled")
+                message = (f"operation {op['id']} ({op['operation']}) cancelled by {who} while "
+                           f"waiting, task {op['task']} closed undone; an event for it that "
+                           "comes after all is applied as the upstream's own")
             elif is_order:
-                store.conn.execute("UPDATE item SET status = 4, mdate = ? WHERE id = ?",
-                                   (now(), item["id"]))
-                why = (f"failed ({op['error_type']})" if op["status"] == "failed"
+                states.item_status(conn, item["id"], ItemStatus.DELETED, stamp)
+                why = (f"failed ({op['error_type']})" if op["status"] == OpStatus.FAILED
                        else "not been sent")
                 message = (f"closed before it was opened: operation {op['id']} (open) "
                            f"cancelled; it had {why} and the upstream has no item")
             else:
-                message = (f"operation {op['id']} ({op['operation']}) cancelled by "
-                           f"{who or 'staff'}")
+                message = f"operation {op['id']} ({op['operation']}) cancelled by {who}"
             store.add_history(item["id"], message, runningoperation=op["id"])
             module = store.module(op["processingmodule"])
             if waiting and module["type"] == "manual":
@@ -185,7 +162,7 @@ def order_maybe_sent(item, op):
 
 
 def busy_error(item, busy):
-    if busy["status"] == "waiting":
+    if busy["status"] == OpStatus.WAITING:
         way_out = "Wait for it to complete (`resellctl checkevent`)."
     else:
         way_out = (f"Start it (`resellctl ops start {busy['id']}`), or give it up "
@@ -194,95 +171,39 @@ def busy_error(item, busy):
                       f"({busy['operation']}) {busy['status']}", way_out)
 
 
-def request_change(store, engine, item_id, kind, **args):
+def request_change(engine, item_id, kind_name, **args):
     """Ask for one lifecycle change of a service; returns the Outcome of its operation."""
+    store = engine.store
+    kind = kinds.kind(kind_name)
     item = store.item(item_id)
-    status = item["status"]
-    name = STATUS_NAMES.get(status, str(status))
     busy = pending_operation(store, item["id"])
-    if (kind == "close" and busy is not None and busy["operation"] == "open"
-            and busy["status"] == "failed" and not item["upstream_id"]):
+    if (kind.name == "close" and busy is not None and busy["operation"] == "open"
+            and busy["status"] == OpStatus.FAILED and not item["upstream_id"]):
         # Through cancel(): it holds the operation's claim, so checkevent cannot be
         # re-running the order for funds while the service is closed under it.
         cancel(store, busy["id"])
-        return operations.Outcome(busy["id"], item["id"], "cancelled")
+        return operations.Outcome(busy["id"], item["id"], OpStatus.CANCELLED)
     if busy is not None:
         raise busy_error(item, busy)
-    if status == 4:
-        raise InputError(f"service {item['id']} is deleted")
-    if status in (1, 5) and kind != "close":
-        raise InputError(f"service {item['id']} is {name}: wait until it is open "
-                         "(`resellctl checkevent`)")
-    if kind == "suspend" and status != 2:
-        raise InputError(f"service {item['id']} is {name}, not active: nothing to suspend")
-    if kind == "resume" and status != 3:
-        raise InputError(f"service {item['id']} is {name}, not suspended: nothing to resume")
+    refusal = kind.refusal(item)
+    if refusal:
+        raise InputError(refusal)
     tariff = store.tariff(item["pricelist"])
     module = store.module(item["processingmodule"])
-    params, detail = {}, ""
-    if kind == "prolong":
-        period = args.get("period")
-        params["period"] = check_period(store, tariff, item["period"] if period is None
-                                        else period)
-        detail = operations.months(params["period"])
-    elif kind == "changepricelist":
-        new = store.tariff(args["tariff"])
-        check_tariff_change(store, item, tariff, new, module)
-        params.update(pricelist=new["id"], pricelist_remote_id=new["remote_id"])
-        detail = f"{tariff['name']} -> {new['name']}"
-    elif kind == "setparam":
-        params["params"] = dict(args["params"])
-        check_params(params["params"], "setparam")
-        detail = ", ".join(f"{k}={v}" for k, v in params["params"].items())
+    request, detail = (kind.prepare(store, item, tariff, module, args) if kind.prepare
+                       else ({}, ""))
     with store.write():
         # Again under the write lock: another command may have asked for a change meanwhile.
         busy = pending_operation(store, item["id"])
         if busy is not None:
             raise busy_error(item, busy)
-        op_id = operations.create(store, item, kind, params,
-                                  operations.describe(kind, item["id"], detail))
-        store.add_history(item["id"], f"requested: {operations.KINDS[kind][1]} "
+        op_id = states.new_operation(store.conn, item, kind.name, request,
+                                     kind.describe(item["id"], detail),
+                                     item["processingmodule"], _eventlog_mark(store), now())
+        store.add_history(item["id"], f"requested: {kind.verb} "
                                       f"{('(' + detail + ') ') if detail else ''}"
                                       f"by operation {op_id}", runningoperation=op_id)
     return engine.process(op_id)
-
-
-def check_tariff_change(store, item, old, new, module):
-    """SEED's rule: a vds tariff change that changes the disk needs a manual module."""
-    if new["id"] == old["id"]:
-        raise InputError(f"service {item['id']} already has tariff {new['name']!r}")
-    if new["itemtype"] != item["itemtype"]:
-        raise InputError(f"tariff {new['name']!r} is for {new['itemtype']}, "
-                         f"service {item['id']} is a {item['itemtype']}")
-    if new["processingmodule"] != old["processingmodule"]:
-        # Under a manual module too: the service still lives with its tariff's upstream.
-        home = store.module(old["processingmodule"])
-        raise InputError(f"tariff {new['name']!r} is not sold by module {home['name']!r}, "
-                         f"which sells service {item['id']}")
-    if item["itemtype"] != "vds" or module["type"] != "billmanager":
-        return
-    # The service's own disk: it may have been ordered larger than its tariff's.
-    old_disk = store.one("SELECT value FROM itemaddon WHERE item = ? AND name = 'disk'",
-                         (item["id"],)) or store.tariff_addons(old["id"]).get("disk")
-    new_disk = store.tariff_addons(new["id"]).get("disk")
-    old_value = old_disk["value"] if old_disk else None
-    new_value = new_disk["value"] if new_disk else None
-    if old_value != new_value:
-        manual = store.one("SELECT name FROM processingmodule WHERE type = 'manual' "
-                           "ORDER BY id LIMIT 1")
-        manual_name = manual["name"] if manual else "manual"
-        add = "" if manual else ("  0. resellctl modules add manual --type manual\n")
-        raise InputError(
-            f"changing service {item['id']} from {old['name']} ({old_value} GB disk) to "
-            f"{new['name']} ({new_value} GB disk) changes the disk size, which the upstream "
-            f"cannot do automatically for a virtual server",
-            "Do it by hand under a manual processing module:\n"
-            f"{add}"
-            f"  1. resellctl set-module {item['id']} {manual_name} --until-task-closed\n"
-            f"  2. resellctl services change-tariff {item['id']} {new['name']}\n"
-            f"  3. resize the server, then: resellctl tasks close TASK --note 'disk resized'\n"
-            f"  4. (without --until-task-closed) resellctl set-module {item['id']} "
-            f"{module['name']}")
 
 
 def set_module(store, item_id, module_ref, force=False, until_task_closed=False):
@@ -305,8 +226,8 @@ def set_module(store, item_id, module_ref, force=False, until_task_closed=False)
                              f"not {new['name']!r}",
                              f"Its tariff {tariff['name']!r} is sold by {home['name']!r}.")
     waiting = store.one("SELECT id, operation, task FROM runningoperation WHERE item = ? AND "
-                        "status = 'waiting' AND processingmodule = ? LIMIT 1",
-                        (item["id"], old["id"]))
+                        "status = ? AND processingmodule = ? LIMIT 1",
+                        (item["id"], OpStatus.WAITING, old["id"]))
     if waiting is not None and not force:
         finish = (f"Close its task when the work is done (`resellctl tasks close "
                   f"{waiting['task']}`)" if old["type"] == "manual"
@@ -326,9 +247,11 @@ def set_module(store, item_id, module_ref, force=False, until_task_closed=False)
 
 
 def close_task(store, task_id, note="", who=""):
-    """Finish a manual task: apply its change locally, set the operation done."""
+    """Finish a manual task: apply its change in the books, as the upstream's change of that
+    kind would be applied, and set the operation done. Returns (operation, module name the
+    service went back to or None)."""
     task = store.task(task_id)
-    if task["status"] != "open":
+    if task["status"] != states.TaskStatus.OPEN:
         raise InputError(f"task {task['id']} is closed already")
     op = store.operation(task["runningoperation"])
     module = store.module(op["processingmodule"])
@@ -336,23 +259,27 @@ def close_task(store, task_id, note="", who=""):
         raise InputError(f"task {task['id']} waits for the upstream of module "
                          f"{module['name']!r}; it closes itself",
                          "Run `resellctl checkevent` to apply the upstream's events.")
-    params = json.loads(op["params"] or "{}")
+    kind = kinds.kind(op["operation"])
+    who = who or "staff"
     with store.write():
-        stamp = now()
+        conn, stamp = store.conn, now()
         # Closed once even when two people close it at the same moment.
-        if not store.conn.execute("UPDATE task SET status = 'closed', closedate = ?, note = ?, "
-                                  "closedby = ? WHERE id = ? AND status = 'open'",
-                                  (stamp, note, who, task["id"])).rowcount:
+        if not states.task_closed(conn, task["id"], who, stamp, note=note):
             raise InputError(f"task {task['id']} is closed already")
-        item = store.item(task["item"])
-        apply_locally(store, item, op["operation"], params)
-        store.conn.execute("UPDATE runningoperation SET status = 'done', mdate = ? WHERE id = ?",
-                           (stamp, op["id"]))
-        store.add_history(item["id"], f"task {task['id']} ({task['type']}) closed by "
-                                      f"{who or 'staff'}" + (f": {note}" if note else ""),
-                          source="task", runningoperation=op["id"])
+        item = dict(store.item(task["item"]))
+        tariff = store.tariff(item["pricelist"])
+        change = kind.local(store, item, _request(op))
+        applier = Applier(conn, tariff["processingmodule"], stamp, source="task")
+        applier.apply(change, item, {(item["id"], kind.name): op},
+                      f"task {task['id']} ({task['type']}) closed by {who}"
+                      + (f" ({note})" if note else ""), closed_by=who)
+        applier.flush()
         returned = return_from_manual(store, item["id"], module, task["id"])
     return op, returned
+
+
+def _request(op):
+    return json.loads(op["params"] or "{}")
 
 
 def return_from_manual(store, item_id, module, task_id):
@@ -368,33 +295,3 @@ def return_from_manual(store, item_id, module, task_id):
     store.add_history(item["id"], f"processing module {module['name']} -> {back['name']} "
                                   f"(task {task_id} closed)", source="module")
     return back["name"]
-
-
-def apply_locally(store, item, kind, params):
-    """Carry out an operation's change in the books (a closed manual task)."""
-    conn, stamp = store.conn, now()
-    if kind == "open":
-        expiry = operations.add_months(datetime.date.today().isoformat(), item["period"] or 1)
-        conn.execute("UPDATE item SET status = 2, expiredate = ?, mdate = ? WHERE id = ?",
-                     (expiry, stamp, item["id"]))
-    elif kind == "prolong":
-        expiry = operations.add_months(item["expiredate"], params["period"])
-        conn.execute("UPDATE item SET expiredate = ?, mdate = ? WHERE id = ?",
-                     (expiry, stamp, item["id"]))
-    elif kind in ("suspend", "resume", "close"):
-        status = {"suspend": 3, "resume": 2, "close": 4}[kind]
-        conn.execute("UPDATE item SET status = ?, mdate = ? WHERE id = ?",
-                     (status, stamp, item["id"]))
-    elif kind == "changepricelist":
-        conn.execute("UPDATE item SET pricelist = ?, mdate = ? WHERE id = ?",
-                     (params["pricelist"], stamp, item["id"]))
-        conn.executemany(
-            "INSERT INTO itemaddon (item, name, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (item, name) DO UPDATE SET value = excluded.value",
-            [(item["id"], a["intname"], a["value"])
-             for a in store.tariff_addons(params["pricelist"]).values()])
-    elif kind == "setparam":
-        conn.executemany(
-            "INSERT INTO itemparam (item, name, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (item, name) DO UPDATE SET value = excluded.value",
-            [(item["id"], k, str(v)) for k, v in params["params"].items()])

@@ -1,96 +1,60 @@
 """The operation engine: send a running operation by its module and record what came of it.
 
 An operation is written (status ``new``) in the same transaction as the service change it asks
-for. Processing it sends one request upstream (``trycount`` +1, committed before sending);
-accepted, it becomes ``waiting`` with a linked task; refused, it becomes ``failed`` with the
-error appended to its history and no task. Under a manual module nothing is sent: the task is
-for staff. No transaction is held while the upstream is asked.
+for (resellctl.lifecycle). Processing it sends one request upstream; accepted, it becomes
+``waiting`` with a linked task; refused, it becomes ``failed`` with the error appended to its
+history and no task. Under a manual module nothing is sent: the task is for staff. No
+transaction is held while the upstream is asked. What each kind sends, and how to tell that it
+happened, is the kind's own (resellctl.kinds); every status change goes through
+resellctl.states.
 
-Re-sending is never blind. An order carries a ``remoteid`` unique to this store and service,
-so the upstream answers ``exists`` instead of creating a second service. Any other operation
-whose earlier attempt may have reached the upstream (a timeout after sending, a dropped answer)
-first reads the upstream's view of the service (``<itemtype>.edit``) and is not sent again when
-the change is already there.
+Re-sending is never blind. Each send is marked in the books before it leaves and unmarked
+only when it provably did nothing. An order carries a ``remoteid`` of its own, so the upstream
+answers ``exists`` instead of creating a second service, and that item is adopted only once
+read back and found to be this order's. Any other operation whose earlier attempt may have
+reached the upstream (a timeout after sending, a dropped answer) first reads the upstream's
+view of the service (``<itemtype>.edit``) and is not sent again when the change is there.
 """
 
 import dataclasses
-import datetime
 import fcntl
 import json
 import os
 
-from resellctl import errors
+from resellctl import errors, kinds, states
 from resellctl.errors import InputError, UpstreamError
+from resellctl.states import OpStatus
 from resellctl.store import now
-
-# kind -> (task type, words for messages)
-KINDS = {
-    "open": ("postopen", "open"),
-    "prolong": ("postprolong", "prolong"),
-    "suspend": ("postsuspend", "suspend"),
-    "resume": ("postresume", "resume"),
-    "close": ("postclose", "close"),
-    "changepricelist": ("postchangepricelist", "change the tariff of"),
-    "setparam": ("postsetparam", "set parameters of"),
-}
-
-# Operations still in progress: a service may have only one of these at a time.
-PENDING = ("new", "waiting", "failed")
-# Every status: ``cancelled`` is one given up by `ops cancel`, or an order closed before it
-# reached the upstream.
-STATUSES = ("new", "waiting", "failed", "done", "cancelled")
 
 
 @dataclasses.dataclass
 class Outcome:
-    """What processing one operation came to."""
+    """What processing one operation came to, with all the command line prints of it."""
 
     runningoperation: int
     item: int
-    status: str
+    status: str  # an OpStatus, or "busy": another process is sending it
+    task: int | None = None
+    manual: bool = False  # its task waits for staff, not for the upstream
     error: UpstreamError | None = None
+    hint: str = ""  # what to do about the error
     note: str = ""
     unsent: bool = False  # not sent at all: the upstream had stopped answering
 
 
-def describe(kind, item_id, detail=""):
-    words = KINDS[kind][1]
-    return f"{words[0].upper()}{words[1:]} service {item_id}" + (f" ({detail})" if detail else "")
-
-
-def create(store, item, kind, params, desc, module_id=None):
-    """Write a new operation for ``item``; call inside ``store.write()``. Returns its id."""
-    # Events logged after this mark may be this operation's own (see Engine._seen_done).
-    mark = store.one("SELECT coalesce(max(id), 0) FROM eventlog")[0]
-    cur = store.conn.execute(
-        "INSERT INTO runningoperation (desc, item, itemtype, client, cdate, mdate, trycount, "
-        "processingmodule, status, operation, params, eventlog_mark) "
-        "VALUES (?, ?, ?, ?, ?, ?, 0, ?, 'new', ?, ?, ?)",
-        (desc, item["id"], item["itemtype"], item["client"], now(), now(),
-         module_id or item["processingmodule"], kind, json.dumps(params, sort_keys=True), mark))
-    return cur.lastrowid
-
-
 class Engine:
-    """Processes operations of one store, with one upstream client per module."""
+    """Processes the operations of one store, through ``upstreams`` (the clients of its
+    billmanager modules; resellctl.upstream.Upstreams)."""
 
-    def __init__(self, store):
+    def __init__(self, store, upstreams):
         self.store = store
-        self._clients = {}
-
-    def client(self, module):
-        """The API client of a billmanager module (requests is imported only here)."""
-        if module["id"] not in self._clients:
-            from resellctl.upstream import Client
-
-            self._clients[module["id"]] = Client(module["url"], module["username"],
-                                                 module["password"])
-        return self._clients[module["id"]]
+        self.upstreams = upstreams
 
     # -- processing ----------------------------------------------------------------------------
 
-    def process(self, op_id):
+    def process(self, op_id, deadline=None):
         """Send one operation by its module and record the outcome; never raises UpstreamError.
+        ``deadline`` (a ``time.monotonic()`` value): no try starts after it.
 
         One process at a time sends a given operation (checkevent re-running it for funds while
         an admin starts it must not prolong twice): the others get the status ``busy``.
@@ -101,83 +65,77 @@ class Engine:
             return Outcome(op["id"], op["item"], "busy",
                            note="another resellctl process is sending it")
         try:
-            return self._process(op["id"])
+            return self._process(op["id"], deadline)
         finally:
             os.close(claim)
 
-    def _process(self, op_id):
+    def _process(self, op_id, deadline):
         store = self.store
         op = store.operation(op_id)  # read again under the claim: it may be done by now
-        if op["status"] not in ("new", "failed"):
-            return Outcome(op["id"], op["item"], op["status"])
+        if op["status"] not in states.STARTABLE:
+            return Outcome(op["id"], op["item"], op["status"], op["task"])
         module = store.module(op["processingmodule"])
         if module["type"] == "manual":
-            return self._accepted(op)
+            return self._accepted(op, module)
         if op["operation"] == "close" and not store.item(op["item"])["upstream_id"]:
             return self._closed_here(op)
         attempt = _Attempt(op)
         try:
-            note, upstream_id = self._send(op, module, attempt)
+            note, upstream_id = self._send(op, module, attempt, deadline)
         except UpstreamError as error:
             if error.kind == errors.EXISTS and op["operation"] == "open":
                 return self._adopt(op, module, error, attempt)
             return self._failed(op, module, error, attempt)
-        return self._accepted(op, upstream_id, module, note=note)
+        return self._accepted(op, module, upstream_id, note=note)
 
-    def _send(self, op, module, attempt):
+    def _send(self, op, module, attempt, deadline):
         """Send ``op`` upstream, retrying transient failures (the only retries around it).
         Returns (note, upstream item id for an open).
 
-        Re-sending is never blind. An order carries its remoteid, which the upstream
-        de-duplicates by. Any other change that an earlier attempt may have brought upstream
-        is first looked for in the upstream's view of the service, and not sent again when it
-        is there; a prolongation, being relative, is compared with the expiry read before it
-        was first sent.
+        A change that an earlier try may have brought upstream is first looked for in the
+        upstream's view of the service; a prolongation, being relative, is compared with the
+        expiry read before it was first sent.
         """
-        client = self.client(module)
+        client = self.upstreams.client(module)
         item = self.store.item(op["item"])
-        params = json.loads(op["params"] or "{}")
-        kind = op["operation"]
-        if kind != "open" and not item["upstream_id"]:
+        request = json.loads(op["params"] or "{}")
+        kind = kinds.kind(op["operation"])
+        if kind.name != "open" and not item["upstream_id"]:
             raise UpstreamError(errors.PERMANENT,
-                                f"service {item['id']} has no upstream item to {kind}",
+                                f"service {item['id']} has no upstream item to {kind.name}",
                                 type="no_upstream_item",
                                 hint="Its order never reached the upstream (see "
                                      f"`resellctl services show {item['id']}`).")
 
         def once():
-            if kind != "open" and attempt.reached:
-                if kind == "prolong" and attempt.baseline is None:
+            if kind.name != "open" and attempt.reached:
+                if kind.needs_baseline and attempt.baseline is None:
                     raise _unknown_baseline(op)
                 seen = client.edit_read(item["itemtype"], item["upstream_id"], retry=False)
-                if already_applied(kind, params, seen, attempt.baseline):
+                if kind.shows(seen, request, attempt.baseline):
                     return ("an earlier attempt reached the upstream (it shows "
-                            f"{summarise(kind, seen)}); not sent again"), None
-            elif kind == "prolong":
-                # Where the upstream's expiry stands before the first send (the upstream may
-                # have moved it on its own since any earlier try, so it is read each time
-                # nothing went before).
+                            f"{kind.shown(seen)}); not sent again"), None
+            elif kind.needs_baseline:
+                # Where the upstream stands before the first send; read each time nothing went
+                # before, as the upstream may have moved on its own since an earlier try.
                 seen = client.edit_read(item["itemtype"], item["upstream_id"], retry=False)
                 attempt.baseline = seen.get("expiredate") or ""
             self._sending(op, attempt)
             try:
-                upstream_id = self.send_request(client, op, item, module, params, retry=False)
+                upstream_id = kind.send(client, item, request, retry=False)
             except UpstreamError as error:
                 self._sent(op, attempt, error)
                 raise
-            return "", upstream_id
+            return "", upstream_id if kind.name == "open" else None
 
-        return retried(once, deadline=client.deadline)
+        return retried(once, deadline=deadline)
 
     def _sending(self, op, attempt):
         """Mark ``op`` as possibly reaching the upstream, committed before the request leaves:
         a process killed while sending leaves it marked."""
-        first = not attempt.counted
         with self.store.write():
-            self.store.conn.execute(
-                "UPDATE runningoperation SET reached = 1, baseline = ?, mdate = ?, "
-                "trycount = trycount + ? WHERE id = ?",
-                (attempt.baseline, now(), 1 if first else 0, op["id"]))
+            states.sending(self.store.conn, op["id"], attempt.baseline, not attempt.counted,
+                           now())
         attempt.counted = True
 
     def _sent(self, op, attempt, error):
@@ -185,23 +143,9 @@ class Engine:
         mark back as it was before; one that may have arrived keeps it."""
         if error.maybe_sent:
             attempt.reached = True
-            return
-        if not attempt.reached:
+        elif not attempt.reached:
             with self.store.write():
-                self.store.conn.execute("UPDATE runningoperation SET reached = 0 WHERE id = ?",
-                                        (op["id"],))
-
-    def send_request(self, client, op, item, module, params, retry=True):
-        """The one request that carries out ``op`` (PROTOCOL.md's functions)."""
-        kind = op["operation"]
-        if kind == "open":
-            tariff = self.store.tariff(item["pricelist"])
-            return client.order(
-                item["itemtype"], tariff["remote_id"], item["period"], remoteid=item["remoteid"],
-                datacenter=module["datacenter"] or None, addons=params.get("addons"),
-                params=params.get("params"), retry=retry)
-        send_change(client, kind, item, params, retry=retry)
-        return None
+                states.not_sent(self.store.conn, op["id"])
 
     def _adopt(self, op, module, error, attempt):
         """An order the upstream says it has already (``exists``, with its item id): adopt that
@@ -217,7 +161,7 @@ class Engine:
             return self._failed(op, module, error, attempt)
         tariff = self.store.tariff(item["pricelist"])
         try:
-            seen = self.client(module).edit_read(item["itemtype"], upstream_id)
+            seen = self.upstreams.client(module).edit_read(item["itemtype"], upstream_id)
         except UpstreamError as read_error:
             if read_error.kind == errors.TRANSIENT:
                 return self._failed(op, module, read_error, attempt)
@@ -232,131 +176,104 @@ class Engine:
                 hint=f"Another order may have used remoteid {item['remoteid']} (a store restored "
                      "from a backup, or a copy of it, ordering through the same account). Look "
                      f"at item {upstream_id} upstream before anything else."), attempt)
-        return self._accepted(op, upstream_id, module,
+        return self._accepted(op, module, upstream_id,
                               note=f"adopted the existing upstream item {upstream_id} "
                                    "(the upstream already had this order)")
 
     def dry_run(self, op_id):
-        """The request ``op_id`` would send (password redacted) and its errors; sends nothing."""
-        from resellctl import views
-
+        """The request ``op_id`` would send (password masked): ``{"url", "method", "form"}``,
+        or a sentence when it sends none. Sends nothing."""
         op = self.store.operation(op_id)
-        shown = views.operation(self.store, op_id)
         module = self.store.module(op["processingmodule"])
         if module["type"] == "manual":
-            shown["request"] = "nothing: a manual module makes a task for staff"
-            return shown
-        client = self.client(module)
+            return "nothing: a manual module makes a task for staff"
+        client = self.upstreams.client(module)
         with client.recording() as sent:
-            self.send_request(client, op, self.store.item(op["item"]), module,
-                              json.loads(op["params"] or "{}"))
-        shown["request"] = {"url": module["url"], "method": "POST", "form": sent[0]}
-        return shown
+            kinds.kind(op["operation"]).send(client, self.store.item(op["item"]),
+                                             json.loads(op["params"] or "{}"), retry=False)
+        return {"url": module["url"], "method": "POST", "form": sent[0]}
 
-    def _accepted(self, op, upstream_id=None, module=None, note=""):
+    # -- recording what came of it -------------------------------------------------------------
+
+    def _accepted(self, op, module, upstream_id=None, note=""):
         store = self.store
-        kind = op["operation"]
+        kind = kinds.kind(op["operation"])
+        manual = module["type"] == "manual"
         with store.write():
+            conn, stamp = store.conn, now()
             current = store.operation(op["id"])
-            if current["status"] == "done":
+            if current["status"] == OpStatus.DONE:
                 # The matching event was applied while the request was under way.
-                return Outcome(op["id"], op["item"], "done", note=note)
+                return Outcome(op["id"], op["item"], OpStatus.DONE, current["task"], note=note)
+            if kind.name == "open" and upstream_id is not None:
+                states.linked(conn, op["item"], module["id"], upstream_id, stamp)
             item = store.item(op["item"])
-            if kind == "open" and upstream_id is not None:
-                store.conn.execute(
-                    "UPDATE item SET upstream_id = ?, upstream_module = ?, mdate = ?, "
-                    "status = CASE WHEN status = 1 THEN 5 ELSE status END WHERE id = ?",
-                    (str(upstream_id), module["id"], now(), item["id"]))
-                item = store.item(op["item"])
-            event = self._seen_done(current, item) if module is not None else None
-            stamp = now()
-            task_id = store.conn.execute(
-                "INSERT INTO task (type, item, itemstatus, itemtype, pricelist, client, "
-                "runningoperation, opendate, status, closedate, closedby) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (KINDS[kind][0], item["id"], item["status"], item["itemtype"], item["pricelist"],
-                 item["client"], op["id"], stamp, "open" if event is None else "closed",
-                 None if event is None else stamp,
-                 None if event is None else f"event {event}")).lastrowid
-            status = "waiting" if event is None else "done"
-            store.conn.execute(
-                "UPDATE runningoperation SET status = ?, task = ?, mdate = ?, "
-                "error_type = NULL, error_message = NULL, amount = NULL WHERE id = ?",
-                (status, task_id, stamp, op["id"]))
+            event = None if manual else self._seen_done(current, item, kind)
+            task_id = states.new_task(conn, kind.task_type, item, op["id"], stamp,
+                                      closed_by=None if event is None else f"event {event}")
+            states.accepted(conn, op["id"], task_id, event is not None, stamp)
             where = f"upstream item {upstream_id}" if upstream_id else "the upstream"
-            if module is None:
-                message = f"operation {op['id']} ({kind}) waits for staff: task {task_id}"
+            if manual:
+                message = f"operation {op['id']} ({kind.name}) waits for staff: task {task_id}"
             elif event is None:
-                message = f"operation {op['id']} ({kind}) accepted by {where}; task {task_id}"
+                message = f"operation {op['id']} ({kind.name}) accepted by {where}; task {task_id}"
             else:
-                message = (f"operation {op['id']} ({kind}) done: its upstream event {event} "
+                message = (f"operation {op['id']} ({kind.name}) done: its upstream event {event} "
                            f"was applied already; task {task_id} closed")
             store.add_history(item["id"], message + (f"; {note}" if note else ""),
                               runningoperation=op["id"])
-        return Outcome(op["id"], op["item"], status, note=note)
+        status = OpStatus.WAITING if event is None else OpStatus.DONE
+        return Outcome(op["id"], op["item"], status, task_id, manual=manual, note=note)
 
     def _closed_here(self, op):
         """Close a service the upstream has no item for (its order failed upstream, or was
         given up): in the books only, as there is nothing to send."""
         with self.store.write():
             stamp = now()
-            self.store.conn.execute("UPDATE item SET status = 4, mdate = ? WHERE id = ?",
-                                    (stamp, op["item"]))
-            self.store.conn.execute("UPDATE runningoperation SET status = 'done', mdate = ? "
-                                    "WHERE id = ?", (stamp, op["id"]))
+            states.item_status(self.store.conn, op["item"], states.ItemStatus.DELETED, stamp)
+            states.done(self.store.conn, op["id"], stamp)
             self.store.add_history(op["item"], f"operation {op['id']} (close) done in the books: "
                                                "the upstream has no item for it",
                                    runningoperation=op["id"])
-        return Outcome(op["id"], op["item"], "done")
+        return Outcome(op["id"], op["item"], OpStatus.DONE)
 
-    def _seen_done(self, op, item):
+    def _seen_done(self, op, item, kind):
         """The id of an applied event that shows ``op`` done, or None.
 
         Such an event arrives before the operation is accepted when checkevent ran while the
         request was under way, or between a lost answer and a restart; waiting for it would
-        wait forever. It must be of the operation's kind, logged after the operation was made,
-        and the books must show the change.
+        wait forever. It must be of the change that completes the kind, logged after the
+        operation was made, and the books must show the change.
         """
         row = self.store.one(
             "SELECT event_id FROM eventlog WHERE id > ? AND item = ? AND type = ? AND "
             "outcome = 'applied' ORDER BY id DESC LIMIT 1",
-            (op["eventlog_mark"], item["id"], op["operation"]))
+            (op["eventlog_mark"], item["id"], kind.completed_by))
         if row is None:
             return None
-        if op["operation"] == "open":
-            shown = item["status"] == 2
-        else:
-            shown = already_applied(op["operation"], json.loads(op["params"] or "{}"),
-                                    local_view(self.store, item), op["baseline"])
+        shown = kind.shows(local_view(self.store, item), json.loads(op["params"] or "{}"),
+                           op["baseline"])
         return row["event_id"] if shown else None
 
     def _failed(self, op, module, error, attempt):
-        store = self.store
-        amount = error.params.get("amount") if error.kind == errors.BALANCE else None
-        deficit = error.params.get("deficit") if error.kind == errors.BALANCE else None
-        with store.write():
-            # A try that failed before its request could leave (a read before sending) counts.
-            changed = store.conn.execute(
-                "UPDATE runningoperation SET status = 'failed', mdate = ?, error_type = ?, "
-                "error_message = ?, amount = ?, trycount = trycount + ? "
-                "WHERE id = ? AND status != 'done'",
-                (now(), error.kind, error.message, amount, 0 if attempt.counted else 1,
-                 op["id"])).rowcount
-            if not changed:
+        balance = error.kind == errors.BALANCE
+        with self.store.write():
+            if not states.failed(self.store.conn, op["id"], error.kind, error.message, now(),
+                                 amount=error.params.get("amount") if balance else None,
+                                 deficit=error.params.get("deficit") if balance else None,
+                                 counted=attempt.counted):
                 # Its event was applied while the request was under way: it is done.
-                return Outcome(op["id"], op["item"], "done")
-            store.conn.execute(
-                "INSERT INTO runningoperation_error (runningoperation, date, type, message, "
-                "amount, deficit) VALUES (?, ?, ?, ?, ?, ?)",
-                (op["id"], now(), error.kind, error.message, amount, deficit))
-        error.hint = next_step(op, module, error)
-        return Outcome(op["id"], op["item"], "failed", error=error)
+                return Outcome(op["id"], op["item"], OpStatus.DONE, op["task"])
+        return Outcome(op["id"], op["item"], OpStatus.FAILED, error=error,
+                       hint=next_step(op, module, error))
+
+    # -- several at once -----------------------------------------------------------------------
 
     def start(self, op_ids):
         """Re-run operations in status failed or new; refuse any other with InputError."""
         return list(self.process_many(self.startable(op_ids)))
 
-    def process_many(self, op_ids):
+    def process_many(self, op_ids, deadline=None):
         """Process operations in turn, yielding each Outcome. Once the upstream does not answer,
         the rest are not sent (Outcome ``unsent``, in the status they had): each would only
         wait out its own retries."""
@@ -364,9 +281,10 @@ class Engine:
         for op_id in op_ids:
             if unreachable is not None:
                 op = self.store.operation(op_id)
-                yield Outcome(op_id, op["item"], op["status"], unreachable, unsent=True)
+                yield Outcome(op_id, op["item"], op["status"], op["task"], error=unreachable,
+                              unsent=True)
                 continue
-            outcome = self.process(op_id)
+            outcome = self.process(op_id, deadline)
             if outcome.error is not None and outcome.error.kind == errors.TRANSIENT:
                 unreachable = outcome.error
             yield outcome
@@ -374,7 +292,7 @@ class Engine:
     def startable(self, op_ids):
         """``op_ids`` when every one is failed or new; else InputError naming the others."""
         ops = [self.store.operation(op_id) for op_id in op_ids]
-        refused = [op for op in ops if op["status"] not in ("failed", "new")]
+        refused = [op for op in ops if op["status"] not in states.STARTABLE]
         if refused:
             details = "; ".join(f"operation {op['id']} is {op['status']}" for op in refused)
             raise InputError(f"only failed or new operations can be started: {details}",
@@ -438,7 +356,7 @@ def _mismatch(item, tariff, seen):
     if seen.get("pricelist") != tariff["remote_id"]:
         return (f"it has tariff {seen.get('pricelist')!r} upstream, not {tariff['name']} "
                 f"({tariff['remote_id']})")
-    if seen.get("status") == "4":
+    if seen.get("status") == str(int(states.ItemStatus.DELETED)):
         return "it is deleted upstream"
     return ""
 
@@ -455,41 +373,6 @@ def claim_operation(store_path, op_id):
     return fd
 
 
-def send_change(client, kind, item, params, retry="unsent"):
-    """The request of one lifecycle operation (PROTOCOL.md's functions)."""
-    elid, itemtype = item["upstream_id"], item["itemtype"]
-    if kind == "prolong":
-        client.prolong(elid, params["period"], retry=retry)
-    elif kind == "suspend":
-        client.suspend(itemtype, elid, retry=retry)
-    elif kind == "resume":
-        client.resume(itemtype, elid, retry=retry)
-    elif kind == "close":
-        client.delete(itemtype, elid, retry=retry)
-    elif kind == "changepricelist":
-        client.changepricelist(elid, params["pricelist_remote_id"], retry=retry)
-    elif kind == "setparam":
-        client.edit_write(itemtype, elid, params["params"], retry=retry)
-    else:
-        raise ValueError(f"unknown operation kind {kind!r}")
-
-
-def already_applied(kind, params, seen, baseline=None):
-    """Does the upstream's view of the service (``edit_read``) already show this change?
-    ``baseline``: a prolongation's expiry before it was first sent; without one nothing tells
-    that it went through."""
-    if kind == "prolong":
-        return baseline is not None and (seen.get("expiredate") or "") > baseline
-    if kind in ("suspend", "resume", "close"):
-        return seen.get("status") == {"suspend": "3", "resume": "2", "close": "4"}[kind]
-    if kind == "changepricelist":
-        return seen.get("pricelist") == str(params["pricelist_remote_id"])
-    if kind == "setparam":
-        have = seen.get("params") or {}
-        return all(have.get(k) == str(v) for k, v in params["params"].items())
-    return False
-
-
 def local_view(store, item):
     """The books' view of a service, in the shape of ``Client.edit_read``."""
     tariff = store.one("SELECT remote_id FROM pricelist WHERE id = ?", (item["pricelist"],))
@@ -497,16 +380,6 @@ def local_view(store, item):
             "pricelist": tariff["remote_id"] if tariff else None,
             "params": {r["name"]: r["value"] for r in store.all(
                 "SELECT name, value FROM itemparam WHERE item = ?", (item["id"],))}}
-
-
-def summarise(kind, seen):
-    if kind == "prolong":
-        return f"expiry {seen.get('expiredate')}"
-    if kind == "changepricelist":
-        return f"tariff {seen.get('pricelist')}"
-    if kind == "setparam":
-        return "the new parameters"
-    return f"status {seen.get('status')}"
 
 
 def next_step(op, module, error):
@@ -532,21 +405,3 @@ def next_step(op, module, error):
         return f"{error.hint} Give this operation up: {cancel}"
     cause = error.hint or "Fix the cause upstream or in the request."
     return f"{cause} Then run: {start} (or give it up: {cancel})"
-
-
-def months(count):
-    """``1 month``, ``12 months``."""
-    return f"{count} month{'' if int(count) == 1 else 's'}"
-
-
-def add_months(date_text, months):
-    """``YYYY-MM-DD`` plus whole months, the day clamped to the month's end."""
-    date = datetime.date.fromisoformat(date_text) if date_text else datetime.date.today()
-    month = date.month - 1 + int(months)
-    year, month = date.year + month // 12, month % 12 + 1
-    for day in (date.day, 30, 29, 28):
-        try:
-            return datetime.date(year, month, day).isoformat()
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")

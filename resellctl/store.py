@@ -144,9 +144,11 @@ def m004_operation_bookkeeping(db):
     tells that it went through. ``eventlog_mark``: the event log's last id when the operation
     was written; events logged after it may be its own.
 
-    Earlier stores counted every try without a clear refusal as one that may have reached the
-    upstream. A prolongation without a baseline never sent anything (the baseline was read
-    before each first send), so it is marked as safe to send.
+    An order's request gains what it sends that was read from elsewhere at each try: its
+    tariff's upstream id, its period and its datacenter. Earlier stores counted every try
+    without a clear refusal as one that may have reached the upstream. A prolongation without
+    a baseline never sent anything (the baseline was read before each first send), so it is
+    marked as safe to send.
     """
     table = db["runningoperation"]
     table.add_column("reached", int, not_null_default=0)
@@ -166,6 +168,19 @@ def m004_operation_bookkeeping(db):
         db.execute("UPDATE runningoperation SET params = ?, eventlog_mark = ?, baseline = ?, "
                    "reached = ? WHERE id = ?",
                    (json.dumps(params, sort_keys=True), mark, baseline, int(reached), op_id))
+    # An order's request holds all it sends: its tariff, period and datacenter.
+    for row in db.execute(
+            "SELECT runningoperation.id, runningoperation.params, item.pricelist, "
+            "pricelist.remote_id, item.period, processingmodule.datacenter "
+            "FROM runningoperation JOIN item ON item.id = runningoperation.item "
+            "JOIN pricelist ON pricelist.id = item.pricelist "
+            "JOIN processingmodule ON processingmodule.id = pricelist.processingmodule "
+            "WHERE runningoperation.operation = 'open'").fetchall():
+        op_id, params, tariff, remote_id, period, datacenter = row
+        params = {"pricelist": tariff, "pricelist_remote_id": remote_id, "period": period,
+                  "datacenter": datacenter or None, **json.loads(params or "{}")}
+        db.execute("UPDATE runningoperation SET params = ? WHERE id = ?",
+                   (json.dumps(params, sort_keys=True), op_id))
 
 
 SCHEMA_VERSION = len(MIGRATIONS)

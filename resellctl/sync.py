@@ -20,7 +20,9 @@ import time
 
 from resellctl import errors
 from resellctl.errors import LockHeld, UpstreamError
-from resellctl.events import PageResult, Services, apply_page, event_id, feed_end
+from resellctl.applier import Services
+from resellctl.events import PageResult, apply_page, event_id, feed_end
+from resellctl.states import OpStatus
 from resellctl.store import now
 
 PAGE = 1000  # events per request: the protocol's maximum
@@ -71,13 +73,14 @@ class SyncLock:
         os.close(self.fd)  # closing releases the flock
 
 
-def run(store, engine, module_ref=None, max_events=None, budget=DEFAULT_BUDGET, from_id=None,
+def run(engine, module_ref=None, max_events=None, budget=DEFAULT_BUDGET, from_id=None,
         progress=None, ack_after=DEFAULT_ACK_AFTER):
     """Sync every billmanager module (or one); returns a list of ModuleSummary.
 
     An upstream failure stops its module only: it is recorded in that module's summary and
     the other modules are synced all the same.
     """
+    store = engine.store
     if module_ref is not None:
         modules = [store.module(module_ref)]
         if modules[0]["type"] != "billmanager":
@@ -95,12 +98,12 @@ def run(store, engine, module_ref=None, max_events=None, budget=DEFAULT_BUDGET, 
             summary = ModuleSummary(module=module["name"], cursor=module["event_cursor"] or 0)
             summaries.append(summary)
             try:
-                client = engine.client(module)
+                client = engine.upstreams.client(module)
                 client.deadline = deadline  # retries too end with the run's time budget
                 sync_module(store, client, module, summary, max_events, deadline, from_id,
                             progress)
                 acknowledge(store, client, module, summary, ack_after)
-                check_balance(store, engine, module, summary, deadline)
+                check_balance(engine, module, summary, deadline)
             except UpstreamError as error:
                 summary.error = f"{error.message}" + (f" ({error.hint})" if error.hint else "")
                 summary.error_kind = error.kind
@@ -230,10 +233,11 @@ def acknowledge(store, client, module, summary, ack_after):
                                "WHERE id = ?", (mark, marked, module["id"]))
 
 
-def check_balance(store, engine, module, summary, deadline=None):
+def check_balance(engine, module, summary, deadline=None):
     """Record the module's balance, warn below its minimum, re-run operations it now covers
     (none once ``deadline``, a ``time.monotonic()`` value, has passed)."""
-    balance, currency = engine.client(module).balance()
+    store = engine.store
+    balance, currency = engine.upstreams.client(module).balance()
     with store.write():
         store.conn.execute("UPDATE processingmodule SET balance = ?, currency = ?, "
                            "balance_date = ? WHERE id = ?",
@@ -243,11 +247,10 @@ def check_balance(store, engine, module, summary, deadline=None):
         summary.min_balance = module["min_balance"]
         summary.low_balance = balance < decimal.Decimal(module["min_balance"])
     if module["auto_rerun"]:
-        summary.rerun = rerun_for_funds(store, engine, module, balance, summary.warnings,
-                                        deadline)
+        summary.rerun = rerun_for_funds(engine, module, balance, summary.warnings, deadline)
 
 
-def rerun_for_funds(store, engine, module, balance, warnings, deadline=None):
+def rerun_for_funds(engine, module, balance, warnings, deadline=None):
     """Re-run operations that failed for want of funds, oldest first, while the balance lasts.
 
     The queue is strict: the first operation the balance does not cover stops it, so a large
@@ -257,9 +260,9 @@ def rerun_for_funds(store, engine, module, balance, warnings, deadline=None):
     A re-run that fails again is added to ``warnings``: `-q` shows it.
     """
     left, rerun = balance, 0
-    for op in store.all("SELECT id, amount FROM runningoperation WHERE processingmodule = ? "
-                        "AND status = 'failed' AND error_type = ? ORDER BY id",
-                        (module["id"], errors.BALANCE)):
+    for op in engine.store.all("SELECT id, amount FROM runningoperation WHERE "
+                               "processingmodule = ? AND status = ? AND error_type = ? "
+                               "ORDER BY id", (module["id"], OpStatus.FAILED, errors.BALANCE)):
         amount = _money(op["amount"])
         if amount is None:
             continue  # no amount recorded: only `ops start` can tell
@@ -269,9 +272,9 @@ def rerun_for_funds(store, engine, module, balance, warnings, deadline=None):
             warnings.append(f"the time budget ended before operation {op['id']} and those after "
                             "it could be re-run for funds; the next run goes on")
             break
-        outcome = engine.process(op["id"])
+        outcome = engine.process(op["id"], deadline)
         rerun += 1
-        if outcome.status != "failed":
+        if outcome.status != OpStatus.FAILED:
             left -= amount
             continue
         warnings.append(f"operation {op['id']}, re-run for funds, failed again: "

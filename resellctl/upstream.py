@@ -510,3 +510,23 @@ def _months(length):
     if not re.fullmatch(r"-?[0-9]{1,6}", length or ""):
         raise ValueError(f"period length {length!r}")
     return length
+
+
+class Upstreams:
+    """The clients of a store's billmanager modules, one per module, made when first needed
+    and closed together."""
+
+    def __init__(self):
+        self._clients = {}
+
+    def client(self, module):
+        """The client of billmanager ``module`` (a row of processingmodule)."""
+        if module["id"] not in self._clients:
+            self._clients[module["id"]] = Client(module["url"], module["username"],
+                                                 module["password"])
+        return self._clients[module["id"]]
+
+    def close(self):
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()

@@ -50,7 +50,8 @@ def books(db_path):
                      "processingmodule, period) VALUES (7, 'acme', 1, 'vds', 1, 1, 1)")
         conn.execute("INSERT INTO runningoperation (id, item, itemtype, client, cdate, "
                      "processingmodule, status, operation, params) VALUES "
-                     "(3, 7, 'vds', 'acme', ?, 1, 'failed', 'open', '{}')", (now(),))
+                     "(3, 7, 'vds', 'acme', ?, 1, 'failed', 'open', ?)",
+                     (now(), '{"pricelist": 1, "pricelist_remote_id": "11", "period": 1}'))
         conn.execute("INSERT INTO task (id, type, item, runningoperation, status) VALUES "
                      "(5, 'postopen', 7, 3, 'open')")
     store.close()

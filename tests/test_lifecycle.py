@@ -552,7 +552,7 @@ def test_a_prolongation_refused_for_funds_is_sent_though_the_upstream_moved_the_
         run, upstream):
     """A refusal means nothing went through: when the upstream extends the service on its own
     before the restart, that is not taken for our prolongation."""
-    from resellctl.operations import add_months
+    from resellctl.kinds import add_months
 
     sim = upstream
     item, remote = order_active(run, sim)

@@ -496,7 +496,10 @@ def test_an_operation_shows_the_request_it_sends_and_nothing_of_the_engines_own(
     r = run("order", "VDS-1", "--param", "ostempl=debian-12", "--addon", "disk=40", "--json")
     op_id = json.loads(r.stdout)[0]["runningoperation"]
     shown = op(run, op_id)
-    assert shown["params"] == {"params": {"ostempl": "debian-12"}, "addons": {"101": "40"}}
+    assert shown["params"] == {"pricelist": 1, "pricelist_remote_id": "11", "period": 1,
+                               "datacenter": None, "params": {"ostempl": "debian-12"},
+                               "addons": {"101": "40"}}
     text = run("ops", "show", op_id).stdout
     [line] = [line for line in text.splitlines() if line.startswith("params\t")]
-    assert line == "params\taddons.101=40, params.ostempl=debian-12"
+    assert line == ("params\taddons.101=40, datacenter=, params.ostempl=debian-12, "
+                    "period=1, pricelist=1, pricelist_remote_id=11")

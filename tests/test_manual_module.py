@@ -94,8 +94,11 @@ def test_seed_story_vds1_to_vds2_under_the_manual_module_and_back(run, upstream)
     assert closed["closedby"] == getpass.getuser() and closed["note"] == "disk resized to 60 GB"
     last = service["history"][-1]
     assert last["source"] == "task" and last["date"] == closed["closedate"]
+    # Applied as the upstream's own change of that kind would be.
     assert last["message"] == (f"task {task['id']} (postchangepricelist) closed by "
-                               f"{getpass.getuser()}: disk resized to 60 GB")
+                               f"{getpass.getuser()} (disk resized to 60 GB): tariff VDS-2; "
+                               f"resources disk=60, ram=2048; operation {task['runningoperation']}"
+                               " done")
 
     # 4. Back to the upstream module, which serves the service as before.
     r = run("set-module", item, "vds-up")

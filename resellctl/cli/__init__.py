@@ -111,6 +111,16 @@ class App:
         self._stdout_isatty = stdout_isatty
         self._stderr_isatty = stderr_isatty
         self._store = None
+        self._upstreams = None
+
+    @property
+    def upstreams(self):
+        """The clients of the store's billmanager modules (requests is imported only here)."""
+        if self._upstreams is None:
+            from resellctl.upstream import Upstreams
+
+            self._upstreams = Upstreams()
+        return self._upstreams
 
     @property
     def stdout_isatty(self):
@@ -134,6 +144,9 @@ class App:
         return self._store
 
     def close(self):
+        if self._upstreams is not None:
+            self._upstreams.close()
+            self._upstreams = None
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -7,8 +7,7 @@ import click
 
 from resellctl import errors, output, sync, views
 from resellctl.cli import ResellGroup
-from resellctl.cli.common import app_of, engine_of
-from resellctl.cli.ops import page_options
+from resellctl.cli.common import app_of, engine_of, page_options
 from resellctl.errors import ExitStatus
 
 PROGRESS_FROM = 5000  # events: below this a progress bar only flickers
@@ -89,7 +88,7 @@ def checkevent(module, quiet, as_json, max_events, time_budget, from_id, ack_aft
     app = app_of()
     progress = Progress(app.stderr_isatty and not quiet and not as_json)
     try:
-        summaries = sync.run(app.store, engine_of(app), module, max_events=max_events,
+        summaries = sync.run(engine_of(app), module, max_events=max_events,
                              budget=time_budget, from_id=from_id, progress=progress,
                              ack_after=ack_after)
     finally:

@@ -7,6 +7,8 @@ import click
 from resellctl import errors
 from resellctl.errors import InputError
 from resellctl.output import say
+from resellctl.store import MAX_ID
+from resellctl.views import DEFAULT_LIMIT
 
 
 def app_of(ctx=None):
@@ -25,9 +27,32 @@ def who():
 
 
 def engine_of(app):
+    """The operation engine over the App's store, with the App's upstream clients."""
     from resellctl.operations import Engine
 
-    return Engine(app.store)
+    return Engine(app.store, app.upstreams)
+
+
+ITEM = click.IntRange(1, MAX_ID)  # a service number
+
+
+def page_options(fn):
+    """--after and --limit: the keyset page of a listing."""
+    fn = click.option("--after", type=click.IntRange(0, MAX_ID), metavar="ID",
+                      help="Start after this id (the next page).")(fn)
+    fn = click.option("--limit", type=click.IntRange(0, MAX_ID), default=DEFAULT_LIMIT,
+                      show_default=True, help="At most this many rows (0: all).")(fn)
+    return fn
+
+
+OUTCOME_COLUMNS = ["item", "runningoperation", "status", "task"]
+
+
+def outcome_rows(outcomes):
+    """The rows `order`, `ops start` and the lifecycle commands print, one per operation."""
+    for o in outcomes:
+        yield {"item": o.item, "runningoperation": o.runningoperation, "status": o.status,
+               "task": o.task, "error": o.error.message if o.error else None}
 
 
 def pairs(values, what):
@@ -80,8 +105,8 @@ def report_failures(outcomes):
     for outcome in failed:
         say(f"operation {outcome.runningoperation} (service {outcome.item}) failed: "
             f"{outcome.error.message}")
-        if outcome.error.hint:
-            say(f"  {outcome.error.hint}")
+        if outcome.hint:
+            say(f"  {outcome.hint}")
     _total_deficit([o.error for o in failed if o.error.kind == errors.BALANCE])
     for outcome in busy:
         say(f"operation {outcome.runningoperation} (service {outcome.item}) is being sent by "

@@ -4,23 +4,13 @@ import sys
 
 import click
 
-from resellctl import lifecycle, operations, output, views
+from resellctl import lifecycle, output, views
 from resellctl.cli import ResellGroup
-from resellctl.cli.common import app_of, engine_of, report_failures, who
-from resellctl.cli.order import outcome_rows
+from resellctl.cli.common import (ITEM, OUTCOME_COLUMNS, app_of, engine_of, outcome_rows,
+                                  page_options, report_failures, who)
 from resellctl.errors import InputError
-from resellctl.store import MAX_ID, as_id
-
-
-ITEM = click.IntRange(1, MAX_ID)  # a service number
-
-
-def page_options(fn):
-    fn = click.option("--after", type=click.IntRange(0, MAX_ID), metavar="ID",
-                      help="Start after this id (the next page).")(fn)
-    fn = click.option("--limit", type=click.IntRange(0, MAX_ID), default=views.DEFAULT_LIMIT,
-                      show_default=True, help="At most this many rows (0: all).")(fn)
-    return fn
+from resellctl.states import OpStatus
+from resellctl.store import as_id
 
 
 @click.group(cls=ResellGroup)
@@ -29,7 +19,7 @@ def ops():
 
 
 @ops.command("list")
-@click.option("--status", type=click.Choice(operations.STATUSES),
+@click.option("--status", type=click.Choice([s.value for s in OpStatus]),
               help="Only operations in this status.")
 @click.option("--item", type=ITEM, help="Only operations of this service.")
 @page_options
@@ -89,21 +79,24 @@ def start(op_ids, dry_run, as_json):
     engine = engine_of(app)
     if dry_run:
         for op_id in engine.startable(ids):  # what the real run would refuse, it refuses
-            shown = engine.dry_run(op_id)
-            request = shown.pop("request") if not as_json else None
+            shown = views.operation(app.store, op_id)
+            request = engine.dry_run(op_id)
+            if as_json:
+                shown["request"] = request
             output.emit_one(app, shown, as_json,
                             sections=[("errors", ["date", "type", "message"])])
+            if as_json:
+                continue
             if isinstance(request, dict):
                 output.say(f"\nrequest (not sent):\n  {request['method']} {request['url']}",
                            err=False)
                 for name, value in request["form"].items():
                     output.say(f"  {name}={value}", err=False)
-            elif request is not None:
+            else:
                 output.say(f"\nrequest: {request}", err=False)
         return
     outcomes = engine.start(ids)
-    output.emit_rows(app, outcome_rows(app.store, outcomes),
-                     ["item", "runningoperation", "status", "task"], as_json=as_json)
+    output.emit_rows(app, outcome_rows(outcomes), OUTCOME_COLUMNS, as_json=as_json)
     report_failures(outcomes)
 
 

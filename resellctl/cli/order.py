@@ -3,14 +3,8 @@
 import click
 
 from resellctl import lifecycle, output
-from resellctl.cli.common import app_of, engine_of, pairs, report_failures
-
-
-def outcome_rows(store, outcomes):
-    for o in outcomes:
-        op = store.operation(o.runningoperation)
-        yield {"item": o.item, "runningoperation": o.runningoperation, "status": o.status,
-               "task": op["task"], "error": o.error.message if o.error else None}
+from resellctl.cli.common import (OUTCOME_COLUMNS, app_of, engine_of, outcome_rows, pairs,
+                                  report_failures)
 
 
 @click.command()
@@ -24,8 +18,7 @@ def outcome_rows(store, outcomes):
               help="A service parameter sent with the order (repeatable).")
 @click.option("--addon", "addons", multiple=True, metavar="NAME=VALUE",
               help="A resource differing from the tariff, e.g. disk=40 (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per service.")
-@click.option("-q", "--quiet", is_flag=True, help="Print only the service numbers.")
+@output.options
 def order(tariff, quantity, period, client, params, addons, as_json, quiet):
     """Order QUANTITY services of TARIFF: one service, one operation and, once accepted, one
     task each.
@@ -36,10 +29,9 @@ def order(tariff, quantity, period, client, params, addons, as_json, quiet):
     """
     output.check_format(as_json, quiet)
     app = app_of()
-    outcomes = lifecycle.order(app.store, engine_of(app), tariff, quantity=quantity,
-                               period=period, client=client,
-                               params=pairs(params, "--param"), addons=pairs(addons, "--addon"))
-    output.emit_rows(app, outcome_rows(app.store, outcomes),
-                     ["item", "runningoperation", "status", "task"],
-                     as_json=as_json, quiet=quiet, key="item")
+    outcomes = lifecycle.order(engine_of(app), tariff, quantity=quantity, period=period,
+                               client=client, params=pairs(params, "--param"),
+                               addons=pairs(addons, "--addon"))
+    output.emit_rows(app, outcome_rows(outcomes), OUTCOME_COLUMNS, as_json=as_json,
+                     quiet=quiet, key="item")
     report_failures(outcomes)

@@ -4,9 +4,8 @@ import click
 
 from resellctl import lifecycle, output, views
 from resellctl.cli import ResellGroup
-from resellctl.cli.common import app_of, engine_of, pairs, report_failures
-from resellctl.cli.ops import page_options
-from resellctl.cli.order import outcome_rows
+from resellctl.cli.common import (OUTCOME_COLUMNS, app_of, engine_of, outcome_rows,
+                                  page_options, pairs, report_failures)
 from resellctl.errors import InputError
 
 
@@ -63,14 +62,12 @@ def show(item_id, as_json):
 
 def _change(item_id, kind, **args):
     app = app_of()
-    outcome = lifecycle.request_change(app.store, engine_of(app), item_id, kind, **args)
-    [row] = outcome_rows(app.store, [outcome])
-    output.emit_rows(app, [row], ["item", "runningoperation", "status", "task"])
+    outcome = lifecycle.request_change(engine_of(app), item_id, kind, **args)
+    output.emit_rows(app, outcome_rows([outcome]), OUTCOME_COLUMNS)
     report_failures([outcome])
-    op = app.store.operation(outcome.runningoperation)
-    if row["task"] and app.store.module(op["processingmodule"])["type"] == "manual":
-        output.say(f"task {row['task']} waits for staff; once the change is made: "
-                   f"resellctl tasks close {row['task']} --note TEXT")
+    if outcome.task and outcome.manual:
+        output.say(f"task {outcome.task} waits for staff; once the change is made: "
+                   f"resellctl tasks close {outcome.task} --note TEXT")
 
 
 @services.command("prolong")

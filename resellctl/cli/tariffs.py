@@ -4,7 +4,7 @@ import click
 
 from resellctl import catalog, output, views
 from resellctl.cli import ResellGroup
-from resellctl.cli.common import app_of, engine_of
+from resellctl.cli.common import app_of
 
 
 @click.group(cls=ResellGroup)
@@ -18,7 +18,7 @@ def import_(module):
     """Import the tariffs of MODULE's upstream (re-import updates, never duplicates)."""
     app = app_of()
     name = app.store.module(module)["name"]  # the message names it, even when given by id
-    added, updated = catalog.import_tariffs(app.store, engine_of(app), name)
+    added, updated = catalog.import_tariffs(app.store, app.upstreams, name)
     output.say(f"tariffs of {name}: {added} added, {updated} updated")
 
 

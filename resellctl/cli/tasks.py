@@ -4,8 +4,7 @@ import click
 
 from resellctl import lifecycle, output, views
 from resellctl.cli import ResellGroup
-from resellctl.cli.common import app_of, who
-from resellctl.cli.ops import ITEM, page_options
+from resellctl.cli.common import ITEM, app_of, page_options, who
 
 
 @click.group(cls=ResellGroup)
