@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -452,3 +453,37 @@ def test_sim_serve_prints_its_url_and_stops_cleanly_on_sigterm(tmp_path):
         out, err = process.communicate(timeout=10)
     assert process.returncode == 0 and out == ""
     assert "from-file" not in err
+
+
+# A TLS 1.3 ClientHello, as an https client sends first: no line ends, bytes that are not text.
+TLS_CLIENT_HELLO = (bytes.fromhex("160301002f0100002b0303") + bytes(range(32))
+                    + bytes.fromhex("000002130101000000"))
+
+
+def test_sim_serve_answers_what_is_not_http_with_400_and_keeps_serving(tmp_path):
+    password_file = tmp_path / "password"
+    password_file.write_text("from-file\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "resellctl", "sim", "serve", "--verbose",
+         "--password-file", str(password_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        url = process.stdout.readline().strip()
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        for payload in (TLS_CLIENT_HELLO,
+                        b"\x00\xff garbage authinfo=" + USER.encode() + b":from-file\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                raw.sendall(payload)
+                raw.shutdown(socket.SHUT_WR)
+                answer = b"".join(iter(lambda: raw.recv(4096), b""))
+            assert b"Error code: 400" in answer
+        still = requests.post(url, data={"func": "subaccount", "out": "json",
+                                         "authinfo": f"{USER}:from-file"}, timeout=5)
+        assert text(still.json()["doc"]["elem"][0]["balance"]) == "100.00"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert "Traceback" not in err and "Exception" not in err
+    assert "garbage authinfo=reseller@example.net:***" in err and "from-file" not in err

@@ -33,16 +33,23 @@ CANNED = {
     "nodoc": (200, "application/json", b'{"result": {"$": "ok"}}'),
 }
 
-_AUTHINFO = re.compile(r"(?i)(authinfo=)([^&;]*)")
+# A credential in a query string: the fields that carry a password or a session id.
+_SECRET = re.compile(r"(?i)(?<!\w)(authinfo|password|auth)=([^&;\s]*)")
 
 
-def redact(path):
-    """``path`` with the password of any ``authinfo`` in its query string replaced by ***."""
+def redact(text):
+    """``text`` (a path or a request line) with its passwords and session ids replaced by ***.
+
+    The user of an ``authinfo`` stays, to tell whose request it was.
+    """
     def hide(match):
-        user, colon, _ = unquote_plus(match.group(2)).partition(":")
-        return match.group(1) + (quote(user, safe="@") + ":***" if colon else "***")
+        name, value = match.groups()
+        user, colon, _ = unquote_plus(value).partition(":")
+        if name.lower() == "authinfo" and colon:
+            return f"{name}={quote(user, safe='@')}:***"
+        return f"{name}=***"
 
-    return _AUTHINFO.sub(hide, path)
+    return _SECRET.sub(hide, text)
 
 
 def _form(text):
@@ -160,11 +167,14 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_request(self, code="-", size="-"):
-        # The default line holds the raw path, and a GET's query may carry a password.
-        self.log_message('"%s %s" %s', self.command, redact(self.path), code)
+        # Only the request line is sure to be there: a request that is not HTTP (a TLS
+        # handshake, garbage) is answered 400 before it has a command or a path.
+        self.log_message('"%s" %s', self.requestline, code)
 
     def log_message(self, format, *args):
+        # Lines quote the request, and a GET's query may carry a password.
         if self.server.verbose:
+            args = [redact(arg) if isinstance(arg, str) else arg for arg in args]
             super().log_message(format, *args)
 
 
