@@ -92,13 +92,16 @@ def serve(host, port, username, password_file, balance, open_delay, public, verb
     try:
         server = _listen(host, port, username, password, balance, open_delay, verbose)
         with server:
+            # Before the URL is out: a script may signal as soon as it has used the server.
+            stop = _stop_on_signal()
             click.echo(server.url)
             sys.stdout.flush()
             where = f"in {generated}" if generated else f"from {password_file}"
             click.echo(f"Selling BILLmanager simulator at {server.url}: account {username}, "
                        f"password {where}, balance {balance} {server.sim.currency}. "
                        "Ctrl-C stops it.", err=True)
-            _wait_for_signal()
+            while not stop.wait(0.5):
+                pass
     finally:
         if generated:  # the password dies with the server
             os.unlink(generated)
@@ -118,13 +121,12 @@ def _listen(host, port, username, password, balance, open_delay, verbose):
         raise ResellError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
 
 
-def _wait_for_signal():
-    """Return once SIGINT or SIGTERM arrives."""
+def _stop_on_signal():
+    """An Event that SIGINT and SIGTERM set, from now on."""
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
+    return stop
 
 
 # --- commands on a running simulator ---------------------------------------------------------
