@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from resellctl.bmdoc import named, scalar
-from resellctl.sim.events import EventLog
+from resellctl.sim.events import EventLog, now_text
 
 CENT = Decimal("0.01")
 
@@ -49,6 +49,7 @@ class Item:
     params: dict
     addons: dict
     datacenter: str | None = None
+    createdate: str = field(default_factory=now_text)  # date and time, as the bm dialects show it
 
     def as_doc(self):
         """The item as ``<itemtype>.edit`` reads it."""

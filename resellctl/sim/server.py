@@ -15,7 +15,7 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote, unquote_plus, urlsplit
 
-from resellctl.sim import admin, api
+from resellctl.sim import admin, api, bm
 from resellctl.sim.errors import ApiError
 
 API_PATH = "/billmgr"
@@ -105,7 +105,7 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "delay":
             time.sleep(fault.seconds)
         try:
-            text = api.answer(sim, form)
+            text = api.answer(sim, form, None if sim.api == "events" else bm.call)
         except Exception:  # a bug here must still look like a server error, not a hang
             traceback.print_exc(file=sys.stderr)
             self._send(500, "Internal Server Error\n", "text/plain; charset=utf-8")
@@ -116,12 +116,15 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, text)
 
     def _record(self, form):
+        # Never a password or a session id: only whether the request carried one.
         fields = dict(form)
-        authinfo = fields.pop("authinfo", "")
-        user, colon, _ = authinfo.partition(":")
+        user, colon, password = fields.pop("authinfo", "").partition(":")
+        password = fields.pop("password", "") or password
+        session = fields.pop("auth", "")
         self.server.sim.record_request({
             "method": self.command, "path": redact(self.path), "func": form.get("func", ""),
             "params": fields, "authinfo_user": user if colon else "",
+            "carried_password": bool(password), "session": bool(session),
         })
 
     # --- the admin endpoint ------------------------------------------------------------------
