@@ -1,4 +1,5 @@
-"""The embedded selling BILLmanager, spoken to over real HTTP as PROTOCOL.md describes."""
+"""The embedded selling BILLmanager, spoken to over real HTTP in the events dialect of
+docs/protocol.md."""
 
 import socket
 import time
