@@ -2,6 +2,10 @@
 and a `run` helper that invokes the real command line in-process."""
 
 import os
+import signal
+import subprocess
+import sys
+from contextlib import contextmanager
 
 import pytest
 from click.testing import CliRunner
@@ -101,3 +105,25 @@ def tsv(text):
 def resellctl_env(db_path):
     env = dict(os.environ, RESELLCTL_DB=db_path, RESELLCTL_RETRY_WAIT="0")
     return env
+
+
+@contextmanager
+def sim_serve(tmp_path, *args, password="from-file"):
+    """Run ``resellctl sim serve ARGS`` in a subprocess, the account's password in a file.
+
+    Yields the process with ``url`` set; on leaving, sends SIGTERM and waits, and its
+    ``returncode``, ``out`` and ``err`` hold how it ended and what it printed.
+    """
+    password_file = tmp_path / "sim-password"
+    password_file.write_text(password + "\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "resellctl", "sim", "serve", "--password-file", str(password_file),
+         *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        process.url = process.stdout.readline().strip()
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.out, process.err = process.communicate(timeout=10)

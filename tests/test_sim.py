@@ -1,9 +1,7 @@
-"""The embedded selling BILLmanager, spoken to over real HTTP as PROTOCOL.md describes."""
+"""The embedded selling BILLmanager, spoken to over real HTTP in the events dialect of
+docs/protocol.md."""
 
-import os
-import signal
-import subprocess
-import sys
+import socket
 import time
 from datetime import date
 from decimal import Decimal
@@ -12,6 +10,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from conftest import sim_serve
 from resellctl.bmdoc import as_list, named_values, text
 from resellctl.cli import cli
 from resellctl.sim import Simulator, serve
@@ -434,21 +433,36 @@ def test_serve_refuses_a_public_address_without_public():
 
 
 def test_sim_serve_prints_its_url_and_stops_cleanly_on_sigterm(tmp_path):
-    password_file = tmp_path / "password"
-    password_file.write_text("from-file\n")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "resellctl", "sim", "serve", "--port", "0",
-         "--password-file", str(password_file), "--balance", "20"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        url = process.stdout.readline().strip()
+    with sim_serve(tmp_path, "--port", "0", "--balance", "20") as process:
+        url = process.url
         assert url.startswith("http://127.0.0.1:") and url.endswith("/billmgr")
         answer = requests.post(url, data={"func": "subaccount", "out": "json",
                                           "authinfo": f"{USER}:from-file"}, timeout=5)
         assert text(answer.json()["doc"]["elem"][0]["balance"]) == "20.00"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=10)
-    assert process.returncode == 0 and out == ""
-    assert "from-file" not in err
+    assert process.returncode == 0 and process.out == ""
+    assert "from-file" not in process.err
+
+
+# A TLS 1.3 ClientHello, as an https client sends first: no line ends, bytes that are not text.
+TLS_CLIENT_HELLO = (bytes.fromhex("160301002f0100002b0303") + bytes(range(32))
+                    + bytes.fromhex("000002130101000000"))
+
+
+def test_sim_serve_answers_what_is_not_http_with_400_and_keeps_serving(tmp_path):
+    with sim_serve(tmp_path, "--verbose") as process:
+        url = process.url
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        for payload in (TLS_CLIENT_HELLO,
+                        b"\x00\xff garbage authinfo=" + USER.encode() + b":from-file\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                raw.sendall(payload)
+                raw.shutdown(socket.SHUT_WR)
+                answer = b"".join(iter(lambda: raw.recv(4096), b""))
+            assert b"Error code: 400" in answer
+        still = requests.post(url, data={"func": "subaccount", "out": "json",
+                                         "authinfo": f"{USER}:from-file"}, timeout=5)
+        assert text(still.json()["doc"]["elem"][0]["balance"]) == "100.00"
+    assert process.returncode == 0
+    assert "Traceback" not in process.err and "Exception" not in process.err
+    assert "garbage authinfo=reseller@example.net:***" in process.err
+    assert "from-file" not in process.err

@@ -19,6 +19,11 @@ from resellctl.cli.common import pairs, read_password_file
 from resellctl.errors import TRANSIENT, InputError, ResellError, UpstreamError
 
 FAULT_KINDS = ("500", "html", "garbage", "nodoc", "delay", "drop", "drop_after_commit")
+# As resellctl.sim.dialects has them; not imported from there, so that parsing a command line
+# does not load the simulator.
+DIALECTS = ("events", "bm6", "bm5")
+QUIRKS = ("single-row-object", "item-real-status", "daily-charges", "no-paging", "comma-balance",
+          "edit-no-remoteid", "edit-missing")
 ADMIN_TIMEOUT = 30  # seconds; seeding a large backlog takes a few
 
 
@@ -59,6 +64,12 @@ def _amount(value):
         raise InputError(str(error)) from None
 
 
+def _finite(ctx, param, value):
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds")
+    return value
+
+
 @sim.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (loopback unless --public).")
@@ -72,11 +83,21 @@ def _amount(value):
 @click.option("--balance", default="100.00", show_default=True,
               help="The account's starting balance.")
 @click.option("--open-delay", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Seconds before an ordered service may open (at the next event poll).")
+              help="Seconds before an ordered service may open (at the next event poll, or "
+                   "in bm6/bm5 the next list or .edit read).")
+@click.option("--api", "api", type=click.Choice(DIALECTS), default="events", show_default=True,
+              help="The dialect: the protocol's own event feed, or a real BILLmanager 6 or 5 "
+                   "(docs/protocol.md).")
+@click.option("--quirk", "quirks", type=click.Choice(QUIRKS), multiple=True,
+              help="Behave as some real upstreams do (bm6/bm5 only; repeatable).")
+@click.option("--session-idle", type=click.FloatRange(min=0, min_open=True), callback=_finite,
+              default=3600.0, show_default=True,
+              help="Seconds without requests after which a bm6/bm5 login session ends.")
 @click.option("--public", is_flag=True,
               help="Allow a non-loopback --host: the admin endpoint has no credentials.")
 @click.option("--verbose", "-v", is_flag=True, help="Log every request on stderr.")
-def serve(host, port, username, password_file, balance, open_delay, public, verbose):
+def serve(host, port, username, password_file, balance, open_delay, api, quirks, session_idle,
+          public, verbose):
     """Run a selling BILLmanager until interrupted.
 
     Prints the API URL as the one line on stdout, for scripts to read.
@@ -90,41 +111,44 @@ def serve(host, port, username, password_file, balance, open_delay, public, verb
     else:
         password, generated = _new_password_file()
     try:
-        server = _listen(host, port, username, password, balance, open_delay, verbose)
+        server = _listen(host, port, verbose, username=username, password=password,
+                         balance=balance, open_delay=open_delay, api=api, quirks=quirks,
+                         session_idle=session_idle)
         with server:
+            # Before the URL is out: a script may signal as soon as it has used the server.
+            stop = _stop_on_signal()
             click.echo(server.url)
             sys.stdout.flush()
             where = f"in {generated}" if generated else f"from {password_file}"
-            click.echo(f"Selling BILLmanager simulator at {server.url}: account {username}, "
-                       f"password {where}, balance {balance} {server.sim.currency}. "
-                       "Ctrl-C stops it.", err=True)
-            _wait_for_signal()
+            click.echo(f"Selling BILLmanager simulator ({api}) at {server.url}: account "
+                       f"{username}, password {where}, balance {balance} "
+                       f"{server.sim.currency}. Ctrl-C stops it.", err=True)
+            while not stop.wait(0.5):
+                pass
     finally:
         if generated:  # the password dies with the server
             os.unlink(generated)
             os.rmdir(os.path.dirname(generated))
 
 
-def _listen(host, port, username, password, balance, open_delay, verbose):
+def _listen(host, port, verbose, **settings):
+    """A running server for a Simulator(**settings)."""
     from resellctl.sim import Simulator, serve
 
     try:
-        simulator = Simulator(username=username, password=password, balance=balance,
-                              open_delay=open_delay)
-        return serve(simulator, host, port, verbose=verbose)
+        return serve(Simulator(**settings), host, port, verbose=verbose)
     except ValueError as error:
         raise InputError(str(error)) from None
     except OSError as error:
         raise ResellError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
 
 
-def _wait_for_signal():
-    """Return once SIGINT or SIGTERM arrives."""
+def _stop_on_signal():
+    """An Event that SIGINT and SIGTERM set, from now on."""
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
+    return stop
 
 
 # --- commands on a running simulator ---------------------------------------------------------
@@ -160,12 +184,6 @@ def _call(url, action, body=None):
                                        "not JSON") from None
 
 
-def _finite(ctx, param, value):
-    if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a number of seconds")
-    return value
-
-
 def _url_option(command):
     return click.option("--url", envvar="RESELLCTL_SIM_URL", required=True, metavar="URL",
                         help="The simulator (env RESELLCTL_SIM_URL).")(command)
@@ -177,7 +195,20 @@ def _url_option(command):
 @_url_option
 def topup(amount, username, url):
     """Add AMOUNT to an account's balance; prints the new balance."""
-    answer = _call(url, "topup", {"amount": str(_amount(amount)), "username": username})
+    _change_balance(url, "topup", amount, username)
+
+
+@sim.command("set-balance")
+@click.argument("amount")
+@click.option("--username", help="The account (default: the first one).")
+@_url_option
+def set_balance(amount, username, url):
+    """Set an account's balance to AMOUNT; prints it."""
+    _change_balance(url, "set-balance", amount, username)
+
+
+def _change_balance(url, action, amount, username):
+    answer = _call(url, action, {"amount": str(_amount(amount)), "username": username})
     click.echo(answer["balance"])
 
 
@@ -224,6 +255,61 @@ def setparam(item, params, url):
 
 
 @sim.command()
+@click.argument("item")
+@click.argument("date", metavar="YYYY-MM-DD")
+@_url_option
+def expiredate(item, date, url):
+    """Set the expiry date of upstream item ITEM (a prolong event)."""
+    _call(url, "expiredate", {"item": item, "date": date})
+
+
+@sim.command("change-tariff")
+@click.argument("item")
+@click.argument("pricelist")
+@_url_option
+def change_tariff(item, pricelist, url):
+    """Move upstream item ITEM to the upstream tariff id PRICELIST, with its resources.
+
+    The upstream's staff may change a vds's disk size this way; a reseller may not.
+    """
+    _call(url, "pricelist", {"item": item, "pricelist": pricelist})
+
+
+@sim.command()
+@click.argument("item")
+@_url_option
+def vanish(item, url):
+    """Make upstream item ITEM disappear without a trace.
+
+    No event; it is gone from every list, and reading it answers that there is no such service.
+    """
+    _call(url, "vanish", {"item": item})
+
+
+@sim.command()
+@click.argument("pricelist")
+@click.argument("params", nargs=-1, metavar="[K=V]...")
+@click.option("--expiredate", metavar="YYYY-MM-DD", help="Its expiry date (default: in a month).")
+@click.option("--username", help="The account (default: the first one).")
+@_url_option
+def foreign(pricelist, params, expiredate, username, url):
+    """Create an active service of upstream tariff id PRICELIST that the reseller never ordered.
+
+    It has no remoteid and the parameters K=V; prints its upstream item id.
+    """
+    answer = _call(url, "foreign", {"pricelist": pricelist, "params": pairs(params, "a parameter"),
+                                    "expiredate": expiredate, "username": username})
+    click.echo(answer["item"])
+
+
+@sim.command("expire-sessions")
+@_url_option
+def expire_sessions(url):
+    """End every login session now (bm6, bm5): the next call with one answers auth."""
+    _call(url, "expire-sessions")
+
+
+@sim.command()
 @click.argument("kind", type=click.Choice(FAULT_KINDS))
 @click.option("--func", default="*", show_default=True,
               help="Only requests whose func matches this pattern (fnmatch).")
@@ -262,7 +348,7 @@ def fail_next_open(msg, url):
 @sim.command("open")
 @_url_option
 def open_(url):
-    """Open every ordered service now, without waiting for an event poll."""
+    """Open every ordered service now, without waiting for an event poll or a read."""
     _call(url, "open")
 
 

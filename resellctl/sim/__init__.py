@@ -1,4 +1,5 @@
-"""The embedded selling BILLmanager: a real HTTP server implementing PROTOCOL.md.
+"""The embedded selling BILLmanager: a real HTTP server speaking the protocol of
+docs/protocol.md in each of its dialects (events, bm6, bm5).
 
 It is the protocol's reference implementation, and what the end-to-end tests, the demo and
 the benchmarks run against::
@@ -9,6 +10,8 @@ the benchmarks run against::
                                         "authinfo": "reseller@example.net:secret"})
         sim.suspend("4201", msg="abuse")  # what happens upstream on its own
 
+``Simulator(api="bm6", quirks=["no-paging"])`` answers as a real BILLmanager 6 does, with one of
+the quirks some real upstreams show.
 Only the standard library is used here, so the simulator costs nothing to import.
 """
 

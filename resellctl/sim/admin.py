@@ -43,11 +43,27 @@ def _topup(sim, body):
     return _balance(sim, body)
 
 
+def _set_balance(sim, body):
+    sim.set_balance(_field(body, "amount"), body.get("username"))
+    return _balance(sim, body)
+
+
+def _params(body, required):
+    """The body's ``params`` object; optional unless ``required``, then not empty either."""
+    params = _field(body, "params") if required else body.get("params") or {}
+    if not isinstance(params, dict) or (required and not params):
+        raise AdminError(f"params must be a{' non-empty' if required else 'n'} object")
+    return params
+
+
 def _setparam(sim, body):
-    params = _field(body, "params")
-    if not isinstance(params, dict) or not params:
-        raise AdminError("params must be a non-empty object")
-    sim.setparam(_field(body, "item"), **params)
+    sim.setparam(_field(body, "item"), **_params(body, required=True))
+
+
+def _foreign(sim, body):
+    item = sim.add_foreign(_field(body, "pricelist"), _params(body, required=False),
+                           body.get("username"), body.get("expiredate"))
+    return {"item": item}
 
 
 def _seed(sim, body):
@@ -60,6 +76,8 @@ def _seed(sim, body):
 def _state(sim, body):
     with sim.lock:
         return {
+            "api": sim.api, "quirks": sorted(sim.quirks), "sessions": len(sim.sessions),
+            "password_requests": sim.password_requests(),
             "accounts": [{"username": a.username, "balance": str(a.balance),
                           "currency": sim.currency, "events": len(a.events),
                           "last_event": a.events.last_id} for a in sim.accounts.values()],
@@ -74,6 +92,7 @@ def _requests(sim, body):
 
 ACTIONS = {
     "topup": _topup,
+    "set-balance": _set_balance,
     "balance": _balance,
     "suspend": lambda sim, body: sim.suspend(_field(body, "item"), body.get("msg")),
     "resume": lambda sim, body: sim.resume(_field(body, "item")),
@@ -83,6 +102,13 @@ ACTIONS = {
                                              _field(body, "value")),
     "expiredate": lambda sim, body: sim.set_expiredate(_field(body, "item"),
                                                        _field(body, "date")),
+    # the upstream's staff may change a vds's disk size; a reseller may not
+    "pricelist": lambda sim, body: sim.changepricelist(_field(body, "item"),
+                                                       _field(body, "pricelist"),
+                                                       check_disk=False),
+    "vanish": lambda sim, body: sim.vanish(_field(body, "item")),
+    "foreign": _foreign,
+    "expire-sessions": lambda sim, body: sim.expire_sessions(),
     "fault": lambda sim, body: sim.fault(_field(body, "kind"), body.get("func") or "*",
                                          body.get("count", 1), body.get("seconds")),
     "clear-faults": lambda sim, body: sim.clear_faults(),

@@ -1,4 +1,5 @@
-"""The API functions of PROTOCOL.md: one request's form fields in, the JSON answer out."""
+"""The API functions of the events dialect (docs/protocol.md): one request's form fields in,
+the JSON answer out. The bm dialects (bm.py) build on them."""
 
 import json
 from functools import partial
@@ -9,16 +10,19 @@ from resellctl.sim.tariffs import ITEMTYPES
 
 OK = {"ok": {}}
 # Form fields that steer a call rather than describe the service.
-CONTROL_FIELDS = {"func", "out", "authinfo", "sok", "skipbasket", "clicked_button", "lang",
-                  "elid"}
+CONTROL_FIELDS = {"func", "out", "authinfo", "auth", "sok", "skipbasket", "clicked_button",
+                  "lang", "elid"}
 ORDER_FIELDS = CONTROL_FIELDS | {"pricelist", "period", "remoteid", "datacenter"}
 MAX_EVENTS_PER_PAGE = 1000
 
 
-def answer(sim, form):
-    """The JSON text answering one API request (an error answer included)."""
+def answer(sim, form, call=None):
+    """The JSON text answering one API request (an error answer included).
+
+    ``call`` answers it in another dialect than events: ``call(sim, form)`` returns the doc.
+    """
     try:
-        doc = _call(sim, form)
+        doc = (call or _call)(sim, form)
     except ApiError as error:
         doc = error.as_doc()
     return doc if isinstance(doc, str) else json.dumps({"doc": doc})
@@ -79,18 +83,25 @@ def pricelist_export(sim, account, form):
                           if not itemtype or tariff.itemtype == itemtype]}
 
 
-def order_param(sim, account, form, itemtype):
+def order_param(sim, account, form, itemtype, period_field="period"):
+    """Order a service; ``period_field`` is the field the dialect's order form names the
+    period with (bm6's v2 forms: ``order_period``)."""
     tariff = sim.tariff(_required(form, "pricelist"), itemtype)
     remoteid = _required(form, "remoteid")
-    period = _number(form, "period")
+    period = _number(form, period_field)
     addons, params = {}, {}
     for key, value in form.items():
         if key.startswith("addon_"):
             addons[key[len("addon_"):]] = _whole(key, value)
-        elif key not in ORDER_FIELDS:
+        elif key not in ORDER_FIELDS and key != period_field:
             params[key] = value
-    item = sim.order(account, tariff, period, remoteid, params, addons,
-                     form.get("datacenter") or None)
+    try:
+        item = sim.order(account, tariff, period, remoteid, params, addons,
+                         form.get("datacenter") or None)
+    except ApiError as error:
+        if error.object == "period":  # a period the tariff does not sell: name the form's field
+            error.object = period_field
+        raise
     return {"id": scalar(item.id)}
 
 

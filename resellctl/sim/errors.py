@@ -4,7 +4,7 @@ from resellctl.bmdoc import named, scalar
 
 
 class ApiError(Exception):
-    """An error answer: ``$type``, ``$object``, a message and named params (PROTOCOL.md)."""
+    """An error answer: ``$type``, ``$object``, a message and named params (docs/protocol.md)."""
 
     def __init__(self, type, object="", msg="", **params):
         super().__init__(msg or type)

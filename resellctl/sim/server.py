@@ -15,7 +15,7 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote, unquote_plus, urlsplit
 
-from resellctl.sim import admin, api
+from resellctl.sim import admin, api, bm
 from resellctl.sim.errors import ApiError
 
 API_PATH = "/billmgr"
@@ -33,16 +33,23 @@ CANNED = {
     "nodoc": (200, "application/json", b'{"result": {"$": "ok"}}'),
 }
 
-_AUTHINFO = re.compile(r"(?i)(authinfo=)([^&;]*)")
+# A credential in a query string: the fields that carry a password or a session id.
+_SECRET = re.compile(r"(?i)(?<!\w)(authinfo|password|auth)=([^&;\s]*)")
 
 
-def redact(path):
-    """``path`` with the password of any ``authinfo`` in its query string replaced by ***."""
+def redact(text):
+    """``text`` (a path or a request line) with its passwords and session ids replaced by ***.
+
+    The user of an ``authinfo`` stays, to tell whose request it was.
+    """
     def hide(match):
-        user, colon, _ = unquote_plus(match.group(2)).partition(":")
-        return match.group(1) + (quote(user, safe="@") + ":***" if colon else "***")
+        name, value = match.groups()
+        user, colon, _ = unquote_plus(value).partition(":")
+        if name.lower() == "authinfo" and colon:
+            return f"{name}={quote(user, safe='@')}:***"
+        return f"{name}=***"
 
-    return _AUTHINFO.sub(hide, path)
+    return _SECRET.sub(hide, text)
 
 
 def _form(text):
@@ -98,7 +105,7 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "delay":
             time.sleep(fault.seconds)
         try:
-            text = api.answer(sim, form)
+            text = api.answer(sim, form, None if sim.api == "events" else bm.call)
         except Exception:  # a bug here must still look like a server error, not a hang
             traceback.print_exc(file=sys.stderr)
             self._send(500, "Internal Server Error\n", "text/plain; charset=utf-8")
@@ -109,12 +116,15 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, text)
 
     def _record(self, form):
+        # Never a password or a session id: only whether the request carried one.
         fields = dict(form)
-        authinfo = fields.pop("authinfo", "")
-        user, colon, _ = authinfo.partition(":")
+        user, colon, password = fields.pop("authinfo", "").partition(":")
+        password = fields.pop("password", "") or password
+        session = fields.pop("auth", "")
         self.server.sim.record_request({
             "method": self.command, "path": redact(self.path), "func": form.get("func", ""),
             "params": fields, "authinfo_user": user if colon else "",
+            "carried_password": bool(password), "session": bool(session),
         })
 
     # --- the admin endpoint ------------------------------------------------------------------
@@ -160,11 +170,14 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_request(self, code="-", size="-"):
-        # The default line holds the raw path, and a GET's query may carry a password.
-        self.log_message('"%s %s" %s', self.command, redact(self.path), code)
+        # Only the request line is sure to be there: a request that is not HTTP (a TLS
+        # handshake, garbage) is answered 400 before it has a command or a path.
+        self.log_message('"%s" %s', self.requestline, code)
 
     def log_message(self, format, *args):
+        # Lines quote the request, and a GET's query may carry a password.
         if self.server.verbose:
+            args = [redact(arg) if isinstance(arg, str) else arg for arg in args]
             super().log_message(format, *args)
 
 

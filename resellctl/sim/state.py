@@ -1,4 +1,4 @@
-"""The simulator's model: accounts, tariffs, items and their events, behind one lock.
+"""The simulator's state: accounts, tariffs, items and their events, behind one lock.
 
 The methods here are both what the API functions call and the upstream-side actions tests and
 demos use (an abuse suspension, a changed parameter): either way the item changes and the
@@ -9,81 +9,34 @@ import secrets
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
 
-from resellctl.bmdoc import named, scalar
+from resellctl.sim.dialects import check_dialect
 from resellctl.sim.errors import ApiError, bad_value
-from resellctl.sim.events import EventLog, now_text
+from resellctl.sim.events import now_text
 from resellctl.sim.faults import FaultQueue
+from resellctl.sim.model import ACTIVE, DELETED, PROCESSING, SUSPENDED, Account, Item, money
+from resellctl.sim.sessions import DEFAULT_IDLE, Sessions
 from resellctl.sim.tariffs import add_months, default_tariffs
 
 FIRST_ITEM_ID = 4201
 OPENFAIL_MSG = "No free IP addresses"
-CENT = Decimal("0.01")
-
-ORDERED, ACTIVE, SUSPENDED, DELETED, PROCESSING = 1, 2, 3, 4, 5
-
-
-def money(value):
-    """A Decimal amount of money from a string, int or Decimal; ValueError if it is none."""
-    try:
-        amount = Decimal(str(value).strip())
-        if not amount.is_finite():
-            raise InvalidOperation
-        # Past the context's precision (28 digits) quantize fails too.
-        return amount.quantize(CENT)
-    except InvalidOperation:
-        raise ValueError(f"not an amount of money: {value!r}") from None
-
-
-@dataclass
-class Account:
-    """A selling account: credentials, balance, its event log and the remoteids it used."""
-
-    username: str
-    password: str = field(repr=False)
-    balance: Decimal
-    events: EventLog = field(default_factory=EventLog, repr=False)
-    remoteids: dict = field(default_factory=dict, repr=False)  # remoteid -> item id
-
-
-@dataclass
-class Item:
-    """A service as the selling side sees it."""
-
-    id: str
-    account: str
-    remoteid: str
-    itemtype: str
-    pricelist: str
-    status: int
-    expiredate: str | None
-    period: int
-    params: dict
-    addons: dict
-    datacenter: str | None = None
-
-    def as_doc(self):
-        """The item as ``<itemtype>.edit`` reads it."""
-        doc = {"id": scalar(self.id), "remoteid": scalar(self.remoteid),
-               "status": scalar(self.status), "pricelist": scalar(self.pricelist),
-               "param": named(self.params), "addon": named(self.addons)}
-        if self.expiredate:
-            doc["expiredate"] = scalar(self.expiredate)
-        return doc
 
 
 class Simulator:
     """A selling BILLmanager's state; every method is thread-safe (one reentrant lock).
 
-    Money is Decimal; ``username`` arguments default to the first account.
+    Money is Decimal; ``username`` arguments default to the first account. ``api`` is the
+    dialect it speaks (dialects.py): ``events``, or ``bm6`` / ``bm5`` with the ``quirks`` of
+    real upstreams it is asked to show and sessions that end after ``session_idle`` seconds.
     """
 
     def __init__(self, username="reseller@example.net", password=None, balance="100.00",
-                 currency="EUR", open_delay=0.0):
+                 currency="EUR", open_delay=0.0, api="events", quirks=(),
+                 session_idle=DEFAULT_IDLE):
         self.lock = threading.RLock()
+        self.api, self.quirks = check_dialect(api, quirks)
+        self.sessions = Sessions(session_idle)
         self.currency = currency
         self.open_delay = float(open_delay)
         self.tariffs = default_tariffs()
@@ -204,7 +157,8 @@ class Simulator:
                     tariff.id, status, expiredate, period, params, addons, datacenter)
         self._next_item_id += 1
         self.items[item.id] = item
-        account.remoteids[remoteid] = item.id
+        if remoteid and self.api == "events":  # only this dialect promises de-duplication
+            account.remoteids[remoteid] = item.id
         return item
 
     def tariff(self, pricelist, itemtype=None):
@@ -256,7 +210,9 @@ class Simulator:
         with self.lock:
             now = time.monotonic()
             while self._pending and (not due_only or self._pending[0][0] <= now):
-                self._open(self.items[self._pending.popleft()[1]])
+                item = self.items.get(self._pending.popleft()[1])
+                if item is not None:  # None: it vanished before it could open
+                    self._open(item)
 
     def _open(self, item):
         if item.status != PROCESSING:  # deleted before it could open
@@ -267,7 +223,7 @@ class Simulator:
             item.status = DELETED
             # Refunded and gone: the reseller may order this remoteid again (``exists`` is for
             # an item that exists, and adopting this one would wait for an opening forever).
-            del account.remoteids[item.remoteid]
+            account.remoteids.pop(item.remoteid, None)
             self._log(item, "openfail", msg=self._open_failures.popleft())
             return
         self._opened += 1
@@ -320,16 +276,17 @@ class Simulator:
                 item.status = DELETED
                 self._log(item, "close", status=DELETED)
 
-    def changepricelist(self, item_id, pricelist):
+    def changepricelist(self, item_id, pricelist, check_disk=True):
         """Move the item to another tariff of its itemtype, with that tariff's resources.
 
-        A vds cannot change its disk size this way: that needs a manual processing module.
+        A reseller cannot change a vds's disk size this way: that needs a manual processing
+        module. The upstream's own staff can (``check_disk=False``).
         """
         with self.lock:
             item = self._live_item(item_id)
             tariff = self.tariff(pricelist, item.itemtype)
             disk = self.tariffs[item.pricelist].addon_values().get("disk")
-            if item.itemtype == "vds" and tariff.addon_values().get("disk") != disk:
+            if check_disk and item.itemtype == "vds" and tariff.addon_values().get("disk") != disk:
                 raise bad_value("pricelist", f"Tariff {tariff.id} has another disk size; "
                                              "change it through a manual processing module")
             item.pricelist = tariff.id
@@ -350,6 +307,44 @@ class Simulator:
             item = self._live_item(item_id)
             item.addons[str(name)] = str(value)
             self._log(item, "addon", addon={str(name): str(value)})
+
+    def vanish(self, item_id):
+        """Make the item disappear upstream without a trace: no event, gone from every list,
+        and reading it answers that there is no such service."""
+        with self.lock:
+            item = self.item(item_id)
+            del self.items[item.id]
+            account = self.accounts[item.account]
+            if account.remoteids.get(item.remoteid) == item.id:
+                del account.remoteids[item.remoteid]
+
+    def add_foreign(self, pricelist, params=None, username=None, expiredate=None):
+        """Create an active item the reseller never ordered (no remoteid, nothing charged), with
+        an ``open`` event as for any item; its id."""
+        with self.lock:
+            account = self.account(username)
+            tariff = self.tariff(pricelist)
+            expiry = (date.fromisoformat(str(expiredate)) if expiredate
+                      else add_months(date.today(), 1))
+            params = {str(k): str(v) for k, v in (params or {}).items()}
+            item = self._new_item(account, tariff, "", ACTIVE, expiry.isoformat(),
+                                  min(tariff.prices), params, tariff.addon_values())
+            self._log(item, "open", status=ACTIVE, expiredate=item.expiredate,
+                      pricelist=item.pricelist, param=item.params, addon=item.addons)
+            return item.id
+
+    # --- sessions (the bm dialects) ----------------------------------------------------------
+
+    def expire_sessions(self):
+        """End every login session now, as an upstream's restart or its administrator does."""
+        with self.lock:
+            self.sessions.expire_all()
+
+    def password_requests(self):
+        """How many API requests carried a password (a login or an ``authinfo``), right or
+        wrong: the password itself is never kept."""
+        with self.lock:
+            return sum(1 for entry in self.requests if entry.get("carried_password"))
 
     # --- the event feed ----------------------------------------------------------------------
 
