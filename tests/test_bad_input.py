@@ -7,6 +7,7 @@ import pytest
 from conftest import USERNAME
 
 TABLES = ("processingmodule", "pricelist", "item", "runningoperation", "task", "itemhistory")
+BIG = str(2**63)  # one past SQLite's largest integer
 
 # With the `books` below: operation 1 is done, operation 2 waits upstream.
 CASES = [
@@ -49,6 +50,23 @@ CASES = [
     (["tasks", "close", "99"], "no task 99"),
     (["tasks", "close", "abc"], "task id must be a number, not 'abc'"),
     (["tasks", "list", "--item", "abc"], "'abc' is not a valid integer"),
+    # a name that str.isdigit() takes but int() does not, and ids past SQLite's integers
+    (["order", "\u00b2"], "no tariff '\u00b2'"),
+    (["order", BIG], f"no tariff '{BIG}'"),
+    (["order", "9" * 40], "no tariff '99999"),
+    (["services", "change-tariff", "1", "\u00b2"], "no tariff '\u00b2'"),
+    (["services", "change-tariff", "1", BIG], f"no tariff '{BIG}'"),
+    (["set-module", "1", "\u00b2"], "no processing module '\u00b2' (known: vds-up, manual)"),
+    (["set-module", "1", BIG], f"no processing module '{BIG}'"),
+    (["tariffs", "import", "\u00b2"], "no processing module '\u00b2'"),
+    (["tariffs", "import", BIG], f"no processing module '{BIG}'"),
+    (["tariffs", "list", "--module", "\u00b2"], "no processing module '\u00b2'"),
+    (["tariffs", "list", "--module", BIG], f"no processing module '{BIG}'"),
+    (["events", "list", "--module", "\u00b2"], "no processing module '\u00b2'"),
+    (["checkevent", "--module", "\u00b2"], "no processing module '\u00b2'"),
+    (["checkevent", "--module", BIG], f"no processing module '{BIG}'"),
+    (["services", "show", BIG], f"service id must be at most {2**63 - 1}"),
+    (["ops", "start", BIG], f"operation id must be at most {2**63 - 1}"),
     # operations that may not be started
     (["ops", "start", "1"], "only failed or new operations can be started: operation 1 is done"),
     (["ops", "start", "2"], "operation 2 is waiting"),
