@@ -49,8 +49,8 @@ def order(store, engine, tariff_ref, quantity=1, period=None, client="", params=
             raise InputError(f"tariff {tariff['name']!r} has no addon {name!r} (it has: {have})")
         if not (value.isascii() and value.isdigit()):
             raise InputError(f"addon {name} needs a whole number, not {value!r}")
+    check_params(params, "open")
     changed = {known[n]["remote_id"]: v for n, v in addons.items() if v != known[n]["value"]}
-    check_params(params, "open", [f"addon_{k}" for k in changed])
     resources = {n: addons.get(n, a["value"]) for n, a in known.items()}
     request = {"params": params, "addons": changed}
     created = []
@@ -96,13 +96,23 @@ def _unsent(op_ids, error):
     return error
 
 
-def check_params(params, kind, extra=()):
+def check_params(params, kind):
     """InputError, before anything is written, for a parameter that the request of ``kind``
-    sets itself: the client would refuse to send it, and the operation would stay unsendable."""
+    sets itself (the client would refuse to send it, and the operation would stay unsendable),
+    or that names a resource (``addon_<id>``): the upstream would provision it while the books
+    kept the tariff's value, so resources are set through --addon only, which checks them."""
     from resellctl import upstream
 
     fields = upstream.ORDER_FIELDS if kind == "open" else upstream.EDIT_FIELDS
-    upstream.check_params(params, (*fields, *extra))
+    upstream.check_params(params, fields)
+    resource = next((name for name in params if name.lower().startswith("addon_")), None)
+    if resource is not None:
+        how = ("e.g. `resellctl order VDS-1 --addon disk=40`; a tariff's resources are in "
+               "`resellctl tariffs list`" if kind == "open" else
+               "when the service is ordered; later they change with its tariff "
+               "(`resellctl services change-tariff`)")
+        raise InputError(f"parameter {resource!r} names a resource, which no parameter may set",
+                         f"Set resources with --addon NAME=VALUE, {how}.")
 
 
 def pending_operation(store, item_id):

@@ -26,7 +26,6 @@ def _active_service(run, sim):
 @pytest.mark.parametrize("args", [
     ["order", "VDS-1", "--param", "remoteid=5"],
     ["order", "VDS-1", "--param", "sok=no"],
-    ["order", "VDS-1", "--addon", "disk=40", "--param", "addon_101=99"],
     ["services", "set-param", "1", "elid=9"],
     ["services", "set-param", "1", "authinfo=x:y"],
 ])
@@ -41,6 +40,35 @@ def test_a_parameter_the_protocol_sets_is_refused_before_anything_is_written(run
     assert _books(run.db_path, "SELECT count(*) FROM item") == [(1,)]
     # ...and the service can still be changed.
     assert run("services", "set-param", "1", "hostname=www.example.com").exit_code == 0
+
+
+@pytest.mark.parametrize("args, name", [
+    (["order", "VDS-1", "--param", "addon_101=500"], "addon_101"),
+    (["order", "VDS-1", "--addon", "disk=40", "--param", "addon_101=99"], "addon_101"),
+    (["order", "VDS-1", "--param", "ADDON_102=4096"], "ADDON_102"),
+    (["order", "VDS-1", "--param", "addon_999=1"], "addon_999"),  # not even the tariff's
+    (["services", "set-param", "1", "hostname=a", "addon_101=500"], "addon_101"),
+])
+def test_a_resource_is_set_through_addon_never_through_a_parameter(run, upstream, args, name):
+    """A parameter addon_<id> would have the upstream provision 500 GB while the books say 30."""
+    _active_service(run, upstream)
+    before = _books(run.db_path, "SELECT id, status FROM runningoperation ORDER BY id")
+    sent = len(upstream.requests)
+    r = run(*args)
+    assert r.exit_code == 2, r
+    error, hint = r.stderr.splitlines()
+    assert error == f"Error: parameter {name!r} names a resource, which no parameter may set"
+    assert hint.startswith("Set resources with --addon NAME=VALUE, ")
+    assert _books(run.db_path, "SELECT id, status FROM runningoperation ORDER BY id") == before
+    assert _books(run.db_path, "SELECT count(*) FROM item") == [(1,)]
+    assert len(upstream.requests) == sent
+    # Through --addon, the upstream and the books agree on the disk.
+    [row] = tsv(run("order", "VDS-1", "--addon", "disk=50").stdout)
+    upstream.open_pending()
+    assert run("checkevent").exit_code == 0
+    service = json.loads(run("services", "show", row["item"], "--json").stdout)
+    assert service["addons"]["disk"] == "50"
+    assert upstream.item(service["upstream_id"]).addons["disk"] == "50"
 
 
 def _run_with_store(db_path, *args, prepare):
