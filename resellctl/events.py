@@ -19,6 +19,7 @@ import datetime
 import json
 
 from resellctl import bmdoc
+from resellctl.printable import one_line
 from resellctl.store import MAX_ID, now
 
 # event type -> (operation kind it completes, new item status)
@@ -393,7 +394,7 @@ class _Applier:
             kind = item = date = None
         setattr(self.result, outcome, getattr(self.result, outcome) + 1)
         self.log.append((self.module_id, ident, kind, date, self.stamp, None, item, outcome,
-                         reason, json.dumps(raw, default=str)[:4000]))
+                         one_line(reason), json.dumps(raw, default=str)[:4000]))
 
     def _apply(self, event, row, pending):
         item_id, conn = row["id"], self.conn
@@ -445,8 +446,9 @@ class _Applier:
         elif op is not None:
             pending[(item_id, kind)] = op
         self.result.applied += 1
-        message = f"{event.type} (event {event.id})" + (
-            ": " + "; ".join(changes) if changes else "")
+        # One line, whatever the upstream's message, parameters or tariff names hold.
+        message = one_line(f"{event.type} (event {event.id})" + (
+            ": " + "; ".join(changes) if changes else ""))
         self.history.append((item_id, self.stamp, "event", event.id, op["id"] if op else None,
                              message))
         self.log.append((self.module_id, event.id, event.type, event.date, self.stamp,
@@ -455,7 +457,7 @@ class _Applier:
     def _complete(self, op, event):
         conn = self.conn
         if event.type == "openfail":
-            message = event.msg or "opening failed upstream"
+            message = one_line(event.msg or "opening failed upstream")
             conn.execute("INSERT INTO runningoperation_error (runningoperation, date, type, "
                          "message) VALUES (?, ?, 'openfail', ?)", (op["id"], self.stamp, message))
             conn.execute("UPDATE runningoperation SET status = 'failed', error_type = 'openfail',"

@@ -11,6 +11,7 @@ import os
 
 from resellctl import operations
 from resellctl.errors import InputError, LockHeld, ResellError
+from resellctl.printable import one_line
 from resellctl.store import now
 
 MAX_QUANTITY = 100
@@ -289,7 +290,7 @@ def check_tariff_change(store, item, old, new, module):
             "Do it by hand under a manual processing module:\n"
             f"{add}"
             f"  1. resellctl set-module {item['id']} {manual_name} --until-task-closed\n"
-            f"  2. resellctl services change-tariff {item['id']} {new['name']}\n"
+            f"  2. resellctl services change-tariff {item['id']} {one_line(new['name'])}\n"
             f"  3. resize the server, then: resellctl tasks close TASK --note 'disk resized'\n"
             f"  4. (without --until-task-closed) resellctl set-module {item['id']} "
             f"{module['name']}")

@@ -55,9 +55,10 @@ class CommandFailed(click.ClickException):
     def format_message(self):
         from resellctl.output import clean
 
-        # Upstream text (a tariff name, an error message) may hold terminal control characters.
-        text = self.message if not self.hint else f"{self.message}\n{self.hint}"
-        return "\n".join(clean(line) for line in text.split("\n"))
+        # The message is one line whatever upstream text (a tariff name, an error message) it
+        # holds: a line break in it is shown as \n. A hint may have lines of its own.
+        hint = self.hint.split("\n") if self.hint else []
+        return "\n".join([clean(self.message), *map(clean, hint)])
 
 
 class ResellGroup(click.Group):
