@@ -154,6 +154,20 @@ def test_a_failed_opening_and_an_unknown_event_stay_one_line(run, upstream):
     assert error["message"] == "No free IP\\nhx: 0 applied, all good\\u200f"
 
 
+def test_a_dry_run_shows_each_field_of_the_request_on_its_own_line(run, upstream):
+    sim = upstream
+    sim.tariffs["11"] = dataclasses.replace(sim.tariffs["11"], id="11\nhx: forged")
+    assert run("tariffs", "import", "vds-up").exit_code == 0
+    [tariff] = [t for t in json.loads(run("tariffs", "list", "--json").stdout)
+                if t["remote_id"] == "11\nhx: forged"]
+    assert run("order", tariff["id"], "--param", "note=a\nhx: b").exit_code == 1  # unknown upstream
+    r = run("ops", "start", "--dry-run", "1")
+    assert r.exit_code == 0, r
+    shown(r)
+    lines = r.stdout.splitlines()
+    assert "  pricelist=11\\nhx: forged" in lines and "  note=a\\nhx: b" in lines
+
+
 @pytest.mark.parametrize("ch", ["\n", "\r", "\x1b", "\x9b", "\u061c", "\u200e", "\u200f",
                                 "\u202a", "\u202e", "\u2066", "\u2069", "\u2028", "\ufeff",
                                 "\U000e0041"])
