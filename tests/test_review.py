@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from resellctl.sim.errors import ApiError
 from resellctl.store import Store
 from conftest import number, tsv
 
@@ -160,6 +161,25 @@ def test_an_odd_or_huge_id_is_bad_input_not_a_traceback(run, upstream, args, say
     assert r.exit_code == 2, r
     assert says in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("amount, have", [
+    (None, "sNaN"), (None, "NaN"), (None, "Infinity"), ("1e999999999", "0"), (None, "99.00")])
+def test_shortfalls_whose_amounts_make_no_sense_are_reported_without_a_sum(
+        run, upstream, monkeypatch, amount, have):
+    """The sum of several shortfalls is ours to compute from the upstream's amounts."""
+    sim = upstream
+
+    def charge(account, cost):
+        raise ApiError("not_enough_money", "", "Insufficient funds", amount=amount or cost,
+                       have=have, currency="EUR", deficit="1.00")
+
+    monkeypatch.setattr(sim, "_charge", charge)
+    r = run("order", "VDS-1", "--quantity", "2")
+    assert r.exit_code == 1, r
+    lines = r.stderr.splitlines()
+    assert len(lines) == 5 and lines[-1] == "Error: 2 of 2 operation(s) failed", r
+    assert "together these" not in r.stderr
 
 
 @pytest.mark.parametrize("args, says", [
