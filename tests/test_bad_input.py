@@ -50,6 +50,12 @@ CASES = [
     (["tasks", "close", "99"], "no task 99"),
     (["tasks", "close", "abc"], "task id must be a number, not 'abc'"),
     (["tasks", "list", "--item", "abc"], "'abc' is not a valid integer"),
+    # bytes that are not UTF-8 (a latin-1 terminal), as they reach sys.argv
+    (["order", "VDS-1", "--client", "M\udcfcller"], "argument 'M\\xfcller' is not UTF-8 text"),
+    (["order", "VDS-\udcff"], "argument 'VDS-\\xff' is not UTF-8 text"),
+    (["services", "list", "--client", "\udcfc"], "argument '\\xfc' is not UTF-8 text"),
+    (["services", "set-param", "1", "note=\udcfc"], "argument 'note=\\xfc' is not UTF-8 text"),
+    (["tasks", "close", "1", "--note", "\udcfc"], "argument '\\xfc' is not UTF-8 text"),
     # a name that str.isdigit() takes but int() does not, and ids past SQLite's integers
     (["order", "\u00b2"], "no tariff '\u00b2'"),
     (["order", BIG], f"no tariff '{BIG}'"),
