@@ -91,6 +91,9 @@ CASES = [
       "--username", USERNAME, "--password-file", "{tmp}/empty.pw"],
      "the password file {tmp}/empty.pw is empty"),
     (["modules", "add", "up2", "--type", "billmanager", "--url", "https://example.com/b",
+      "--username", USERNAME, "--password-file", "{tmp}/latin1.pw"],
+     "the password file {tmp}/latin1.pw is not UTF-8 text"),
+    (["modules", "add", "up2", "--type", "billmanager", "--url", "https://example.com/b",
       "--username", USERNAME, "--password-stdin"], "the password read from stdin is empty"),
     (["modules", "add", "up2", "--type", "billmanager", "--url", "https://example.com/b",
       "--username", USERNAME, "--password-file", "{password_file}", "--password-stdin"],
@@ -116,6 +119,7 @@ def books(run, upstream, tmp_path):
     assert run("checkevent").exit_code == 0
     assert run("order", "VDS-1").exit_code == 0
     (tmp_path / "empty.pw").write_text("\n")
+    (tmp_path / "latin1.pw").write_bytes("pässword\n".encode("latin-1"))
     return upstream
 
 
@@ -155,3 +159,12 @@ def test_the_hint_names_the_next_step(run, books):
     result = run("order", "VDS-9")
     assert error_line(result) == "Error: no tariff 'VDS-9'"
     assert "resellctl tariffs list" in result.stderr
+
+
+def test_a_password_on_stdin_that_is_not_utf8_is_refused_with_one_line(run, books):
+    before = counts(run.db_path)
+    result = run("modules", "add", "up2", "--type", "billmanager", "--url",
+                 "https://example.com/b", "--username", USERNAME, "--password-stdin",
+                 input="pässword\n".encode("latin-1"))
+    assert error_line(result) == "Error: the password read from stdin is not UTF-8 text"
+    assert counts(run.db_path) == before

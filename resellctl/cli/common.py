@@ -48,6 +48,8 @@ def read_password_file(path):
             password = f.readline().rstrip("\r\n")
     except OSError as e:
         raise InputError(f"cannot read the password file {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"the password file {path} is not UTF-8 text") from None
     if not password:
         raise InputError(f"the password file {path} is empty")
     return password
