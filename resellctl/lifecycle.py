@@ -70,9 +70,11 @@ def order(store, engine, tariff_ref, quantity=1, period=None, client="", params=
                                    [(item_id, k, v) for k, v in resources.items()])
             item = store.item(item_id)
             term = operations.months(period)
-            desc = operations.describe("open", item_id, f"{tariff['name']}, {term}")
+            # The books keep a description and a history of lines, whatever the upstream's
+            # tariff name holds.
+            desc = operations.describe("open", item_id, f"{one_line(tariff['name'])}, {term}")
             op_id = operations.create(store, item, "open", request, desc, module["id"])
-            store.add_history(item_id, f"ordered {tariff['name']} for {term} "
+            store.add_history(item_id, f"ordered {one_line(tariff['name'])} for {term} "
                                        f"by operation {op_id}", runningoperation=op_id)
             created.append(op_id)
     outcomes = []
@@ -240,7 +242,7 @@ def request_change(store, engine, item_id, kind, **args):
         new = store.tariff(args["tariff"])
         check_tariff_change(store, item, tariff, new, module)
         params.update(pricelist=new["id"], pricelist_remote_id=new["remote_id"])
-        detail = f"{tariff['name']} -> {new['name']}"
+        detail = one_line(f"{tariff['name']} -> {new['name']}")
     elif kind == "setparam":
         params["params"] = dict(args["params"])
         check_params(params["params"], "setparam")

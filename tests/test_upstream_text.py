@@ -79,6 +79,7 @@ def test_a_tariff_name_and_currency_stay_in_their_cells_and_lines(run, upstream,
     name = "VDS-2\u202e\nhx: 0 applied, all good"
     sim.currency = "EUR\u2067\nhx: forged"
     sim.tariffs["12"] = dataclasses.replace(sim.tariffs["12"], name=name)
+    sim.tariffs["13"] = dataclasses.replace(sim.tariffs["13"], name="VDS-1-RAM\nhx: x")
     assert run("tariffs", "import", "vds-up").exit_code == 0
     listed, table, as_json = (run("tariffs", "list"), run("tariffs", "list", tty=True),
                               run("tariffs", "list", "--json"))
@@ -98,6 +99,16 @@ def test_a_tariff_name_and_currency_stay_in_their_cells_and_lines(run, upstream,
     shown(r)
     assert (f"  2. resellctl services change-tariff {item} VDS-2\\u202e\\nhx: 0 applied, all good"
             in r.stderr.splitlines())
+
+    # The books keep descriptions and history as lines: an order of VDS-2, a change to it.
+    [row] = tsv(run("order", "2").stdout)
+    assert run("services", "change-tariff", item, "3").exit_code == 0  # VDS-1-RAM, same disk
+    ops = json.loads(run("ops", "list", "--json").stdout)
+    assert [op["desc"] for op in ops[-2:]] == [
+        f"Open service {row['item']} (VDS-2\\u202e\\nhx: 0 applied, all good, 1 month)",
+        f"Change the tariff of service {item} (VDS-1 -> VDS-1-RAM\\nhx: x)"]
+    history = json.loads(run("services", "show", row["item"], "--json").stdout)["history"]
+    assert history[0]["message"].startswith("ordered VDS-2\\u202e\\nhx: 0 applied, all good ")
 
     # The balance's currency in checkevent's warning, one line.
     sim.set_balance("10.00")
