@@ -9,6 +9,7 @@ not a few a change.
 
 from resellctl import kinds, states
 from resellctl.changes import TYPES
+from resellctl.printable import one_line
 from resellctl.states import OpStatus
 
 # What applying a change reads of a service: fewer columns make a page's lookups cheaper.
@@ -132,7 +133,7 @@ class Applier:
                 self.completed += 1
             else:
                 states.open_failed(self.conn, op["id"],
-                                   change.msg or "opening failed upstream", self.stamp)
+                                   one_line(change.msg or "opening failed upstream"), self.stamp)
             if op["task"]:
                 states.task_closed(self.conn, op["task"], closed_by, self.stamp)
             changes.append(f"operation {op['id']} {'done' if succeeded else 'failed'}")
@@ -140,9 +141,10 @@ class Applier:
             pending[(item_id, kind)] = op  # failed or new: its own restart completes it
             op = None
         self.applied += 1
+        # One line, whatever the upstream's message, parameters or tariff names hold.
         self.history.append((item_id, self.stamp, self.source, change.id,
                              op["id"] if op else None,
-                             label + (": " + "; ".join(changes) if changes else "")))
+                             one_line(label + (": " + "; ".join(changes) if changes else ""))))
         return op["id"] if op else None
 
     def _fields(self, change, row):

@@ -22,6 +22,7 @@ import json
 from resellctl import bmdoc
 from resellctl.applier import Applier, Services, insert_rows
 from resellctl.changes import TYPES, Change
+from resellctl.printable import one_line
 from resellctl.store import MAX_ID, now
 
 
@@ -274,7 +275,7 @@ class _Page:
             kind = item = date = None
         setattr(self.result, outcome, getattr(self.result, outcome) + 1)
         self.log.append((self.module_id, ident, kind, date, self.stamp, None, item, outcome,
-                         reason, json.dumps(raw, default=str)[:4000]))
+                         one_line(reason), json.dumps(raw, default=str)[:4000]))
 
 
 def _loose_text(node, limit=200):

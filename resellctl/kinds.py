@@ -15,6 +15,7 @@ from typing import Callable
 
 from resellctl.changes import Change
 from resellctl.errors import InputError
+from resellctl.printable import one_line
 from resellctl.states import ItemStatus, item_label
 
 
@@ -73,13 +74,23 @@ def check_period(store, tariff, period):
     return period
 
 
-def check_params(params, kind, extra=()):
+def check_params(params, kind):
     """InputError, before anything is written, for a parameter that the request of ``kind``
-    sets itself: the client would refuse to send it, and the operation would stay unsendable."""
+    sets itself (the client would refuse to send it, and the operation would stay unsendable),
+    or that names a resource (``addon_<id>``): the upstream would provision it while the books
+    kept the tariff's value, so resources are set through --addon only, which checks them."""
     from resellctl import upstream
 
     fields = upstream.ORDER_FIELDS if kind == "open" else upstream.EDIT_FIELDS
-    upstream.check_params(params, (*fields, *extra))
+    upstream.check_params(params, fields)
+    resource = next((name for name in params if name.lower().startswith("addon_")), None)
+    if resource is not None:
+        how = ("e.g. `resellctl order VDS-1 --addon disk=40`; a tariff's resources are in "
+               "`resellctl tariffs list`" if kind == "open" else
+               "when the service is ordered; later they change with its tariff "
+               "(`resellctl services change-tariff`)")
+        raise InputError(f"parameter {resource!r} names a resource, which no parameter may set",
+                         f"Set resources with --addon NAME=VALUE, {how}.")
 
 
 def check_tariff_change(store, item, old, new, module):
@@ -115,7 +126,7 @@ def check_tariff_change(store, item, old, new, module):
             "Do it by hand under a manual processing module:\n"
             f"{add}"
             f"  1. resellctl set-module {item['id']} {manual_name} --until-task-closed\n"
-            f"  2. resellctl services change-tariff {item['id']} {new['name']}\n"
+            f"  2. resellctl services change-tariff {item['id']} {one_line(new['name'])}\n"
             f"  3. resize the server, then: resellctl tasks close TASK --note 'disk resized'\n"
             f"  4. (without --until-task-closed) resellctl set-module {item['id']} "
             f"{module['name']}")
@@ -168,7 +179,7 @@ def _prepare_tariff(store, item, tariff, module, args):
     new = store.tariff(args["tariff"])
     check_tariff_change(store, item, tariff, new, module)
     return ({"pricelist": new["id"], "pricelist_remote_id": new["remote_id"]},
-            f"{tariff['name']} -> {new['name']}")
+            one_line(f"{tariff['name']} -> {new['name']}"))
 
 
 def _prepare_params(store, item, tariff, module, args):

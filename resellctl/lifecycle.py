@@ -13,6 +13,7 @@ from resellctl import kinds, operations, states
 from resellctl.applier import Applier
 from resellctl.errors import InputError, LockHeld, ResellError
 from resellctl.states import ItemStatus, OpStatus
+from resellctl.printable import one_line
 from resellctl.store import now
 
 MAX_QUANTITY = 100
@@ -34,8 +35,8 @@ def order(engine, tariff_ref, quantity=1, period=None, client="", params=None, a
             raise InputError(f"tariff {tariff['name']!r} has no addon {name!r} (it has: {have})")
         if not (value.isascii() and value.isdigit()):
             raise InputError(f"addon {name} needs a whole number, not {value!r}")
+    kinds.check_params(params, "open")
     changed = {known[n]["remote_id"]: v for n, v in addons.items() if v != known[n]["value"]}
-    kinds.check_params(params, "open", [f"addon_{k}" for k in changed])
     resources = {n: addons.get(n, a["value"]) for n, a in known.items()}
     # The request as it will be sent, for all its tries.
     request = {"pricelist": tariff["id"], "pricelist_remote_id": tariff["remote_id"],
@@ -55,10 +56,12 @@ def order(engine, tariff_ref, quantity=1, period=None, client="", params=None, a
             conn.executemany("INSERT INTO itemaddon (item, name, value) VALUES (?, ?, ?)",
                              [(item_id, k, v) for k, v in resources.items()])
             item = store.item(item_id)
-            op_id = states.new_operation(
-                conn, item, kind.name, request, kind.describe(item_id, f"{tariff['name']}, {term}"),
-                module["id"], mark, stamp)
-            store.add_history(item_id, f"ordered {tariff['name']} for {term} "
+            # The books keep a description and a history of lines, whatever the upstream's
+            # tariff name holds.
+            desc = kind.describe(item_id, f"{one_line(tariff['name'])}, {term}")
+            op_id = states.new_operation(conn, item, kind.name, request, desc, module["id"], mark,
+                                         stamp)
+            store.add_history(item_id, f"ordered {one_line(tariff['name'])} for {term} "
                                        f"by operation {op_id}", runningoperation=op_id)
             created.append(op_id)
     outcomes = []

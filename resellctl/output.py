@@ -1,43 +1,52 @@
 """Rendering rows for people and for programs: a table on a terminal, TSV in a pipe, JSON.
 
 Lists stream: JSON arrays and TSV lines are written row by row, so the first row is out before
-the last is read. Text that came from the upstream may hold terminal control characters or
-rich markup; both are neutralised here, in the one place every value passes through.
+the last is read. Text that came from the upstream may hold line breaks, terminal control,
+bidi or other invisible characters, or rich markup; all are neutralised here, in the one place
+every value passes through.
 """
 
 import itertools
 import json
-import re
 import sys
 
 import click
 
 from resellctl.errors import InputError
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-# json.dumps escapes C0 controls itself, but with ensure_ascii=False lets DEL and C1 through.
-_JSON_UNESCAPED = re.compile(r"[\x7f-\x9f]")
+from resellctl.printable import one_line
 
 
 def clean(value):
-    """A value safe for a terminal: control characters shown as ``\\xNN``, never emitted."""
-    if value is None:
-        return ""
-    text = str(value)
-    if _CONTROL.search(text):
-        text = _CONTROL.sub(lambda m: {"\t": "\\t", "\n": "\\n", "\r": "\\r"}.get(
-            m.group(), f"\\x{ord(m.group()):02x}"), text)
-    return text
+    """A value safe for a terminal, on one line: control characters, line breaks, bidi and
+    other invisible characters shown as ``\\x1b``, ``\\n``, ``\\u202e``, never emitted."""
+    return "" if value is None else one_line(value)
 
 
 def to_json(obj, indent=None):
-    """JSON text with every control character escaped (``\\u009b``), none emitted raw."""
+    """JSON text with every character that is not printable escaped (``\\u202e``).
+
+    json.dumps escapes C0 controls itself (so a raw line break is the indent's), but with
+    ensure_ascii=False lets DEL, C1, bidi and other invisible characters through.
+    """
     text = json.dumps(obj, ensure_ascii=False, indent=indent)
-    return _JSON_UNESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    if text.isprintable():
+        return text
+    return "\n".join(map(_json_escaped, text.split("\n")))
+
+
+def _json_escaped(line):
+    if line.isprintable():
+        return line
+    # json.dumps of one character escapes it as JSON does, beyond U+FFFF as a surrogate pair.
+    return "".join(ch if ch.isprintable() else json.dumps(ch)[1:-1] for ch in line)
 
 
 def say(message, err=True):
-    """A message line for the user (stderr by default), cleaned of control characters."""
+    """A message for the user (stderr by default), each of its lines cleaned.
+
+    Its line breaks are ours: text from the upstream in it was made one line where it entered
+    (``printable.one_line``), so that it can never print a line of its own.
+    """
     click.echo("\n".join(clean(line) for line in str(message).split("\n")), err=err)
 
 

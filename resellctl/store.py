@@ -327,8 +327,8 @@ class Store:
     def module(self, ref):
         """A processing module by name or numeric id; InputError if there is none."""
         row = self.one("SELECT * FROM processingmodule WHERE name = ?", (str(ref),))
-        if row is None and str(ref).isdigit():
-            row = self.one("SELECT * FROM processingmodule WHERE id = ?", (int(ref),))
+        if row is None and (number := _row_id(ref)) is not None:
+            row = self.one("SELECT * FROM processingmodule WHERE id = ?", (number,))
         if row is None:
             names = ", ".join(r[0] for r in self.all(
                 "SELECT name FROM processingmodule ORDER BY id")) or "none yet"
@@ -348,8 +348,8 @@ class Store:
                 raise InputError(f"no tariff {ref}", "See `resellctl tariffs list`.")
             return row
         rows = self.all("SELECT * FROM pricelist WHERE name = ?", (str(ref),))
-        if not rows and str(ref).isdigit():
-            rows = self.all("SELECT * FROM pricelist WHERE id = ?", (int(ref),))
+        if not rows and (number := _row_id(ref)) is not None:
+            rows = self.all("SELECT * FROM pricelist WHERE id = ?", (number,))
         if not rows:
             raise InputError(f"no tariff {ref!r}",
                              "See `resellctl tariffs list`, or import them with "
@@ -407,6 +407,18 @@ class Store:
             "INSERT INTO itemhistory (item, date, source, event, runningoperation, message) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (item_id, date or now(), source, event, runningoperation, message))
+
+
+def _row_id(ref):
+    """``ref`` as a row id when it is one, in ASCII digits from 1 to MAX_ID; else None (a name).
+
+    Not ``str.isdigit()``: it takes "²", which int() refuses.
+    """
+    text = str(ref)
+    if not re.fullmatch(r"[0-9]{1,19}", text):
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None
 
 
 def as_id(value, what):

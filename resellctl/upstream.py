@@ -25,10 +25,10 @@ from requests.adapters import HTTPAdapter
 from resellctl import __version__, bmdoc
 from resellctl.errors import (AUTH, BALANCE, EXISTS, PERMANENT, TRANSIENT, InputError,
                               UpstreamError)
+from resellctl.printable import one_line
 
 MASK = "***"
 _AUTHINFO = re.compile(r"(authinfo=)[^&\s'\"]*")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _AUTH_TYPES = {"auth", "invalid_login_or_passwd"}
 # Fields that call() sets itself; a caller's params may not replace them.
 _RESERVED = {"func", "out", "authinfo"}
@@ -110,11 +110,12 @@ def redact(text, secrets):
 
 
 def _clean(text, limit=None):
-    """Upstream text fit for a one-line message: no control characters, optionally shortened."""
-    text = " ".join(_CONTROL.sub(" ", str(text)).split())
+    """Upstream text fit for a one-line message, optionally shortened: its line breaks, control,
+    bidi and other invisible characters spelled out (``\\n``, ``\\u202e``)."""
+    text = str(text).strip()
     if limit and len(text) > limit:
         text = text[:limit - 3] + "..."
-    return text
+    return one_line(text)
 
 
 def _chain(exc):
@@ -348,7 +349,8 @@ class Client:
             return self._transient(func, f"the error answer is malformed ({exc})",
                                    maybe_sent=True)
         etype, eobject, msg = (self._safe(s) for s in (etype, eobject, msg))
-        params = {k: self.redact(v) for k, v in params.items()}
+        # Params reach hints ("top up by at least {deficit} {currency}") and the books.
+        params = {self._safe(k): self._safe(v) for k, v in params.items()}
         where = f"{func} on {self.host}"
         details = dict(type=etype, object=eobject, params=params)
         if etype in _AUTH_TYPES:

@@ -7,6 +7,7 @@ import pytest
 from conftest import USERNAME
 
 TABLES = ("processingmodule", "pricelist", "item", "runningoperation", "task", "itemhistory")
+BIG = str(2**63)  # one past SQLite's largest integer
 
 # With the `books` below: operation 1 is done, operation 2 waits upstream.
 CASES = [
@@ -49,6 +50,27 @@ CASES = [
     (["tasks", "close", "99"], "no task 99"),
     (["tasks", "close", "abc"], "task id must be a number, not 'abc'"),
     (["tasks", "list", "--item", "abc"], "'abc' is not a valid integer"),
+    # bytes that are not UTF-8 (a latin-1 terminal), as they reach sys.argv
+    (["order", "VDS-1", "--client", "M\udcfcller"], "argument 'M\\xfcller' is not UTF-8 text"),
+    (["order", "VDS-\udcff"], "argument 'VDS-\\xff' is not UTF-8 text"),
+    (["services", "list", "--client", "\udcfc"], "argument '\\xfc' is not UTF-8 text"),
+    (["services", "set-param", "1", "note=\udcfc"], "argument 'note=\\xfc' is not UTF-8 text"),
+    (["tasks", "close", "1", "--note", "\udcfc"], "argument '\\xfc' is not UTF-8 text"),
+    # a name that str.isdigit() takes but int() does not, and ids past SQLite's integers
+    (["order", "\u00b2"], "no tariff '\u00b2'"),
+    (["order", BIG], f"no tariff '{BIG}'"),
+    (["order", "9" * 40], "no tariff '99999"),
+    (["services", "change-tariff", "1", "\u00b2"], "no tariff '\u00b2'"),
+    (["services", "change-tariff", "1", BIG], f"no tariff '{BIG}'"),
+    (["set-module", "1", "\u00b2"], "no processing module '\u00b2' (known: vds-up, manual)"),
+    (["set-module", "1", BIG], f"no processing module '{BIG}'"),
+    (["tariffs", "import", "\u00b2"], "no processing module '\u00b2'"),
+    (["tariffs", "import", BIG], f"no processing module '{BIG}'"),
+    (["tariffs", "list", "--module", "\u00b2"], "no processing module '\u00b2'"),
+    (["tariffs", "list", "--module", BIG], f"no processing module '{BIG}'"),
+    (["events", "list", "--module", "\u00b2"], "no processing module '\u00b2'"),
+    (["checkevent", "--module", "\u00b2"], "no processing module '\u00b2'"),
+    (["checkevent", "--module", BIG], f"no processing module '{BIG}'"),
     # operations that may not be started
     (["ops", "start", "1"], "only failed or new operations can be started: operation 1 is done"),
     (["ops", "start", "2"], "operation 2 is waiting"),
@@ -68,6 +90,9 @@ CASES = [
     (["modules", "add", "up2", "--type", "billmanager", "--url", "https://example.com/b",
       "--username", USERNAME, "--password-file", "{tmp}/empty.pw"],
      "the password file {tmp}/empty.pw is empty"),
+    (["modules", "add", "up2", "--type", "billmanager", "--url", "https://example.com/b",
+      "--username", USERNAME, "--password-file", "{tmp}/latin1.pw"],
+     "the password file {tmp}/latin1.pw is not UTF-8 text"),
     (["modules", "add", "up2", "--type", "billmanager", "--url", "https://example.com/b",
       "--username", USERNAME, "--password-stdin"], "the password read from stdin is empty"),
     (["modules", "add", "up2", "--type", "billmanager", "--url", "https://example.com/b",
@@ -94,6 +119,7 @@ def books(run, upstream, tmp_path):
     assert run("checkevent").exit_code == 0
     assert run("order", "VDS-1").exit_code == 0
     (tmp_path / "empty.pw").write_text("\n")
+    (tmp_path / "latin1.pw").write_bytes("pässword\n".encode("latin-1"))
     return upstream
 
 
@@ -133,3 +159,12 @@ def test_the_hint_names_the_next_step(run, books):
     result = run("order", "VDS-9")
     assert error_line(result) == "Error: no tariff 'VDS-9'"
     assert "resellctl tariffs list" in result.stderr
+
+
+def test_a_password_on_stdin_that_is_not_utf8_is_refused_with_one_line(run, books):
+    before = counts(run.db_path)
+    result = run("modules", "add", "up2", "--type", "billmanager", "--url",
+                 "https://example.com/b", "--username", USERNAME, "--password-stdin",
+                 input="pässword\n".encode("latin-1"))
+    assert error_line(result) == "Error: the password read from stdin is not UTF-8 text"
+    assert counts(run.db_path) == before

@@ -98,7 +98,7 @@ def test_tariffs_import_twice_updates_and_never_duplicates(run, upstream):
     vds1 = sim.tariffs["11"]
     sim.tariffs["11"] = dataclasses.replace(vds1, prices={**vds1.prices, 1: Decimal("6.50")})
     r = ok(run("tariffs", "import", "1"))  # the module by its id
-    assert r.stderr == "tariffs of vds-up: 0 added, 4 updated\n" and r.stdout == ""
+    assert r.stderr == "tariffs of vds-up: 0 added, 1 updated, 3 unchanged\n" and r.stdout == ""
     tariffs = as_json(run("tariffs", "list", "--json"))
     assert sorted(t["name"] for t in tariffs) == ["Hosting-Start", "VDS-1", "VDS-1-RAM", "VDS-2"]
     [vds1] = [t for t in tariffs if t["name"] == "VDS-1"]
@@ -106,6 +106,54 @@ def test_tariffs_import_twice_updates_and_never_duplicates(run, upstream):
     assert vds1["addons"] == {"disk": "30 GB", "ram": "1024 MB"}
     assert vds1["itemtype"] == "vds" and vds1["processingmodule"] == "vds-up"
     assert ok(run("tariffs", "list", "-q")).stdout.split() == [str(t["id"]) for t in tariffs]
+    r = ok(run("tariffs", "import", "vds-up"))
+    assert r.stderr == "tariffs of vds-up: 0 added, 0 updated, 4 unchanged\n"
+    assert as_json(run("tariffs", "list", "--json")) == tariffs
+
+
+def _malformed_vds2(vds2, fault):
+    if fault == "period":
+        # "01" is the period "1" again: the books keep a period as a number of months.
+        return dataclasses.replace(vds2, prices={**vds2.prices, "01": Decimal("8.00")})
+    return dataclasses.replace(vds2, addons=(*vds2.addons, dataclasses.replace(
+        vds2.addons[0], id="109", value=80)))
+
+
+@pytest.mark.parametrize("fault, problem", [
+    ("period", "period length 1 is priced twice"),
+    ("addon", "the resource 'disk' is listed twice"),
+])
+def test_a_malformed_tariff_is_the_upstreams_error_and_nothing_is_imported(run, upstream, fault,
+                                                                           problem):
+    sim = upstream
+    before = as_json(run("tariffs", "list", "--json"))
+    # One tariff changed, one new, one malformed: the import takes none of them.
+    vds1 = sim.tariffs["11"]
+    sim.tariffs["11"] = dataclasses.replace(vds1, prices={**vds1.prices, 1: Decimal("6.50")})
+    sim.tariffs["14"] = dataclasses.replace(vds1, id="14", name="VDS-3")
+    sim.tariffs["12"] = _malformed_vds2(sim.tariffs["12"], fault)
+    r = run("tariffs", "import", "vds-up")
+    assert r.exit_code == 1, r
+    assert r.stdout == ""
+    assert r.stderr.splitlines() == [
+        f"Error: module 'vds-up': the upstream sent a malformed tariff 'VDS-2' (upstream id 12): "
+        f"{problem}",
+        "Nothing was imported. Ask the upstream's provider to correct the tariff, then run "
+        "`resellctl tariffs import vds-up` again."]
+    assert as_json(run("tariffs", "list", "--json")) == before
+
+
+def test_a_malformed_tariff_on_the_first_import_leaves_no_tariff(run, sim, password_file):
+    sim.tariffs["12"] = _malformed_vds2(sim.tariffs["12"], "period")
+    ok(run("modules", "add", "vds-up", "--type", "billmanager", "--url", sim.server.url,
+           "--username", USERNAME, "--password-file", password_file))
+    r = run("tariffs", "import", "vds-up")
+    assert r.exit_code == 1 and "malformed tariff 'VDS-2'" in r.stderr, r
+    assert ok(run("tariffs", "list")).stdout == ("id\tname\titemtype\tprocessingmodule\t"
+                                                 "currency\tprices\taddons\n")
+    del sim.tariffs["12"]
+    assert ok(run("tariffs", "import", "vds-up")).stderr == (
+        "tariffs of vds-up: 3 added, 0 updated, 0 unchanged\n")
 
 
 def test_tariffs_list_as_tsv_and_for_one_module(run, upstream):

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from resellctl.sim.errors import ApiError
 from resellctl.store import Store
 from conftest import number, tsv
 
@@ -26,7 +27,6 @@ def _active_service(run, sim):
 @pytest.mark.parametrize("args", [
     ["order", "VDS-1", "--param", "remoteid=5"],
     ["order", "VDS-1", "--param", "sok=no"],
-    ["order", "VDS-1", "--addon", "disk=40", "--param", "addon_101=99"],
     ["services", "set-param", "1", "elid=9"],
     ["services", "set-param", "1", "authinfo=x:y"],
 ])
@@ -41,6 +41,35 @@ def test_a_parameter_the_protocol_sets_is_refused_before_anything_is_written(run
     assert _books(run.db_path, "SELECT count(*) FROM item") == [(1,)]
     # ...and the service can still be changed.
     assert run("services", "set-param", "1", "hostname=www.example.com").exit_code == 0
+
+
+@pytest.mark.parametrize("args, name", [
+    (["order", "VDS-1", "--param", "addon_101=500"], "addon_101"),
+    (["order", "VDS-1", "--addon", "disk=40", "--param", "addon_101=99"], "addon_101"),
+    (["order", "VDS-1", "--param", "ADDON_102=4096"], "ADDON_102"),
+    (["order", "VDS-1", "--param", "addon_999=1"], "addon_999"),  # not even the tariff's
+    (["services", "set-param", "1", "hostname=a", "addon_101=500"], "addon_101"),
+])
+def test_a_resource_is_set_through_addon_never_through_a_parameter(run, upstream, args, name):
+    """A parameter addon_<id> would have the upstream provision 500 GB while the books say 30."""
+    _active_service(run, upstream)
+    before = _books(run.db_path, "SELECT id, status FROM runningoperation ORDER BY id")
+    sent = len(upstream.requests)
+    r = run(*args)
+    assert r.exit_code == 2, r
+    error, hint = r.stderr.splitlines()
+    assert error == f"Error: parameter {name!r} names a resource, which no parameter may set"
+    assert hint.startswith("Set resources with --addon NAME=VALUE, ")
+    assert _books(run.db_path, "SELECT id, status FROM runningoperation ORDER BY id") == before
+    assert _books(run.db_path, "SELECT count(*) FROM item") == [(1,)]
+    assert len(upstream.requests) == sent
+    # Through --addon, the upstream and the books agree on the disk.
+    [row] = tsv(run("order", "VDS-1", "--addon", "disk=50").stdout)
+    upstream.open_pending()
+    assert run("checkevent").exit_code == 0
+    service = json.loads(run("services", "show", row["item"], "--json").stdout)
+    assert service["addons"]["disk"] == "50"
+    assert upstream.item(service["upstream_id"]).addons["disk"] == "50"
 
 
 def _run_with_store(db_path, *args, prepare):
@@ -132,6 +161,25 @@ def test_an_odd_or_huge_id_is_bad_input_not_a_traceback(run, upstream, args, say
     assert r.exit_code == 2, r
     assert says in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("amount, have", [
+    (None, "sNaN"), (None, "NaN"), (None, "Infinity"), ("1e999999999", "0"), (None, "99.00")])
+def test_shortfalls_whose_amounts_make_no_sense_are_reported_without_a_sum(
+        run, upstream, monkeypatch, amount, have):
+    """The sum of several shortfalls is ours to compute from the upstream's amounts."""
+    sim = upstream
+
+    def charge(account, cost):
+        raise ApiError("not_enough_money", "", "Insufficient funds", amount=amount or cost,
+                       have=have, currency="EUR", deficit="1.00")
+
+    monkeypatch.setattr(sim, "_charge", charge)
+    r = run("order", "VDS-1", "--quantity", "2")
+    assert r.exit_code == 1, r
+    lines = r.stderr.splitlines()
+    assert len(lines) == 5 and lines[-1] == "Error: 2 of 2 operation(s) failed", r
+    assert "together these" not in r.stderr
 
 
 @pytest.mark.parametrize("args, says", [

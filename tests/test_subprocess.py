@@ -137,7 +137,7 @@ def test_demo_tells_the_story_in_order_in_one_stream(resellctl):
         return lines[lines.index(f"$ resellctl {command}") + 1]
 
     assert after("modules add manual --type manual") == "module manual (manual) added"
-    assert after("tariffs import vds-up") == "tariffs of vds-up: 4 added, 0 updated"
+    assert after("tariffs import vds-up") == "tariffs of vds-up: 4 added, 0 updated, 0 unchanged"
     order = lines.index("$ resellctl order VDS-1 --period 1 --client acme "
                         "--param ostempl=debian-12")
     assert lines[order + 1:order + 3] == ["item\trunningoperation\tstatus\ttask", "1\t1\tfailed\t"]

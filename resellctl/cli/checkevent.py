@@ -105,8 +105,9 @@ def checkevent(module, quiet, as_json, max_events, time_budget, from_id, ack_aft
             output.say(f"{s.module}: {s.unknown + s.rejected} event(s) could not be applied; "
                        "see `resellctl events list --problem`")
         if s.low_balance:
-            output.say(f"warning: module {s.module}: balance {s.balance} {s.currency or ''} is "
-                       f"below the minimum {s.min_balance}; top up the selling account")
+            output.say(f"warning: module {s.module}: balance {s.balance} "
+                       f"{output.clean(s.currency)} is below the minimum {s.min_balance}; top up "
+                       "the selling account")
         for warning in s.warnings:
             output.say(f"warning: module {s.module}: {warning}")
         if s.error:

@@ -73,6 +73,8 @@ def read_password_file(path):
             password = f.readline().rstrip("\r\n")
     except OSError as e:
         raise InputError(f"cannot read the password file {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"the password file {path} is not UTF-8 text") from None
     if not password:
         raise InputError(f"the password file {path} is empty")
     return password
@@ -85,11 +87,14 @@ def _total_deficit(shortfalls):
     try:
         need = sum(decimal.Decimal(e.params["amount"]) for e in shortfalls)
         have = decimal.Decimal(shortfalls[-1].params["have"])
-    except (KeyError, decimal.InvalidOperation):
+        short = need - have
+    except (KeyError, decimal.DecimalException):  # "sNaN", "1e999999999" twice, ...
         return
+    if not short.is_finite() or short <= 0:
+        return  # the upstream's amounts make no sense together: nothing useful to say
     currency = shortfalls[-1].params.get("currency", "")
     say(f"together these {len(shortfalls)} operations need {need} {currency}, the selling "
-        f"account has {have}: top up by at least {need - have} {currency} to run them all"
+        f"account has {have}: top up by at least {short} {currency} to run them all"
         .replace("  ", " "))
 
 

@@ -22,13 +22,17 @@ def _read_password(password_file, password_stdin):
         return read_password_file(password_file)
     if not password_stdin:
         return None
-    if sys.stdin.isatty():
-        # Typed by hand: prompt, and keep it off the screen.
-        import getpass
+    try:
+        if sys.stdin.isatty():
+            # Typed by hand: prompt, and keep it off the screen.
+            import getpass
 
-        password = getpass.getpass("Password: ", stream=sys.stderr)
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
+            password = getpass.getpass("Password: ", stream=sys.stderr)
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+        password.encode("utf-8")  # bytes that are not UTF-8 may come in as surrogates
+    except UnicodeError:
+        raise InputError("the password read from stdin is not UTF-8 text") from None
     if not password:
         raise InputError("the password read from stdin is empty")
     return password

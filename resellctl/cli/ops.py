@@ -91,7 +91,8 @@ def start(op_ids, dry_run, as_json):
                 output.say(f"\nrequest (not sent):\n  {request['method']} {request['url']}",
                            err=False)
                 for name, value in request["form"].items():
-                    output.say(f"  {name}={value}", err=False)
+                    # One line each, though a tariff's upstream id or a parameter hold a break.
+                    output.say(f"  {output.clean(name)}={output.clean(value)}", err=False)
             else:
                 output.say(f"\nrequest: {request}", err=False)
         return

@@ -18,8 +18,8 @@ def import_(module):
     """Import the tariffs of MODULE's upstream (re-import updates, never duplicates)."""
     app = app_of()
     name = app.store.module(module)["name"]  # the message names it, even when given by id
-    added, updated = catalog.import_tariffs(app.store, app.upstreams, name)
-    output.say(f"tariffs of {name}: {added} added, {updated} updated")
+    added, updated, unchanged = catalog.import_tariffs(app.store, app.upstreams, name)
+    output.say(f"tariffs of {name}: {added} added, {updated} updated, {unchanged} unchanged")
 
 
 @tariffs.command("list")
