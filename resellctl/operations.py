@@ -23,6 +23,7 @@ import os
 
 from resellctl import errors, kinds, states
 from resellctl.errors import InputError, UpstreamError
+from resellctl.printable import one_line
 from resellctl.states import OpStatus
 from resellctl.store import now
 
@@ -206,6 +207,20 @@ class Engine:
                 # The matching event was applied while the request was under way.
                 return Outcome(op["id"], op["item"], OpStatus.DONE, current["task"], note=note)
             if kind.name == "open" and upstream_id is not None:
+                holder = store.one("SELECT id FROM item WHERE upstream_module = ? AND "
+                                   "upstream_id = ? AND id != ?",
+                                   (module["id"], str(upstream_id), op["item"]))
+                if holder is not None:
+                    # Two services on one upstream item: a close of either would delete both.
+                    error = UpstreamError(
+                        errors.PERMANENT,
+                        f"the upstream answered that this order is its item {upstream_id}, "
+                        f"which is service {holder['id']} in the books; nothing was linked",
+                        type="item_taken", hint=f"Look at item {upstream_id} upstream, and at "
+                        f"`resellctl services show {holder['id']}`.")
+                    states.failed(conn, op["id"], error.kind, error.message, stamp)
+                    return Outcome(op["id"], op["item"], OpStatus.FAILED, error=error,
+                                   hint=next_step(op, module, error))
                 states.linked(conn, op["item"], module["id"], upstream_id, stamp)
             item = store.item(op["item"])
             event = None if manual else self._seen_done(current, item, kind)
@@ -220,7 +235,8 @@ class Engine:
             else:
                 message = (f"operation {op['id']} ({kind.name}) done: its upstream event {event} "
                            f"was applied already; task {task_id} closed")
-            store.add_history(item["id"], message + (f"; {note}" if note else ""),
+            # One line, whatever the upstream showed.
+            store.add_history(item["id"], one_line(message + (f"; {note}" if note else "")),
                               runningoperation=op["id"])
         status = OpStatus.WAITING if event is None else OpStatus.DONE
         return Outcome(op["id"], op["item"], status, task_id, manual=manual, note=note)

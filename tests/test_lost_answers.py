@@ -503,3 +503,21 @@ def test_an_operation_shows_the_request_it_sends_and_nothing_of_the_engines_own(
     [line] = [line for line in text.splitlines() if line.startswith("params\t")]
     assert line == ("params\taddons.101=40, datacenter=, params.ostempl=debian-12, "
                     "period=1, pricelist=1, pricelist_remote_id=11")
+
+
+def test_an_order_answered_with_another_services_upstream_item_links_nothing(run, upstream):
+    """An upstream that answers a new order with the id of an item another service holds
+    (a bug upstream, or a hostile one): linking both would let a close of one delete the
+    other's server."""
+    sim = upstream
+    first = json.loads(run("order", "VDS-1", "--json").stdout)[0]
+    taken = show(run, first["item"])["upstream_id"]
+    sim._next_item_id = int(taken)  # the upstream hands out the same id again
+    r = run("order", "VDS-1", "--json")
+    assert r.exit_code == 1, r
+    [second] = json.loads(r.stdout)
+    assert second["status"] == "failed"
+    assert (f"the upstream answered that this order is its item {taken}, which is service "
+            f"{first['item']} in the books; nothing was linked") in r.stderr
+    assert show(run, first["item"])["upstream_id"] == taken
+    assert show(run, second["item"])["upstream_id"] is None
