@@ -1,0 +1,347 @@
+"""Keeping services in step by polling and comparing: the way of an upstream without a feed
+(the ``bm6`` and ``bm5`` dialects; docs/protocol.md, "Keeping services in step").
+
+A run lists the account's services, type by type and page by page, and compares each row with
+the service linked to it. It reads a service's form (``<itemtype>.edit``) only where needed: its
+row differs from the books, an operation of it waits, it is missing from the lists, or its turn
+has come in a rotation that compares every service within a day of runs. Each difference is a
+Change (resellctl.changes) applied by the one applier the feed uses too, so a change found by
+polling completes operations, closes tasks and writes history exactly as its event would.
+
+Comparing is idempotent: the differences are taken against the books inside the transaction
+that applies them, so a run killed at any point and run again applies each one once.
+"""
+
+import dataclasses
+import json
+import math
+import time
+
+from resellctl import errors, kinds
+from resellctl.applier import Applier
+from resellctl.changes import Change
+from resellctl.errors import UpstreamError
+from resellctl.states import ItemStatus, OpStatus
+from resellctl.store import now
+
+PAGE = 1000  # rows per list request
+ROTATION_RUNS = 288  # a day of five-minute runs: every service is read once in that many
+MIN_SHARE = 20  # forms read per run for the rotation, at the least
+BATCH = 200  # services read, then applied in one transaction
+
+
+@dataclasses.dataclass
+class Found:
+    """One service to read, and what the list showed of it."""
+
+    item: int
+    upstream_id: str
+    itemtype: str
+    row: dict | None  # its list row, or None when the lists did not show it
+
+
+class Poll:
+    """One polling run of one module; ``summary`` (a ModuleSummary) gathers its counts."""
+
+    def __init__(self, engine, client, module, summary, deadline=None, max_changes=None,
+                 dry_run=False):
+        self.store, self.client, self.module = engine.store, client, module
+        self.summary, self.deadline = summary, deadline
+        self.budget = max_changes
+        self.dry_run = dry_run
+        self.seen = set()  # upstream ids the lists showed
+        self.wanted = {}  # upstream id -> Found
+        self.complete_types = set()  # item types listed to their end
+
+    def run(self):
+        """List, compare, read where needed, apply. Returns the changes described, in order
+        (for --dry-run and the log)."""
+        for itemtype in self._itemtypes():
+            if self._out_of_time():
+                break
+            self._list(itemtype)
+        self._waiting()
+        self._missing()
+        self._rotation()
+        return self._read_and_apply()
+
+    def _out_of_time(self):
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.summary.more = True
+            return True
+        return False
+
+    # -- what to read ------------------------------------------------------------------------
+
+    def _itemtypes(self):
+        return [r[0] for r in self.store.all(
+            "SELECT DISTINCT item.itemtype FROM item JOIN pricelist "
+            "ON pricelist.id = item.pricelist WHERE pricelist.processingmodule = ? "
+            "ORDER BY item.itemtype", (self.module["id"],))]
+
+    def _list(self, itemtype):
+        tariffs = {r["remote_id"]: r for r in self.store.all(
+            "SELECT id, remote_id, name FROM pricelist WHERE processingmodule = ?",
+            (self.module["id"],))}
+        for page in self.client.pages(itemtype, PAGE):
+            books = self._books([row["id"] for row in page])
+            for row in page:
+                self.seen.add(row["id"])
+                service = books.get(row["id"])
+                if service is None:
+                    self.summary.foreign += 1
+                elif _differs(row, service, tariffs):
+                    self.wanted[row["id"]] = Found(service["id"], row["id"], itemtype, row)
+            if self._out_of_time():
+                return
+        self.complete_types.add(itemtype)
+
+    def _books(self, upstream_ids):
+        """The linked services of a page, by upstream id, with the parameters they hold."""
+        books = {}
+        for start in range(0, len(upstream_ids), 500):
+            chunk = upstream_ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.store.all(
+                "SELECT item.id, item.upstream_id, item.status, item.expiredate, "
+                "pricelist.remote_id, pricelist.name FROM item LEFT JOIN pricelist "
+                "ON pricelist.id = item.pricelist WHERE item.upstream_module = ? "
+                f"AND item.upstream_id IN ({marks})", (self.module["id"], *chunk))
+            ids = {r["id"]: dict(r, params={}) for r in rows}
+            for param in self.store.all(
+                    f"SELECT item, name, value FROM itemparam WHERE item IN "
+                    f"({','.join('?' * len(ids))})", tuple(ids)) if ids else ():
+                ids[param["item"]]["params"][param["name"]] = param["value"]
+            books.update((r["upstream_id"], r) for r in ids.values())
+        return books
+
+    def _linked(self, where, args=()):
+        return self.store.all(
+            "SELECT id, upstream_id, itemtype FROM item WHERE upstream_module = ? AND "
+            f"upstream_id IS NOT NULL AND {where}", (self.module["id"], *args))
+
+    def _want(self, row):
+        if row["upstream_id"] not in self.wanted:
+            self.wanted[row["upstream_id"]] = Found(row["id"], row["upstream_id"],
+                                                    row["itemtype"], None)
+
+    def _waiting(self):
+        """Services with an operation waiting upstream: read whatever their rows show."""
+        for row in self._linked("id IN (SELECT item FROM runningoperation WHERE status = ? "
+                                "AND processingmodule = ?)", (OpStatus.WAITING,
+                                                              self.module["id"])):
+            self._want(row)
+
+    def _missing(self):
+        """Services the lists of a type listed to its end did not show: their forms decide."""
+        for row in self._linked("status != ?", (ItemStatus.DELETED,)):
+            if row["itemtype"] in self.complete_types and row["upstream_id"] not in self.seen:
+                self._want(row)
+
+    def _rotation(self):
+        """The services compared longest ago, so each is compared within ROTATION_RUNS runs."""
+        count = self.store.one("SELECT count(*) FROM item WHERE upstream_module = ?",
+                               (self.module["id"],))[0]
+        share = max(MIN_SHARE, math.ceil(count / ROTATION_RUNS))
+        for row in self._linked("status != ? ORDER BY compared IS NOT NULL, compared, id "
+                                "LIMIT ?", (ItemStatus.DELETED, share)):
+            self._want(row)
+
+    # -- reading and applying ------------------------------------------------------------------
+
+    def _read_and_apply(self):
+        described = []
+        found = list(self.wanted.values())
+        for start in range(0, len(found), BATCH):
+            if self._out_of_time() or (self.budget is not None and self.budget <= 0):
+                self.summary.more = True
+                break
+            views, gone = {}, {}
+            for entry in found[start:start + BATCH]:
+                try:
+                    views[entry.upstream_id] = (entry, self.client.edit_read(
+                        entry.itemtype, entry.upstream_id))
+                except UpstreamError as error:
+                    if error.kind == errors.TRANSIENT:
+                        raise
+                    if error.type in ("missed", "missing"):
+                        gone[entry.upstream_id] = (entry, error)
+                    else:
+                        self.summary.warnings.append(
+                            f"service {entry.item}: its upstream item {entry.upstream_id} "
+                            f"could not be read ({error.message}); compared next run")
+                if self._out_of_time():
+                    break
+            described += self._apply(views, gone)
+        return described
+
+    def _apply(self, views, gone):
+        """Apply what the forms show, in one transaction; with ``dry_run``, only say what."""
+        if self.dry_run:
+            for entry, error in gone.values():
+                self._gone(self.store.conn, None, entry, error)
+            return [(entry.item, change) for entry, view in views.values()
+                    for change in self._changes_of(self.store.conn, entry, view)[1]]
+        described = []
+        with self.store.write():
+            conn, stamp = self.store.conn, now()
+            applier = Applier(conn, self.module["id"], stamp, source="poll")
+            pending = applier.pending([entry.item for entry, _ in views.values()])
+            for entry, view in views.values():
+                row, changes = self._changes_of(conn, entry, view, pending)
+                if row is None:
+                    continue  # unlinked or relinked meanwhile
+                for change in changes:
+                    if self.budget is not None:
+                        if self.budget <= 0:
+                            self.summary.more = True
+                            break
+                        self.budget -= 1
+                    described.append((entry.item, change))
+                    applier.apply(change, row, pending, f"{change.type} (seen upstream)",
+                                  closed_by="upstream")
+                    self._log(conn, stamp, row["id"], change)
+                conn.execute("UPDATE item SET compared = ?, missing = NULL WHERE id = ?",
+                             (stamp, entry.item))
+            for entry, error in gone.values():
+                self._gone(conn, stamp, entry, error)
+            applier.flush()
+        self.summary.applied += applier.applied
+        self.summary.completed += applier.completed
+        return described
+
+    def _changes_of(self, conn, entry, view, pending=None):
+        """(the service as the books hold it now, the changes that bring it to ``view``);
+        (None, []) when it is no longer linked to that item."""
+        service = conn.execute("SELECT * FROM item WHERE id = ?", (entry.item,)).fetchone()
+        if service is None or service["upstream_id"] != entry.upstream_id:
+            return None, []
+        if pending is None:
+            pending = Applier(conn, self.module["id"], now()).pending([entry.item])
+        row = dict(service)
+        return row, self._changes(entry, view, row, pending)
+
+    def _log(self, conn, stamp, item_id, change):
+        conn.execute("INSERT INTO eventlog (processingmodule, event_id, type, date, received, "
+                     "item, upstream_item, outcome) VALUES (?, NULL, ?, ?, ?, ?, ?, 'applied')",
+                     (self.module["id"], change.type, stamp, stamp, item_id, change.item))
+
+    def _gone(self, conn, stamp, entry, error):
+        """A form that says the item does not exist: the service is *missing upstream*, never
+        closed on that alone; reported the run it is first found so."""
+        row = conn.execute("SELECT missing FROM item WHERE id = ?", (entry.item,)).fetchone()
+        self.summary.missing += 1
+        if row is None or row["missing"]:
+            return
+        self.summary.new_missing.append(entry.item)
+        if self.dry_run:
+            return
+        conn.execute("UPDATE item SET missing = ?, compared = ? WHERE id = ?",
+                     (stamp, stamp, entry.item))
+        self.store.add_history(entry.item, f"missing upstream: item {entry.upstream_id} is not "
+                                           f"in the lists, and reading it answered {error.type}",
+                               source="poll", date=stamp)
+
+    def _changes(self, entry, view, row, pending):
+        """The changes that bring the service ``row`` to the upstream's ``view``."""
+        store, module_id = self.store, self.module["id"]
+        status = view.get("status") or (entry.row or {}).get("status")
+        addons = _addons(store, module_id, view)
+        params = {k: v for k, v in (view.get("params") or {}).items()}
+        have = {r["name"]: r["value"] for r in store.all(
+            "SELECT name, value FROM itemparam WHERE item = ?", (row["id"],))}
+        new_params = {k: v for k, v in params.items()
+                      if have.get(k) != v and (k in have or v != "")}
+        have_addons = {r["name"]: r["value"] for r in store.all(
+            "SELECT name, value FROM itemaddon WHERE item = ?", (row["id"],))}
+        new_addons = {k: v for k, v in addons.items() if have_addons.get(k) != v}
+        tariff = store.one("SELECT remote_id FROM pricelist WHERE id = ?", (row["pricelist"],))
+        pricelist = view.get("pricelist")
+        new_tariff = pricelist if pricelist and (tariff is None
+                                                 or tariff["remote_id"] != pricelist) else None
+        expiry = view.get("expiredate")
+        new_expiry = expiry if expiry and expiry != row["expiredate"] else None
+        item, was = entry.upstream_id, row["status"]
+        changes = []
+
+        def add(kind, **fields):
+            changes.append(Change(kind, item, **fields))
+
+        code = int(status) if status else None
+        if code == ItemStatus.ACTIVE and was in (ItemStatus.ORDERED, ItemStatus.PROCESSING):
+            add("open", status=code, expiredate=new_expiry, pricelist=new_tariff,
+                params=new_params or None, addons=new_addons or None)
+            new_expiry = new_tariff = None
+            new_params = new_addons = {}
+        elif code == ItemStatus.DELETED and was in (ItemStatus.ORDERED, ItemStatus.PROCESSING):
+            add("openfail" if (row["id"], "open") in pending else "close",
+                status=None if (row["id"], "open") in pending else code,
+                msg="deleted upstream before it was ever active")
+            return changes
+        elif code == ItemStatus.SUSPENDED and was in (ItemStatus.ORDERED,
+                                                      ItemStatus.PROCESSING):
+            add("open", status=ItemStatus.ACTIVE, expiredate=new_expiry, pricelist=new_tariff,
+                params=new_params or None, addons=new_addons or None)
+            new_expiry = new_tariff = None
+            new_params = new_addons = {}
+            add("suspend", status=code)
+        elif code == ItemStatus.SUSPENDED and was == ItemStatus.ACTIVE:
+            add("suspend", status=code)
+        elif code == ItemStatus.ACTIVE and was == ItemStatus.SUSPENDED:
+            add("resume", status=code)
+        elif code == ItemStatus.DELETED and was != ItemStatus.DELETED:
+            add("close", status=code)
+        if new_expiry:
+            add("prolong", expiredate=new_expiry)
+        if new_tariff:
+            add("changepricelist", pricelist=new_tariff, addons=new_addons or None)
+            new_addons = {}
+        if new_params:
+            add("setparam", params=new_params)
+        if new_addons:
+            add("addon", addons=new_addons)
+        # An operation whose change the books show already (applied by an earlier run, or
+        # found before the operation was accepted) is completed by what the upstream shows.
+        made = {change.type for change in changes}
+        for kind in kinds.KINDS.values():
+            op = pending.get((row["id"], kind.name))
+            if op is None or op["status"] != OpStatus.WAITING or kind.completed_by in made:
+                continue
+            request = self._request(op["id"])
+            if kind.shows({**view, "status": status}, request["params"], request["baseline"]):
+                add(kind.completed_by)
+        return changes
+
+    def _request(self, op_id):
+        op = self.store.one("SELECT params, baseline FROM runningoperation WHERE id = ?",
+                            (op_id,))
+        return {"params": json.loads(op["params"] or "{}"), "baseline": op["baseline"]}
+
+
+def _differs(row, service, tariffs):
+    """Whether a list row shows the service otherwise than the books do."""
+    if row["status"] is not None and int(row["status"]) != service["status"]:
+        return True
+    if row["expiredate"] is not None and row["expiredate"] != service["expiredate"]:
+        return True
+    shown = row["pricelist"]
+    if shown and shown not in (service["remote_id"], service["name"]):
+        return True
+    params = service["params"]
+    return any(name in params and params[name] != value
+               for name, value in row["columns"].items())
+
+
+def _addons(store, module_id, view):
+    """The view's resources by name: as they are, or by the addon ids of its tariff."""
+    if view.get("addons"):
+        return dict(view["addons"])
+    ids = view.get("addon_ids") or {}
+    if not ids or not view.get("pricelist"):
+        return {}
+    names = {r["remote_id"]: r["intname"] for r in store.all(
+        "SELECT pricelist_addon.remote_id, pricelist_addon.intname FROM pricelist_addon JOIN "
+        "pricelist ON pricelist.id = pricelist_addon.pricelist WHERE "
+        "pricelist.processingmodule = ? AND pricelist.remote_id = ?",
+        (module_id, view["pricelist"]))}
+    return {names[addon_id]: value for addon_id, value in ids.items() if addon_id in names}
