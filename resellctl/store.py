@@ -15,8 +15,11 @@ import os
 import secrets
 import re
 import sqlite3
+import stat
+import urllib.parse
 
 from resellctl.errors import InputError, LockHeld, ResellError, StoreError
+from resellctl.storefiles import open_private
 
 APPLICATION_ID = 0x52534C43  # "RSLC"
 BUSY_TIMEOUT_MS = 10_000
@@ -140,18 +143,47 @@ def now():
     return datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
 
 
+class NoStore(StoreError):
+    """Nothing at the store's path (or an empty file): ``resellctl init`` makes a store."""
+
+
+def _existing(path):
+    """The status of the file at ``path`` (through links), or None when there is none;
+    StoreError for something that cannot be a store: only a regular file is one."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        if os.path.islink(path):
+            raise StoreError(f"{path} is a symbolic link to {os.readlink(path)}, which does "
+                             "not exist") from None
+        return None
+    except OSError as e:
+        raise StoreError(f"cannot open the store at {path}: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise StoreError(f"{path} is a directory, not a resellctl store")
+    if not stat.S_ISREG(st.st_mode):
+        raise StoreError(f"{path} is not a regular file: it cannot be a resellctl store")
+    return st
+
+
 def _create_file(path):
-    """Create an empty store file with mode 0600 (never chmod after: no window for others)."""
+    """Make ``path`` a new store file of mode 0600 (never chmod after: no window for others).
+
+    An empty regular file made there by hand is taken and made private, but never one reached
+    through a symbolic link: only a regular file may become a store.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
         return
     except FileExistsError as e:
         if e.filename == path:
-            if os.path.getsize(path) == 0:
-                # An empty file made by hand becomes the store and will hold passwords.
-                os.chmod(path, 0o600)
+            fd = open_private(path, os.O_WRONLY)
+            try:
+                os.fchmod(fd, 0o600)
+            finally:
+                os.close(fd)
             return
         # makedirs found a regular file where a directory should be.
         reason = f"{e.filename} is not a directory"
@@ -159,6 +191,12 @@ def _create_file(path):
         reason = e.strerror
     raise StoreError(f"cannot create the store at {path}: {reason}",
                      "Choose another place with --db PATH or RESELLCTL_DB.")
+
+
+def _connect(path):
+    """A connection to the existing file ``path``: SQLite itself never creates the store."""
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=rw"
+    return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
 
 
 # SQLite's primary result codes that say the file cannot be used now, rather than a bug.
@@ -184,18 +222,26 @@ def _unusable(path, verb, error):
 class Store:
     """An open store: ``conn`` for queries, ``write()`` for transactions."""
 
-    def __init__(self, conn, path):
+    def __init__(self, conn, path, created=False):
         self.conn = conn
         self.path = path
+        self.created = created
 
     @classmethod
-    def open(cls, path, migrate=True):
-        """Open the store at ``path``, creating and migrating it as needed."""
-        if os.path.isdir(path):
-            raise StoreError(f"{path} is a directory, not a resellctl store")
-        _create_file(path)
+    def open(cls, path, migrate=True, create=False):
+        """Open the store at ``path`` and migrate it as needed.
+
+        With ``create``, a new store is made there if there is none (``created`` says so);
+        without, NoStore.
+        """
+        st = _existing(path)
+        created = st is None or st.st_size == 0
+        if created:
+            if not create:
+                raise NoStore(f"no resellctl store at {path}" + (" (an empty file)" if st else ""))
+            _create_file(path)
         try:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn = _connect(path)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
@@ -217,7 +263,7 @@ class Store:
             raise StoreError(f"{path} is not a resellctl store ({e})") from None
         except OSError as e:
             raise StoreError(f"cannot open the store at {path}: {e.strerror}") from None
-        store = cls(conn, path)
+        store = cls(conn, path, created)
         if version > SCHEMA_VERSION:
             conn.close()
             raise StoreError(

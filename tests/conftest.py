@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from resellctl.cli import App, cli
 from resellctl.sim import Simulator, serve
+from resellctl.store import Store
 
 USERNAME = "reseller@example.net"
 PASSWORD = "s3cret-Pa55word-xyzzy"
@@ -24,7 +25,9 @@ def fast_retries(monkeypatch):
 
 @pytest.fixture
 def db_path(tmp_path, monkeypatch):
+    """The path of a new, empty store, which RESELLCTL_DB names."""
     path = str(tmp_path / "store" / "resellctl.db")
+    Store.open(path, create=True).close()
     monkeypatch.setenv("RESELLCTL_DB", path)
     return path
 

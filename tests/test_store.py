@@ -124,7 +124,7 @@ def test_services_ordered_before_remoteids_had_a_store_uid_keep_their_bare_numbe
     """A store of schema 2 ordered services with remoteid = the service number; after the
     migration they still match their upstream items by it, and new orders get the uid."""
     path = str(tmp_path / "old.db")
-    old = store_module.Store.open(path, migrate=False)
+    old = store_module.Store.open(path, migrate=False, create=True)
     import sqlite_utils
 
     db = sqlite_utils.Database(old.conn)
@@ -183,12 +183,13 @@ def test_a_directory_is_refused(run, tmp_path):
 
 
 def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(run, tmp_path):
-    path = tmp_path / "notes.txt"
+    path = tmp_path / "elsewhere" / "notes.txt"
+    path.parent.mkdir()
     path.write_text("not a database, but precious\n" * 200)
     before = digest(path), mode(path)
     refused(run("--db", str(path), "modules", "list"), "is not a resellctl store")
     assert (digest(path), mode(path)) == before
-    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+    assert sorted(os.listdir(path.parent)) == ["notes.txt"]
 
 
 @pytest.mark.parametrize("setup", [
@@ -197,7 +198,8 @@ def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(run, tmp_path):
     "PRAGMA user_version = 3",
 ])
 def test_an_sqlite_file_of_another_application_is_refused_and_left_alone(run, tmp_path, setup):
-    path = tmp_path / "other.db"
+    path = tmp_path / "elsewhere" / "other.db"
+    path.parent.mkdir()
     conn = sqlite3.connect(path)
     conn.executescript(setup)
     conn.close()
@@ -205,7 +207,7 @@ def test_an_sqlite_file_of_another_application_is_refused_and_left_alone(run, tm
     refused(run("--db", str(path), "modules", "add", "x", "--type", "manual"),
             "is an SQLite database but not a resellctl store")
     assert digest(path) == before
-    assert sorted(os.listdir(tmp_path)) == ["other.db"]  # no -wal, no -journal
+    assert sorted(os.listdir(path.parent)) == ["other.db"]  # no -wal, no -journal
 
 
 def test_an_empty_file_becomes_a_private_store(run, tmp_path):
@@ -214,3 +216,37 @@ def test_an_empty_file_becomes_a_private_store(run, tmp_path):
     create(run, "--db", str(path))
     assert module_names(path) == ["manual"]
     assert mode(path) == 0o600
+
+
+def test_an_empty_file_reached_through_a_symlink_is_not_taken(run, tmp_path):
+    """As `--db /dev/null` was: the target neither chmod'ed nor given a journal."""
+    target = tmp_path / "elsewhere" / "empty"
+    target.parent.mkdir()
+    target.touch(mode=0o644)
+    link = tmp_path / "link.db"
+    link.symlink_to(target)
+    refused(run("--db", link, "modules", "add", "manual", "--type", "manual"),
+            f"{link} is a symbolic link")
+    assert mode(target) == 0o644 and target.stat().st_size == 0
+    assert sorted(os.listdir(target.parent)) == ["empty"]
+    assert sorted(os.listdir(tmp_path)) == ["elsewhere", "link.db", "store"]
+
+
+def test_a_file_that_is_not_a_regular_file_is_refused(run, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o644)
+    link = tmp_path / "link.db"
+    link.symlink_to(fifo)
+    for db in (fifo, link):
+        refused(run("--db", db, "modules", "add", "manual", "--type", "manual"),
+                f"{db} is not a regular file")
+    assert mode(fifo) == 0o644
+    assert sorted(os.listdir(tmp_path)) == ["fifo", "link.db", "store"]
+
+
+def test_a_dangling_symlink_is_refused_and_its_target_not_created(run, tmp_path):
+    link = tmp_path / "link.db"
+    link.symlink_to(tmp_path / "nowhere" / "resellctl.db")
+    refused(run("--db", link, "modules", "add", "manual", "--type", "manual"),
+            f"{link} is a symbolic link to {tmp_path}/nowhere/resellctl.db, which does not exist")
+    assert not (tmp_path / "nowhere").exists()

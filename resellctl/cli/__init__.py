@@ -130,7 +130,7 @@ class App:
         if self._store is None:
             from resellctl.store import Store
 
-            self._store = Store.open(self.db_path or default_db_path())
+            self._store = Store.open(self.db_path or default_db_path(), create=True)
         return self._store
 
     def close(self):
