@@ -229,10 +229,10 @@ class Store:
 
     @classmethod
     def open(cls, path, migrate=True, create=False):
-        """Open the store at ``path`` and migrate it as needed.
+        """Open the store at ``path``; NoStore if there is none.
 
-        With ``create``, a new store is made there if there is none (``created`` says so);
-        without, NoStore.
+        With ``create``, a new store is made there if there is none (``created`` says so).
+        ``migrate=False`` leaves an existing store of an older schema as it is.
         """
         st = _existing(path)
         created = st is None or st.st_size == 0
@@ -269,7 +269,7 @@ class Store:
             raise StoreError(
                 f"{path} has schema version {version}, newer than this resellctl knows "
                 f"({SCHEMA_VERSION})", "Upgrade resellctl to use this store.")
-        if version < SCHEMA_VERSION and migrate:
+        if version < SCHEMA_VERSION and (migrate or created):
             store._migrate(version)
         return store
 

@@ -8,7 +8,6 @@ from click.testing import CliRunner
 
 from resellctl.cli import App, cli
 from resellctl.sim import Simulator, serve
-from resellctl.store import Store
 
 USERNAME = "reseller@example.net"
 PASSWORD = "s3cret-Pa55word-xyzzy"
@@ -23,11 +22,25 @@ def fast_retries(monkeypatch):
     monkeypatch.setenv("RESELLCTL_CONNECT_TIMEOUT", "2")
 
 
+@pytest.fixture(scope="session")
+def empty_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "resellctl.conf"
+    path.touch()
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def no_system_config(monkeypatch, empty_config):
+    """An empty configuration file in place of /etc/resellctl.conf, which may name a store."""
+    monkeypatch.setenv("RESELLCTL_CONFIG", empty_config)
+
+
 @pytest.fixture
 def db_path(tmp_path, monkeypatch):
-    """The path of a new, empty store, which RESELLCTL_DB names."""
+    """The path of a new, empty store (made by `resellctl init`), which RESELLCTL_DB names."""
     path = str(tmp_path / "store" / "resellctl.db")
-    Store.open(path, create=True).close()
+    result = CliRunner().invoke(cli, ["--db", path, "init"])
+    assert result.exit_code == 0, result.output
     monkeypatch.setenv("RESELLCTL_DB", path)
     return path
 

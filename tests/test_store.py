@@ -124,17 +124,16 @@ def test_services_ordered_before_remoteids_had_a_store_uid_keep_their_bare_numbe
     """A store of schema 2 ordered services with remoteid = the service number; after the
     migration they still match their upstream items by it, and new orders get the uid."""
     path = str(tmp_path / "old.db")
-    old = store_module.Store.open(path, migrate=False, create=True)
+    old = sqlite3.connect(path)
     import sqlite_utils
 
-    db = sqlite_utils.Database(old.conn)
-    with old.write():
-        for step in store_module.MIGRATIONS[:2]:
-            step(db)
-        old.conn.execute(f"PRAGMA application_id = {store_module.APPLICATION_ID}")
-        old.conn.execute("PRAGMA user_version = 2")
-        old.conn.execute("INSERT INTO item (id, client, itemtype, status) VALUES (17, 'a', "
-                         "'vds', 2)")
+    db = sqlite_utils.Database(old)
+    for step in store_module.MIGRATIONS[:2]:
+        step(db)
+    old.execute(f"PRAGMA application_id = {store_module.APPLICATION_ID}")
+    old.execute("PRAGMA user_version = 2")
+    old.execute("INSERT INTO item (id, client, itemtype, status) VALUES (17, 'a', 'vds', 2)")
+    old.commit()
     old.close()
     store = store_module.Store.open(path)
     try:
@@ -170,10 +169,10 @@ def test_a_newer_store_is_refused_and_left_alone(run):
 
 def test_a_path_under_a_regular_file_is_refused(run, tmp_path):
     (tmp_path / "plain").write_text("a file\n")
-    refused(run("--db", str(tmp_path / "plain" / "resellctl.db"), "modules", "list"),
+    refused(run("--db", str(tmp_path / "plain" / "resellctl.db"), "init"),
             f"cannot create the store at {tmp_path}/plain/resellctl.db: "
             f"{tmp_path}/plain is not a directory")
-    refused(run("--db", str(tmp_path / "plain" / "sub" / "resellctl.db"), "modules", "list"),
+    refused(run("--db", str(tmp_path / "plain" / "sub" / "resellctl.db"), "init"),
             "Not a directory")
     assert (tmp_path / "plain").read_text() == "a file\n"
 

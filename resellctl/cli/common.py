@@ -14,6 +14,13 @@ def app_of(ctx=None):
     return (ctx or click.get_current_context()).find_root().obj
 
 
+def say_created(app):
+    """Say where the store is if this command has just created it; whether it has."""
+    if app.store.created:
+        say(f"created the store at {app.store.path} ({app.store_source})")
+    return app.store.created
+
+
 def who():
     """The login name of the person running the command, for the history."""
     import getpass
