@@ -19,7 +19,7 @@ import stat
 import urllib.parse
 
 from resellctl.errors import InputError, LockHeld, ResellError, StoreError
-from resellctl.storefiles import open_private
+from resellctl.storefiles import beside, open_private
 
 APPLICATION_ID = 0x52534C43  # "RSLC"
 BUSY_TIMEOUT_MS = 10_000
@@ -309,6 +309,20 @@ class Store:
 
     def close(self):
         self.conn.close()
+
+    def exposed(self):
+        """The store's files that other users may reach: ``[(path, mode)]``. A restored backup
+        is often 0644, and SQLite gives the -wal and -shm files the store's own mode."""
+        found = []
+        for suffix in ("", "-wal", "-shm"):
+            path = beside(self.path, suffix)
+            try:
+                mode = stat.S_IMODE(os.stat(path).st_mode)
+            except FileNotFoundError:
+                continue
+            if mode & 0o077:
+                found.append((path, mode))
+        return found
 
     # -- small queries shared by the engines -------------------------------------------------
 

@@ -56,8 +56,10 @@ def sim():
 
 @pytest.fixture
 def password_file(tmp_path):
+    """A file of mode 0600 holding the upstream's password."""
     path = tmp_path / "upstream.pw"
-    path.write_text(PASSWORD + "\n")
+    with os.fdopen(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "w") as f:
+        f.write(PASSWORD + "\n")
     return str(path)
 
 

@@ -63,3 +63,36 @@ def test_a_store_reached_through_a_symlink_keeps_its_lock_beside_the_real_file(
     os.symlink(run.db_path, link)
     assert run("--db", link, "checkevent", "-q").exit_code == 0
     assert os.path.isfile(run.db_path + ".lock") and not os.path.lexists(f"{link}.lock")
+
+
+# --- files others may read ---------------------------------------------------------------------
+
+def test_a_store_others_may_read_is_used_with_one_warning_saying_how_to_fix_it(run, upstream):
+    os.chmod(run.db_path, 0o644)  # as a restored backup may be
+    result = run("ops", "list")
+    assert result.exit_code == 0 and result.stdout.startswith("id\t"), result
+    path = run.db_path
+    assert result.stderr.splitlines() == [
+        f"warning: other users may read the store: {path} (mode 0644), {path}-wal (mode 0644), "
+        f"{path}-shm (mode 0644)",
+        f"  fix it with: chmod 600 {path} {path}-wal {path}-shm"]
+    result = run("order", "VDS-1")  # many reads and writes, one warning
+    assert result.exit_code == 0, result
+    assert result.stderr.count("warning: other users may read the store") == 1
+    os.chmod(path, 0o600)  # the -wal and -shm go with the last connection, and come back 0600
+    assert run("ops", "list").stderr == ""
+
+
+def test_a_password_file_every_user_may_read_gets_a_warning(run, sim, tmp_path):
+    from tests.conftest import PASSWORD, USERNAME
+
+    path = tmp_path / "open.pw"
+    path.write_text(PASSWORD + "\n")
+    path.chmod(0o644)
+    result = run("modules", "add", "vds-up", "--type", "billmanager", "--url", sim.server.url,
+                 "--username", USERNAME, "--password-file", path)
+    assert result.exit_code == 0, result
+    assert result.stderr.splitlines() == [
+        f"warning: every user may read the password file {path} (mode 0644)",
+        f"  fix it with: chmod 600 {path}",
+        "module vds-up (billmanager) added"]

@@ -140,6 +140,7 @@ class App:
                                  "Create it with `resellctl init`, or point --db, RESELLCTL_DB "
                                  "or the configuration file's db at the store.") from None
             self._store, self.store_source = store, source
+            _warn_exposed(store)
         return self._store
 
     def close(self):
@@ -153,6 +154,19 @@ def _not_empty(ctx, param, value):
         # Not the default store in its place: that would be another store than the one meant.
         raise click.BadParameter("must name the store, not be empty", ctx, param)
     return value
+
+
+def _warn_exposed(store):
+    """Warn (once: the App opens the store once) when other users may read the books."""
+    exposed = store.exposed()
+    if exposed:
+        import shlex
+
+        from resellctl.output import say
+
+        say("warning: other users may read the store: "
+            + ", ".join(f"{path} (mode {mode:04o})" for path, mode in exposed)
+            + "\n  fix it with: chmod 600 " + " ".join(shlex.quote(p) for p, _ in exposed))
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

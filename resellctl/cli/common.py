@@ -1,6 +1,9 @@
 """What the command modules share: the App from the context, K=V parsing, outcome reports."""
 
 import decimal
+import os
+import shlex
+import stat
 
 import click
 
@@ -53,10 +56,14 @@ def read_password_file(path):
     try:
         with open(path, encoding="utf-8") as f:
             password = f.readline().rstrip("\r\n")
+            mode = os.fstat(f.fileno()).st_mode
     except OSError as e:
         raise InputError(f"cannot read the password file {path}: {e.strerror}") from None
     if not password:
         raise InputError(f"the password file {path} is empty")
+    if mode & stat.S_IROTH:
+        say(f"warning: every user may read the password file {path} (mode "
+            f"{stat.S_IMODE(mode):04o})\n  fix it with: chmod 600 {shlex.quote(path)}")
     return password
 
 
