@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.test_store import digest, mode, refused
+from test_store import digest, mode, refused
 
 
 @pytest.fixture
@@ -85,8 +85,8 @@ def test_an_empty_file_is_not_yet_a_store(run, place):
 
 @pytest.mark.parametrize("args, env", [(["--db", ""], None), ([], "")],
                          ids=["--db ''", "RESELLCTL_DB=''"])
-def test_an_empty_store_path_is_bad_input_not_the_default_store(run, place, monkeypatch,
-                                                                 args, env):
+def test_an_empty_store_path_is_bad_input_not_the_default_store(
+        run, place, monkeypatch, args, env):
     if env is not None:
         monkeypatch.setenv("RESELLCTL_DB", env)
     make_store(run, place("xdg/resellctl/resellctl.db"), "default")
