@@ -85,7 +85,7 @@ class Engine:
             from resellctl.upstream import Client
 
             self._clients[module["id"]] = Client(module["url"], module["username"],
-                                                 module["password"])
+                                                 self.store.password(module))
         return self._clients[module["id"]]
 
     # -- processing ----------------------------------------------------------------------------

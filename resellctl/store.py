@@ -18,8 +18,9 @@ import sqlite3
 import stat
 import urllib.parse
 
-from resellctl.errors import InputError, LockHeld, ResellError, StoreError
-from resellctl.storefiles import beside, open_private
+from resellctl import errors
+from resellctl.errors import InputError, LockHeld, ResellError, StoreError, UpstreamError
+from resellctl.storefiles import SECRETS, beside, open_private, read_secrets, write_secrets
 
 APPLICATION_ID = 0x52534C43  # "RSLC"
 BUSY_TIMEOUT_MS = 10_000
@@ -135,12 +136,41 @@ def m003_remoteid(db):
     db["store_meta"].insert({"key": "uid", "value": secrets.token_hex(4)})
 
 
+@migration
+def m004_secrets_apart(db):
+    """The modules' passwords move out of the books into the secrets file beside the store
+    (``<store>.secrets``), so that no copy of the books carries them; the column stays, blank.
+    With secure_delete the old values are overwritten, not left in the file's free space."""
+    rows = db.execute("SELECT id, password FROM processingmodule WHERE password != ''").fetchall()
+    if not rows:
+        return
+    path = beside(db.execute("PRAGMA database_list").fetchone()[2], SECRETS)
+    uid = db.execute("SELECT value FROM store_meta WHERE key = 'uid'").fetchone()[0]
+    passwords = read_secrets(path, uid)
+    passwords.update((str(module_id), password) for module_id, password in rows)
+    write_secrets(path, uid, passwords)
+    db.execute("PRAGMA secure_delete = ON")
+    db.execute("UPDATE processingmodule SET password = NULL")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def now():
     """The current local time as the store writes it: ``YYYY-MM-DD HH:MM:SS``."""
     return datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+
+
+class MissingPassword(UpstreamError):
+    """A billmanager module whose password is not in the secrets file (a store restored
+    without it). An upstream error of kind auth, as a refused login is: the operation fails
+    with this reason, and checkevent reports the module and goes on with the others."""
+
+    def __init__(self, name, path):
+        super().__init__(errors.AUTH, (
+            f"module {name!r} has no password in {path} (a store restored without its secrets "
+            f"file?): set it with resellctl modules add {name} --type billmanager --replace "
+            "--password-file F"), type="no_password")
 
 
 class NoStore(StoreError):
@@ -226,6 +256,7 @@ class Store:
         self.conn = conn
         self.path = path
         self.created = created
+        self._passwords = None  # the secrets file, read on first use
 
     @classmethod
     def open(cls, path, migrate=True, create=False):
@@ -284,6 +315,8 @@ class Store:
                 step(db)
             self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        # A migration may have blanked data (the passwords): keep no old copy in the WAL.
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @contextlib.contextmanager
     def write(self):
@@ -314,7 +347,7 @@ class Store:
         """The store's files that other users may reach: ``[(path, mode)]``. A restored backup
         is often 0644, and SQLite gives the -wal and -shm files the store's own mode."""
         found = []
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", SECRETS):
             path = beside(self.path, suffix)
             try:
                 mode = stat.S_IMODE(os.stat(path).st_mode)
@@ -323,6 +356,39 @@ class Store:
             if mode & 0o077:
                 found.append((path, mode))
         return found
+
+    # -- the modules' passwords, kept in the secrets file beside the store ---------------------
+
+    @property
+    def secrets_path(self):
+        return beside(self.path, SECRETS)
+
+    def _read_passwords(self):
+        uid = self.one("SELECT value FROM store_meta WHERE key = 'uid'")[0]
+        self._passwords = read_secrets(self.secrets_path, uid)
+        return uid, self._passwords
+
+    def password(self, module):
+        """The password of the billmanager module ``module`` (a row); MissingPassword if the
+        secrets file has none for it."""
+        if self._passwords is None:
+            self._read_passwords()
+        password = self._passwords.get(str(module["id"]))
+        if password is None:
+            raise MissingPassword(module["name"], self.secrets_path)
+        return password
+
+    def set_password(self, module_id, password):
+        """Keep ``password`` as the password of module ``module_id`` (None: it has none).
+        Call it inside write(), so that writers of the secrets file take turns."""
+        uid, passwords = self._read_passwords()
+        if passwords.get(str(module_id)) == password:
+            return
+        passwords = {k: v for k, v in passwords.items() if k != str(module_id)}
+        if password is not None:
+            passwords[str(module_id)] = password
+        write_secrets(self.secrets_path, uid, passwords)
+        self._passwords = passwords
 
     # -- small queries shared by the engines -------------------------------------------------
 

@@ -1,17 +1,25 @@
-"""The files resellctl keeps beside its store (``<store>.lock``, ``<store>.sending``, ...).
+"""The files resellctl keeps beside its store: ``<store>.lock``, ``<store>.sending`` and
+``<store>.secrets``, the modules' passwords, kept out of the books so that no copy of the
+books carries them.
 
 Anyone who can write the store's directory can put a symbolic link or a hard link there under
 one of these names; root's cron job would then truncate or write the file it points to. So
 each is opened without following links, and used only if it is a regular file with one link,
-owned by this user or by the owner of its directory. This module knows nothing of click.
+owned by this user or by the owner of its directory. Files that hold secrets are written whole:
+a new file of mode 0600 renamed into place. This module knows nothing of click.
 """
 
+import contextlib
 import errno
+import json
 import os
+import secrets
 import shlex
 import stat
 
 from resellctl.errors import StoreError
+
+SECRETS = ".secrets"
 
 
 def beside(store_path, suffix):
@@ -29,6 +37,10 @@ def open_private(path, flags=os.O_RDWR | os.O_CREAT):
     """
     try:
         fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except FileNotFoundError:
+        if flags & os.O_CREAT:
+            raise StoreError(f"cannot create {path}: its directory does not exist") from None
+        raise
     except OSError as e:
         if e.errno == errno.ELOOP and os.path.islink(path):
             _refuse(path, "is a symbolic link")
@@ -57,3 +69,71 @@ def _refuse(path, problem):
     raise StoreError(f"{path} {problem}: resellctl does not use it",
                      f"Move it out of the way (mv {shlex.quote(path)} "
                      f"{shlex.quote(path + '.suspect')}) and run the command again.")
+
+
+@contextlib.contextmanager
+def replacing(path):
+    """A new file of mode 0600 that takes ``path``'s place once the block ends without error:
+    yields ``(its temporary path, an open descriptor of it)``. On error it is removed and
+    ``path`` left as it was. A link at ``path`` is replaced, never followed."""
+    directory, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW |
+                     os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        raise StoreError(f"cannot write {path}: {e.strerror}") from None
+    try:
+        yield temporary, fd
+        os.fsync(fd)
+        os.replace(temporary, path)
+        # The rename itself must survive a crash too.
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException as e:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        if isinstance(e, OSError):
+            raise StoreError(f"cannot write {path}: {e.strerror}") from None
+        raise
+    finally:
+        os.close(fd)
+
+
+def read_secrets(path, uid):
+    """The passwords in the secrets file ``path`` of the store ``uid``: ``{module id (str):
+    password}``, empty if there is no such file; StoreError for another store's file or one
+    that is not a secrets file."""
+    try:
+        fd = open_private(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return {}
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
+    try:
+        document = json.loads(data)
+        passwords = document["passwords"]
+        if not isinstance(passwords, dict) or not all(
+                isinstance(v, str) for v in passwords.values()):
+            raise ValueError
+    except (ValueError, TypeError, KeyError):
+        raise StoreError(f"{path} is not a resellctl secrets file") from None
+    if document.get("store") != uid:
+        raise StoreError(f"{path} holds the passwords of another store",
+                         "Move it away, then give each billmanager module its password again: "
+                         "resellctl modules add NAME --type billmanager ... --replace "
+                         "--password-file F")
+    return passwords
+
+
+def write_secrets(path, uid, passwords):
+    """Write ``passwords`` (``{module id (str): password}``) of the store ``uid`` as the
+    secrets file ``path``, whole (see replacing())."""
+    data = json.dumps({"store": uid, "passwords": passwords}, indent=1, sort_keys=True)
+    with replacing(path) as (_, fd):
+        rest = memoryview((data + "\n").encode())
+        while rest:
+            rest = rest[os.write(fd, rest):]

@@ -2,6 +2,7 @@
 and a `run` helper that invokes the real command line in-process."""
 
 import os
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -114,6 +115,14 @@ def tsv(text):
     """TSV output as a list of dicts keyed by the header row."""
     lines = [line.split("\t") for line in text.splitlines() if line]
     return [dict(zip(lines[0], row)) for row in lines[1:]]
+
+
+def copy_store(source, target):
+    """A copy of the store ``source`` at ``target``, with its secrets file (the modules'
+    passwords) if it has one: as a restore of `resellctl backup --with-secrets` would be."""
+    for suffix in ("", ".secrets"):
+        if os.path.exists(source + suffix):
+            shutil.copy(source + suffix, target + suffix)
 
 
 def resellctl_env(db_path):

@@ -187,7 +187,12 @@ def test_a_password_typed_at_a_terminal_is_not_echoed(db_path):
     os.close(terminal)
     assert b"module up (billmanager) added" in screen, screen
     assert typed.encode() not in screen
-    assert _books(db_path, "SELECT password FROM processingmodule") == [(typed,)]
+    store = Store.open(db_path)
+    try:
+        assert store.password(store.module("up")) == typed
+    finally:
+        store.close()
+    assert _books(db_path, "SELECT password FROM processingmodule") == [(None,)]
 
 
 def _stuck_setparam(run, upstream):

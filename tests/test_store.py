@@ -120,18 +120,25 @@ def test_an_older_store_is_migrated_on_open_and_keeps_its_data(run, monkeypatch)
         conn.close()
 
 
+def old_store(path, version):
+    """A store of schema ``version``, as an older resellctl left it, to fill before commit():
+    ``(connection, sqlite_utils Database)``."""
+    import sqlite_utils
+
+    conn = sqlite3.connect(path)
+    db = sqlite_utils.Database(conn)
+    for step in store_module.MIGRATIONS[:version]:
+        step(db)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute(f"PRAGMA user_version = {version}")
+    return conn, db
+
+
 def test_services_ordered_before_remoteids_had_a_store_uid_keep_their_bare_number(tmp_path):
     """A store of schema 2 ordered services with remoteid = the service number; after the
     migration they still match their upstream items by it, and new orders get the uid."""
     path = str(tmp_path / "old.db")
-    old = sqlite3.connect(path)
-    import sqlite_utils
-
-    db = sqlite_utils.Database(old)
-    for step in store_module.MIGRATIONS[:2]:
-        step(db)
-    old.execute(f"PRAGMA application_id = {store_module.APPLICATION_ID}")
-    old.execute("PRAGMA user_version = 2")
+    old, _ = old_store(path, 2)
     old.execute("INSERT INTO item (id, client, itemtype, status) VALUES (17, 'a', 'vds', 2)")
     old.commit()
     old.close()
