@@ -223,8 +223,8 @@ def _create_file(path):
                      "Choose another place with --db PATH or RESELLCTL_DB.")
 
 
-def _connect(path):
-    """A connection to the existing file ``path``: SQLite itself never creates the store."""
+def connect(path):
+    """A connection to the existing file ``path``: SQLite itself never creates a store."""
     uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=rw"
     return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
 
@@ -272,7 +272,7 @@ class Store:
                 raise NoStore(f"no resellctl store at {path}" + (" (an empty file)" if st else ""))
             _create_file(path)
         try:
-            conn = _connect(path)
+            conn = connect(path)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
@@ -363,7 +363,8 @@ class Store:
     def secrets_path(self):
         return beside(self.path, SECRETS)
 
-    def _read_passwords(self):
+    def read_passwords(self):
+        """The secrets file as it is now: ``(store uid, {module id (str): password})``."""
         uid = self.one("SELECT value FROM store_meta WHERE key = 'uid'")[0]
         self._passwords = read_secrets(self.secrets_path, uid)
         return uid, self._passwords
@@ -372,7 +373,7 @@ class Store:
         """The password of the billmanager module ``module`` (a row); MissingPassword if the
         secrets file has none for it."""
         if self._passwords is None:
-            self._read_passwords()
+            self.read_passwords()
         password = self._passwords.get(str(module["id"]))
         if password is None:
             raise MissingPassword(module["name"], self.secrets_path)
@@ -381,7 +382,7 @@ class Store:
     def set_password(self, module_id, password):
         """Keep ``password`` as the password of module ``module_id`` (None: it has none).
         Call it inside write(), so that writers of the secrets file take turns."""
-        uid, passwords = self._read_passwords()
+        uid, passwords = self.read_passwords()
         if passwords.get(str(module_id)) == password:
             return
         passwords = {k: v for k, v in passwords.items() if k != str(module_id)}

@@ -15,6 +15,7 @@ from resellctl.errors import ResellError, StoreError
 # name -> "module:attribute"; the order is the order of `resellctl --help`.
 COMMANDS = {
     "init": "resellctl.cli.store:init",
+    "backup": "resellctl.cli.store:backup",
     "demo": "resellctl.cli.demo:demo",
     "modules": "resellctl.cli.modules:modules",
     "tariffs": "resellctl.cli.tariffs:tariffs",
@@ -31,6 +32,7 @@ COMMANDS = {
 # One-line help for `resellctl --help`, so listing commands does not import them all.
 SHORT_HELP = {
     "init": "Create the store and say where it is.",
+    "backup": "Copy the store consistently, even while cron writes to it.",
     "demo": "A guided run against the embedded simulator in a temporary store.",
     "modules": "Processing modules: upstream selling BILLmanagers and manual ones.",
     "tariffs": "Tariffs (pricelists) imported from the upstream.",
