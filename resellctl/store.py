@@ -1,12 +1,14 @@
 """The reseller's books: one SQLite file, its schema, migrations and transactions.
 
-The file is created with mode 0600 (it holds the modules' passwords), runs in WAL mode with a
-busy timeout, and is marked as ours with SQLite's ``application_id`` so that a file that is not
-a resellctl store is refused instead of being written into. ``PRAGMA user_version`` is the
-schema version; the migrations below bring an older store up to date on open.
+The file is created only when asked (``resellctl init``), as a new regular file of mode 0600,
+runs in WAL mode with a busy timeout, and is marked as ours with SQLite's ``application_id`` so
+that a file that is not a resellctl store is refused instead of being written into.
+``PRAGMA user_version`` is the schema version; the migrations below bring an older store up to
+date on open. The modules' passwords are not in it but in the secrets file beside it
+(storefiles.py), so that no copy of the books carries them.
 
 Writes go through ``Store.write()``: ``BEGIN IMMEDIATE`` ... ``COMMIT``, short, and never
-around an HTTP call. This module knows nothing of click, rich or the upstream.
+around an HTTP call. This module knows nothing of click, rich or the HTTP client.
 """
 
 import contextlib

@@ -96,3 +96,13 @@ def test_a_password_file_every_user_may_read_gets_a_warning(run, sim, tmp_path):
         f"warning: every user may read the password file {path} (mode 0644)",
         f"  fix it with: chmod 600 {path}",
         "module vds-up (billmanager) added"]
+
+
+def test_a_secrets_file_others_may_read_gets_the_warning_too(run, upstream):
+    secrets = run.db_path + ".secrets"
+    os.chmod(secrets, 0o640)
+    result = run("modules", "list")
+    assert result.exit_code == 0, result
+    assert result.stderr.splitlines() == [
+        f"warning: other users may read the store: {secrets} (mode 0640)",
+        f"  fix it with: chmod 600 {secrets}"]
