@@ -22,7 +22,8 @@ import urllib.parse
 
 from resellctl import errors
 from resellctl.errors import InputError, LockHeld, ResellError, StoreError, UpstreamError
-from resellctl.storefiles import SECRETS, beside, open_private, read_secrets, write_secrets
+from resellctl.storefiles import (SECRETS, beside, check_companion, open_private, read_secrets,
+                                  write_secrets)
 
 APPLICATION_ID = 0x52534C43  # "RSLC"
 BUSY_TIMEOUT_MS = 10_000
@@ -273,6 +274,8 @@ class Store:
             if not create:
                 raise NoStore(f"no resellctl store at {path}" + (" (an empty file)" if st else ""))
             _create_file(path)
+        for suffix in ("-wal", "-shm", "-journal"):
+            check_companion(beside(path, suffix))
         try:
             conn = connect(path)
             conn.row_factory = sqlite3.Row

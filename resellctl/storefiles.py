@@ -52,6 +52,19 @@ def open_private(path, flags=os.O_RDWR | os.O_CREAT):
     return fd
 
 
+def check_companion(path):
+    """StoreError if the file at ``path``, one that SQLite opens by name beside the store (its
+    -wal, -shm or -journal), is not one resellctl may write; none there is fine. SQLite refuses
+    a symbolic link there itself, but writes through a hard link."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    problem = "is a symbolic link" if stat.S_ISLNK(st.st_mode) else unsafe(st, path)
+    if problem:
+        _refuse(path, problem)
+
+
 def unsafe(st, path):
     """Why the file ``st`` (found at ``path``) is not one resellctl may write, or None."""
     if not stat.S_ISREG(st.st_mode):

@@ -45,6 +45,15 @@ def test_a_planted_sending_file_is_refused_and_its_target_untouched(run, upstrea
     untouched(precious)
 
 
+@pytest.mark.parametrize("suffix", ["-wal", "-shm", "-journal"])
+@pytest.mark.parametrize("plant", [os.symlink, os.link], ids=["symlink", "hardlink"])
+def test_a_planted_file_sqlite_opens_beside_the_store_is_refused_and_its_target_untouched(
+        run, upstream, precious, plant, suffix):
+    plant(precious, run.db_path + suffix)
+    refused(run("checkevent", "-q"), f"{run.db_path}{suffix} ")
+    untouched(precious)
+
+
 def test_a_dangling_symlink_is_not_followed_to_create_its_target(run, upstream, tmp_path):
     target = tmp_path / "created-by-root"
     os.symlink(target, run.db_path + ".lock")
