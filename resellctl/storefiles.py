@@ -45,7 +45,7 @@ def open_private(path, flags=os.O_RDWR | os.O_CREAT):
         if e.errno == errno.ELOOP and os.path.islink(path):
             _refuse(path, "is a symbolic link")
         raise StoreError(f"cannot open {path}: {e.strerror}") from None
-    problem = unsafe(os.fstat(fd), path)
+    problem = _unsafe(os.fstat(fd), path)
     if problem:
         os.close(fd)
         _refuse(path, problem)
@@ -60,12 +60,12 @@ def check_companion(path):
         st = os.lstat(path)
     except FileNotFoundError:
         return
-    problem = "is a symbolic link" if stat.S_ISLNK(st.st_mode) else unsafe(st, path)
+    problem = "is a symbolic link" if stat.S_ISLNK(st.st_mode) else _unsafe(st, path)
     if problem:
         _refuse(path, problem)
 
 
-def unsafe(st, path):
+def _unsafe(st, path):
     """Why the file ``st`` (found at ``path``) is not one resellctl may write, or None."""
     if not stat.S_ISREG(st.st_mode):
         return "is not a regular file"
