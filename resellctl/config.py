@@ -5,7 +5,8 @@
     db = "/var/lib/resellctl/resellctl.db"
 
 so that cron and every shell use the same store without each setting RESELLCTL_DB. It is read
-only when a command needs the store (never for ``--version`` or ``--help``). A missing
+only when a command needs the store and neither --db nor RESELLCTL_DB names it (never for
+``--version`` or ``--help``). A missing
 ``/etc/resellctl.conf`` is no error; a file that cannot be read, is not TOML, or holds an
 unknown key or a value of the wrong type is, naming the file and the line. This module knows
 nothing of click.
