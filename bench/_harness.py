@@ -123,7 +123,7 @@ def fill_store(db_path, services, operations, events=0, failed_every=100):
     rest are done, and every service has its share of the operations. Nine events in ten are
     module ``up``'s, one in ``failed_every`` could not be applied.
     """
-    store = Store.open(db_path)
+    store = Store.open(db_path, create=True)
     stamp = now()
     with store.write():
         module = store.conn.execute(

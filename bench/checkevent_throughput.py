@@ -108,11 +108,15 @@ def check_applied(db_path, events, services):
 
 
 def fresh_copy(source, target):
-    """``target`` as a copy of the store ``source``, without what an earlier run left."""
-    for suffix in ("", "-wal", "-shm"):
+    """``target`` as a private copy of the store ``source`` and its secrets file, without what
+    an earlier run left."""
+    for suffix in ("", "-wal", "-shm", ".secrets"):
         if os.path.exists(target + suffix):
             os.remove(target + suffix)
-    shutil.copyfile(source, target)
+    for suffix in ("", ".secrets"):
+        with open(source + suffix, "rb") as src, os.fdopen(os.open(
+                target + suffix, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb") as dst:
+            shutil.copyfileobj(src, dst)
 
 
 def main():

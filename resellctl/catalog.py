@@ -24,10 +24,12 @@ def add_module(store, name, type, url=None, username=None, password=None, datace
                          "letters, digits, '.', '_' and '-' (at most 64)")
     current = store.one("SELECT * FROM processingmodule WHERE name = ?", (name,))
     if replace and current is not None and current["type"] == type:
-        url, username, password, datacenter, min_balance = (
+        url, username, datacenter, min_balance = (
             current[k] if v is None else v for k, v in (
-                ("url", url), ("username", username), ("password", password),
-                ("datacenter", datacenter), ("min_balance", min_balance)))
+                ("url", url), ("username", username), ("datacenter", datacenter),
+                ("min_balance", min_balance)))
+        if password is None and type == "billmanager":
+            password = store.password(current)
         if auto_rerun is None:
             auto_rerun = bool(current["auto_rerun"])
     if auto_rerun is None:
@@ -65,7 +67,8 @@ def add_module(store, name, type, url=None, username=None, password=None, datace
         except decimal.InvalidOperation:
             raise InputError(f"--min-balance must be an amount like 20 or 20.50, "
                              f"not {min_balance!r}") from None
-    row = {"name": name, "type": type, "url": url, "username": username, "password": password,
+    # The password goes to the secrets file, never into the books.
+    row = {"name": name, "type": type, "url": url, "username": username,
            "datacenter": datacenter, "min_balance": min_balance,
            "auto_rerun": 1 if auto_rerun else 0}
     with store.write():
@@ -80,11 +83,13 @@ def add_module(store, name, type, url=None, username=None, password=None, datace
             store.conn.execute(
                 "UPDATE processingmodule SET " + ", ".join(f"{k} = ?" for k in row) +
                 " WHERE id = ?", (*row.values(), existing["id"]))
+            store.set_password(existing["id"], password)
             return False
         row["cdate"] = now()
-        store.conn.execute(
+        module_id = store.conn.execute(
             f"INSERT INTO processingmodule ({', '.join(row)}) VALUES "
-            f"({', '.join('?' * len(row))})", tuple(row.values()))
+            f"({', '.join('?' * len(row))})", tuple(row.values())).lastrowid
+        store.set_password(module_id, password)
         return True
 
 

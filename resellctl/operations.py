@@ -26,6 +26,7 @@ from resellctl.errors import InputError, UpstreamError
 from resellctl.printable import one_line
 from resellctl.states import OpStatus
 from resellctl.store import now
+from resellctl.storefiles import beside, open_private
 
 
 @dataclasses.dataclass
@@ -380,7 +381,7 @@ def _mismatch(item, tariff, seen):
 def claim_operation(store_path, op_id):
     """Lock byte ``op_id`` of ``<store>.sending``; the open descriptor (closing it lets go), or
     None when another process holds it. The kernel lets go when the holder dies."""
-    fd = os.open(store_path + ".sending", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_private(beside(store_path, ".sending"))
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, op_id)
     except OSError:

@@ -1,12 +1,14 @@
 """The reseller's books: one SQLite file, its schema, migrations and transactions.
 
-The file is created with mode 0600 (it holds the modules' passwords), runs in WAL mode with a
-busy timeout, and is marked as ours with SQLite's ``application_id`` so that a file that is not
-a resellctl store is refused instead of being written into. ``PRAGMA user_version`` is the
-schema version; the migrations below bring an older store up to date on open.
+The file is created only when asked (``resellctl init``), as a new regular file of mode 0600,
+runs in WAL mode with a busy timeout, and is marked as ours with SQLite's ``application_id`` so
+that a file that is not a resellctl store is refused instead of being written into.
+``PRAGMA user_version`` is the schema version; the migrations below bring an older store up to
+date on open. The modules' passwords are not in it but in the secrets file beside it
+(storefiles.py), so that no copy of the books carries them.
 
 Writes go through ``Store.write()``: ``BEGIN IMMEDIATE`` ... ``COMMIT``, short, and never
-around an HTTP call. This module knows nothing of click, rich or the upstream.
+around an HTTP call. This module knows nothing of click, rich or the HTTP client.
 """
 
 import contextlib
@@ -16,8 +18,13 @@ import os
 import secrets
 import re
 import sqlite3
+import stat
+import urllib.parse
 
-from resellctl.errors import InputError, LockHeld, ResellError, StoreError
+from resellctl import errors
+from resellctl.errors import InputError, LockHeld, ResellError, StoreError, UpstreamError
+from resellctl.storefiles import (SECRETS, beside, check_companion, open_private, read_secrets,
+                                  write_secrets)
 
 APPLICATION_ID = 0x52534C43  # "RSLC"
 BUSY_TIMEOUT_MS = 10_000
@@ -183,6 +190,23 @@ def m004_operation_bookkeeping(db):
                    (json.dumps(params, sort_keys=True), op_id))
 
 
+@migration
+def m005_secrets_apart(db):
+    """The modules' passwords move out of the books into the secrets file beside the store
+    (``<store>.secrets``), so that no copy of the books carries them; the column stays, blank.
+    With secure_delete the old values are overwritten, not left in the file's free space."""
+    rows = db.execute("SELECT id, password FROM processingmodule WHERE password != ''").fetchall()
+    if not rows:
+        return
+    path = beside(db.execute("PRAGMA database_list").fetchone()[2], SECRETS)
+    uid = db.execute("SELECT value FROM store_meta WHERE key = 'uid'").fetchone()[0]
+    passwords = read_secrets(path, uid)
+    passwords.update((str(module_id), password) for module_id, password in rows)
+    write_secrets(path, uid, passwords)
+    db.execute("PRAGMA secure_delete = ON")
+    db.execute("UPDATE processingmodule SET password = NULL")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -191,18 +215,59 @@ def now():
     return datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
 
 
+class MissingPassword(UpstreamError):
+    """A billmanager module whose password is not in the secrets file (a store restored
+    without it). An upstream error of kind auth, as a refused login is: the operation fails
+    with this reason, and checkevent reports the module and goes on with the others."""
+
+    def __init__(self, name, path):
+        super().__init__(errors.AUTH, (
+            f"module {name!r} has no password in {path} (a store restored without its secrets "
+            f"file?): set it with resellctl modules add {name} --type billmanager --replace "
+            "--password-file F"), type="no_password")
+
+
+class NoStore(StoreError):
+    """Nothing at the store's path (or an empty file): ``resellctl init`` makes a store."""
+
+
+def _existing(path):
+    """The status of the file at ``path`` (through links), or None when there is none;
+    StoreError for something that cannot be a store: only a regular file is one."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        if os.path.islink(path):
+            raise StoreError(f"{path} is a symbolic link to {os.readlink(path)}, which does "
+                             "not exist") from None
+        return None
+    except OSError as e:
+        raise StoreError(f"cannot open the store at {path}: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise StoreError(f"{path} is a directory, not a resellctl store")
+    if not stat.S_ISREG(st.st_mode):
+        raise StoreError(f"{path} is not a regular file: it cannot be a resellctl store")
+    return st
+
+
 def _create_file(path):
-    """Create an empty store file with mode 0600 (never chmod after: no window for others)."""
+    """Make ``path`` a new store file of mode 0600 (never chmod after: no window for others).
+
+    An empty regular file made there by hand is taken and made private, but never one reached
+    through a symbolic link: only a regular file may become a store.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
         return
     except FileExistsError as e:
         if e.filename == path:
-            if os.path.getsize(path) == 0:
-                # An empty file made by hand becomes the store and will hold passwords.
-                os.chmod(path, 0o600)
+            fd = open_private(path, os.O_WRONLY)
+            try:
+                os.fchmod(fd, 0o600)
+            finally:
+                os.close(fd)
             return
         # makedirs found a regular file where a directory should be.
         reason = f"{e.filename} is not a directory"
@@ -210,6 +275,12 @@ def _create_file(path):
         reason = e.strerror
     raise StoreError(f"cannot create the store at {path}: {reason}",
                      "Choose another place with --db PATH or RESELLCTL_DB.")
+
+
+def connect(path):
+    """A connection to the existing file ``path``: SQLite itself never creates a store."""
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=rw"
+    return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
 
 
 # SQLite's primary result codes that say the file cannot be used now, rather than a bug.
@@ -235,18 +306,29 @@ def _unusable(path, verb, error):
 class Store:
     """An open store: ``conn`` for queries, ``write()`` for transactions."""
 
-    def __init__(self, conn, path):
+    def __init__(self, conn, path, created=False):
         self.conn = conn
         self.path = path
+        self.created = created
+        self._passwords = None  # the secrets file, read on first use
 
     @classmethod
-    def open(cls, path, migrate=True):
-        """Open the store at ``path``, creating and migrating it as needed."""
-        if os.path.isdir(path):
-            raise StoreError(f"{path} is a directory, not a resellctl store")
-        _create_file(path)
+    def open(cls, path, migrate=True, create=False):
+        """Open the store at ``path``; NoStore if there is none.
+
+        With ``create``, a new store is made there if there is none (``created`` says so).
+        ``migrate=False`` leaves an existing store of an older schema as it is.
+        """
+        st = _existing(path)
+        created = st is None or st.st_size == 0
+        if created:
+            if not create:
+                raise NoStore(f"no resellctl store at {path}" + (" (an empty file)" if st else ""))
+            _create_file(path)
+        for suffix in ("-wal", "-shm", "-journal"):
+            check_companion(beside(path, suffix))
         try:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn = connect(path)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
@@ -268,13 +350,13 @@ class Store:
             raise StoreError(f"{path} is not a resellctl store ({e})") from None
         except OSError as e:
             raise StoreError(f"cannot open the store at {path}: {e.strerror}") from None
-        store = cls(conn, path)
+        store = cls(conn, path, created)
         if version > SCHEMA_VERSION:
             conn.close()
             raise StoreError(
                 f"{path} has schema version {version}, newer than this resellctl knows "
                 f"({SCHEMA_VERSION})", "Upgrade resellctl to use this store.")
-        if version < SCHEMA_VERSION and migrate:
+        if version < SCHEMA_VERSION and (migrate or created):
             store._migrate(version)
         return store
 
@@ -289,6 +371,8 @@ class Store:
                 step(db)
             self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        # A migration may have blanked data (the passwords): keep no old copy in the WAL.
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @contextlib.contextmanager
     def write(self):
@@ -314,6 +398,54 @@ class Store:
 
     def close(self):
         self.conn.close()
+
+    def exposed(self):
+        """The store's files that other users may reach: ``[(path, mode)]``. A restored backup
+        is often 0644, and SQLite gives the -wal and -shm files the store's own mode."""
+        found = []
+        for suffix in ("", "-wal", "-shm", SECRETS):
+            path = beside(self.path, suffix)
+            try:
+                mode = stat.S_IMODE(os.stat(path).st_mode)
+            except FileNotFoundError:
+                continue
+            if mode & 0o077:
+                found.append((path, mode))
+        return found
+
+    # -- the modules' passwords, kept in the secrets file beside the store ---------------------
+
+    @property
+    def secrets_path(self):
+        return beside(self.path, SECRETS)
+
+    def read_passwords(self):
+        """The secrets file as it is now: ``(store uid, {module id (str): password})``."""
+        uid = self.one("SELECT value FROM store_meta WHERE key = 'uid'")[0]
+        self._passwords = read_secrets(self.secrets_path, uid)
+        return uid, self._passwords
+
+    def password(self, module):
+        """The password of the billmanager module ``module`` (a row); MissingPassword if the
+        secrets file has none for it."""
+        if self._passwords is None:
+            self.read_passwords()
+        password = self._passwords.get(str(module["id"]))
+        if password is None:
+            raise MissingPassword(module["name"], self.secrets_path)
+        return password
+
+    def set_password(self, module_id, password):
+        """Keep ``password`` as the password of module ``module_id`` (None: it has none).
+        Call it inside write(), so that writers of the secrets file take turns."""
+        uid, passwords = self.read_passwords()
+        if passwords.get(str(module_id)) == password:
+            return
+        passwords = {k: v for k, v in passwords.items() if k != str(module_id)}
+        if password is not None:
+            passwords[str(module_id)] = password
+        write_secrets(self.secrets_path, uid, passwords)
+        self._passwords = passwords
 
     # -- small queries shared by the engines -------------------------------------------------
 

@@ -24,6 +24,7 @@ from resellctl.applier import Services
 from resellctl.events import PageResult, apply_page, event_id, feed_end
 from resellctl.states import OpStatus
 from resellctl.store import now
+from resellctl.storefiles import beside, open_private
 
 PAGE = 1000  # events per request: the protocol's maximum
 DEFAULT_BUDGET = 240.0  # seconds: well inside cron's five-minute tick
@@ -51,11 +52,11 @@ class SyncLock:
     """An exclusive, non-blocking flock on ``<store>.lock``; the kernel drops it with its holder."""
 
     def __init__(self, store_path):
-        self.path = store_path + ".lock"
+        self.path = beside(store_path, ".lock")
         self.fd = None
 
     def __enter__(self):
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_private(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -516,16 +516,18 @@ def _months(length):
 
 class Upstreams:
     """The clients of a store's billmanager modules, one per module, made when first needed
-    and closed together."""
+    and closed together. ``password(module)`` gives a module's password (the store keeps it
+    apart from the books)."""
 
-    def __init__(self):
+    def __init__(self, password):
+        self._password = password
         self._clients = {}
 
     def client(self, module):
         """The client of billmanager ``module`` (a row of processingmodule)."""
         if module["id"] not in self._clients:
             self._clients[module["id"]] = Client(module["url"], module["username"],
-                                                 module["password"])
+                                                 self._password(module))
         return self._clients[module["id"]]
 
     def close(self):

@@ -2,6 +2,7 @@
 and a `run` helper that invokes the real command line in-process."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,9 +27,25 @@ def fast_retries(monkeypatch):
     monkeypatch.setenv("RESELLCTL_CONNECT_TIMEOUT", "2")
 
 
+@pytest.fixture(scope="session")
+def empty_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "resellctl.conf"
+    path.touch()
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def no_system_config(monkeypatch, empty_config):
+    """An empty configuration file in place of /etc/resellctl.conf, which may name a store."""
+    monkeypatch.setenv("RESELLCTL_CONFIG", empty_config)
+
+
 @pytest.fixture
 def db_path(tmp_path, monkeypatch):
+    """The path of a new, empty store (made by `resellctl init`), which RESELLCTL_DB names."""
     path = str(tmp_path / "store" / "resellctl.db")
+    result = CliRunner().invoke(cli, ["--db", path, "init"])
+    assert result.exit_code == 0, result.output
     monkeypatch.setenv("RESELLCTL_DB", path)
     return path
 
@@ -44,8 +61,10 @@ def sim():
 
 @pytest.fixture
 def password_file(tmp_path):
+    """A file of mode 0600 holding the upstream's password."""
     path = tmp_path / "upstream.pw"
-    path.write_text(PASSWORD + "\n")
+    with os.fdopen(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "w") as f:
+        f.write(PASSWORD + "\n")
     return str(path)
 
 
@@ -100,6 +119,14 @@ def tsv(text):
     """TSV output as a list of dicts keyed by the header row."""
     lines = [line.split("\t") for line in text.splitlines() if line]
     return [dict(zip(lines[0], row)) for row in lines[1:]]
+
+
+def copy_store(source, target):
+    """A copy of the store ``source`` at ``target``, with its secrets file (the modules'
+    passwords) if it has one: as a restore of `resellctl backup --with-secrets` would be."""
+    for suffix in ("", ".secrets"):
+        if os.path.exists(source + suffix):
+            shutil.copy(source + suffix, target + suffix)
 
 
 def resellctl_env(db_path):

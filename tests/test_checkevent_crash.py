@@ -5,7 +5,6 @@ import collections
 import datetime
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -15,7 +14,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from conftest import PASSWORD, USERNAME
+from conftest import PASSWORD, USERNAME, copy_store
 from resellctl.cli import App, cli
 from resellctl.sim import Simulator, serve
 from test_checkevent import adopt, add_waiting
@@ -105,7 +104,7 @@ def backlog(tmp_path_factory):
             sim.suspend(upstream_id, msg="abuse")
 
         reference = str(work / "reference.db")
-        shutil.copy(template, reference)
+        copy_store(template, reference)
         out = finish(checkevent_process(reference))
         assert f"{EVENTS + SUSPENDED} applied" in out and f"{2 * SUSPENDED} operations" in out
         expected = books(reference)
@@ -207,7 +206,7 @@ def killed_during_the_balance_read(sim, db_path):
 def test_killed_runs_then_a_full_one_end_as_one_uninterrupted_run(backlog, kills):
     sim, template, expected, work = backlog
     db_path = str(work / f"killed-{len(os.listdir(work))}.db")
-    shutil.copy(template, db_path)
+    copy_store(template, db_path)
     for killed in kills:
         killed(sim, db_path)
     out = finish(checkevent_process(db_path))

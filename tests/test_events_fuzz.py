@@ -18,7 +18,7 @@ ITEMS = {"4201": 1, "4202": 2, "4203": 3}  # upstream item -> service of the sto
 def template(tmp_path_factory):
     """A store with one billmanager module, a tariff, three services and a waiting operation."""
     path = str(tmp_path_factory.mktemp("fuzz") / "template.db")
-    store = Store.open(path)
+    store = Store.open(path, create=True)
     with store.write() as conn:
         conn.execute("INSERT INTO processingmodule (id, name, type, url, username, password) "
                      "VALUES (1, 'vds-up', 'billmanager', 'http://127.0.0.1:9/billmgr', 'u', 'p')")

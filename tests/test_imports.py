@@ -41,9 +41,10 @@ def books(db_path):
     """A migrated store with a billmanager module, a service, an operation and its task."""
     store = Store.open(db_path)
     with store.write() as conn:
-        conn.execute("INSERT INTO processingmodule (id, name, type, url, username, password, "
-                     "cdate) VALUES (1, 'vds-up', 'billmanager', 'http://127.0.0.1:9/billmgr', "
-                     "'reseller', 'secret', ?)", (now(),))
+        conn.execute("INSERT INTO processingmodule (id, name, type, url, username, cdate) "
+                     "VALUES (1, 'vds-up', 'billmanager', 'http://127.0.0.1:9/billmgr', "
+                     "'reseller', ?)", (now(),))
+        store.set_password(1, "secret")
         conn.execute("INSERT INTO pricelist (id, processingmodule, remote_id, name, itemtype) "
                      "VALUES (1, 1, '11', 'VDS-1', 'vds')")
         conn.execute("INSERT INTO item (id, client, pricelist, itemtype, status, "

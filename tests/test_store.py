@@ -120,28 +120,29 @@ def test_an_older_store_is_migrated_on_open_and_keeps_its_data(run, monkeypatch)
         conn.close()
 
 
-def old_store(path, version, *statements):
-    """A store of schema ``version``, with rows written by ``statements``; opened (migrated)."""
+def old_store(path, version):
+    """A store of schema ``version``, as an older resellctl left it, to fill before commit():
+    ``(connection, sqlite_utils Database)``."""
     import sqlite_utils
 
-    old = store_module.Store.open(path, migrate=False)
-    db = sqlite_utils.Database(old.conn)
-    with old.write():
-        for step in store_module.MIGRATIONS[:version]:
-            step(db)
-        old.conn.execute(f"PRAGMA application_id = {store_module.APPLICATION_ID}")
-        old.conn.execute(f"PRAGMA user_version = {version}")
-        for statement in statements:
-            old.conn.execute(statement)
-    old.close()
-    return store_module.Store.open(path)
+    conn = sqlite3.connect(path)
+    db = sqlite_utils.Database(conn)
+    for step in store_module.MIGRATIONS[:version]:
+        step(db)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute(f"PRAGMA user_version = {version}")
+    return conn, db
 
 
 def test_services_ordered_before_remoteids_had_a_store_uid_keep_their_bare_number(tmp_path):
     """A store of schema 2 ordered services with remoteid = the service number; after the
     migration they still match their upstream items by it, and new orders get the uid."""
-    store = old_store(str(tmp_path / "old.db"), 2,
-                      "INSERT INTO item (id, client, itemtype, status) VALUES (17, 'a', 'vds', 2)")
+    path = str(tmp_path / "old.db")
+    old, _ = old_store(path, 2)
+    old.execute("INSERT INTO item (id, client, itemtype, status) VALUES (17, 'a', 'vds', 2)")
+    old.commit()
+    old.close()
+    store = store_module.Store.open(path)
     try:
         assert store.one("SELECT remoteid FROM item WHERE id = 17")[0] == "17"
         uid, number, random = store.remoteid(18).split("-")
@@ -156,8 +157,9 @@ def test_the_engines_bookkeeping_moves_out_of_the_request_parameters(tmp_path):
     """Schema 3 kept the event log mark and a prolongation's baseline among the parameters it
     sends, and counted every try without a clear refusal as one that may have reached the
     upstream. A prolongation without a baseline never sent anything: it is safe to send."""
-    store = old_store(
-        str(tmp_path / "old.db"), 3,
+    path = str(tmp_path / "old.db")
+    old, _ = old_store(path, 3)
+    for statement in (
         "INSERT INTO runningoperation (id, item, operation, status, trycount, params) VALUES "
         "(1, 1, 'prolong', 'failed', 2, '{\"eventlog_mark\": 7, \"period\": 1}'), "
         "(2, 1, 'prolong', 'failed', 1, "
@@ -165,7 +167,12 @@ def test_the_engines_bookkeeping_moves_out_of_the_request_parameters(tmp_path):
         "(3, 2, 'suspend', 'failed', 2, '{}'), (4, 3, 'open', 'failed', 1, '{}'), "
         "(5, 4, 'open', 'new', 0, '{}')",
         "INSERT INTO runningoperation_error (runningoperation, type) VALUES (3, 'transient'), "
-        "(3, 'permanent'), (4, 'balance')")
+        "(3, 'permanent'), (4, 'balance')",
+    ):
+        old.execute(statement)
+    old.commit()
+    old.close()
+    store = store_module.Store.open(path)
     try:
         rows = {r["id"]: dict(r) for r in store.all(
             "SELECT id, params, eventlog_mark, baseline, reached FROM runningoperation")}
@@ -202,10 +209,10 @@ def test_a_newer_store_is_refused_and_left_alone(run):
 
 def test_a_path_under_a_regular_file_is_refused(run, tmp_path):
     (tmp_path / "plain").write_text("a file\n")
-    refused(run("--db", str(tmp_path / "plain" / "resellctl.db"), "modules", "list"),
+    refused(run("--db", str(tmp_path / "plain" / "resellctl.db"), "init"),
             f"cannot create the store at {tmp_path}/plain/resellctl.db: "
             f"{tmp_path}/plain is not a directory")
-    refused(run("--db", str(tmp_path / "plain" / "sub" / "resellctl.db"), "modules", "list"),
+    refused(run("--db", str(tmp_path / "plain" / "sub" / "resellctl.db"), "init"),
             "Not a directory")
     assert (tmp_path / "plain").read_text() == "a file\n"
 
@@ -215,12 +222,13 @@ def test_a_directory_is_refused(run, tmp_path):
 
 
 def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(run, tmp_path):
-    path = tmp_path / "notes.txt"
+    path = tmp_path / "elsewhere" / "notes.txt"
+    path.parent.mkdir()
     path.write_text("not a database, but precious\n" * 200)
     before = digest(path), mode(path)
     refused(run("--db", str(path), "modules", "list"), "is not a resellctl store")
     assert (digest(path), mode(path)) == before
-    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+    assert sorted(os.listdir(path.parent)) == ["notes.txt"]
 
 
 @pytest.mark.parametrize("setup", [
@@ -229,7 +237,8 @@ def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(run, tmp_path):
     "PRAGMA user_version = 3",
 ])
 def test_an_sqlite_file_of_another_application_is_refused_and_left_alone(run, tmp_path, setup):
-    path = tmp_path / "other.db"
+    path = tmp_path / "elsewhere" / "other.db"
+    path.parent.mkdir()
     conn = sqlite3.connect(path)
     conn.executescript(setup)
     conn.close()
@@ -237,7 +246,7 @@ def test_an_sqlite_file_of_another_application_is_refused_and_left_alone(run, tm
     refused(run("--db", str(path), "modules", "add", "x", "--type", "manual"),
             "is an SQLite database but not a resellctl store")
     assert digest(path) == before
-    assert sorted(os.listdir(tmp_path)) == ["other.db"]  # no -wal, no -journal
+    assert sorted(os.listdir(path.parent)) == ["other.db"]  # no -wal, no -journal
 
 
 def test_an_empty_file_becomes_a_private_store(run, tmp_path):
@@ -246,3 +255,37 @@ def test_an_empty_file_becomes_a_private_store(run, tmp_path):
     create(run, "--db", str(path))
     assert module_names(path) == ["manual"]
     assert mode(path) == 0o600
+
+
+def test_an_empty_file_reached_through_a_symlink_is_not_taken(run, tmp_path):
+    """As `--db /dev/null` was: the target neither chmod'ed nor given a journal."""
+    target = tmp_path / "elsewhere" / "empty"
+    target.parent.mkdir()
+    target.touch(mode=0o644)
+    link = tmp_path / "link.db"
+    link.symlink_to(target)
+    refused(run("--db", link, "modules", "add", "manual", "--type", "manual"),
+            f"{link} is a symbolic link")
+    assert mode(target) == 0o644 and target.stat().st_size == 0
+    assert sorted(os.listdir(target.parent)) == ["empty"]
+    assert sorted(os.listdir(tmp_path)) == ["elsewhere", "link.db", "store"]
+
+
+def test_a_file_that_is_not_a_regular_file_is_refused(run, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o644)
+    link = tmp_path / "link.db"
+    link.symlink_to(fifo)
+    for db in (fifo, link):
+        refused(run("--db", db, "modules", "add", "manual", "--type", "manual"),
+                f"{db} is not a regular file")
+    assert mode(fifo) == 0o644
+    assert sorted(os.listdir(tmp_path)) == ["fifo", "link.db", "store"]
+
+
+def test_a_dangling_symlink_is_refused_and_its_target_not_created(run, tmp_path):
+    link = tmp_path / "link.db"
+    link.symlink_to(tmp_path / "nowhere" / "resellctl.db")
+    refused(run("--db", link, "modules", "add", "manual", "--type", "manual"),
+            f"{link} is a symbolic link to {tmp_path}/nowhere/resellctl.db, which does not exist")
+    assert not (tmp_path / "nowhere").exists()

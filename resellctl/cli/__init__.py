@@ -5,16 +5,17 @@ little more than importing click.
 """
 
 import importlib
-import os
 import sys
 
 import click
 
 from resellctl import __version__
-from resellctl.errors import InputError, ResellError
+from resellctl.errors import InputError, ResellError, StoreError
 
 # name -> "module:attribute"; the order is the order of `resellctl --help`.
 COMMANDS = {
+    "init": "resellctl.cli.store:init",
+    "backup": "resellctl.cli.store:backup",
     "demo": "resellctl.cli.demo:demo",
     "modules": "resellctl.cli.modules:modules",
     "tariffs": "resellctl.cli.tariffs:tariffs",
@@ -30,6 +31,8 @@ COMMANDS = {
 
 # One-line help for `resellctl --help`, so listing commands does not import them all.
 SHORT_HELP = {
+    "init": "Create the store and say where it is.",
+    "backup": "Copy the store consistently, even while cron writes to it.",
     "demo": "A guided run against the embedded simulator in a temporary store.",
     "modules": "Processing modules: upstream selling BILLmanagers and manual ones.",
     "tariffs": "Tariffs (pricelists) imported from the upstream.",
@@ -109,13 +112,6 @@ class LazyGroup(ResellGroup):
             formatter.write_dl(rows)
 
 
-def default_db_path():
-    """``$XDG_DATA_HOME/resellctl/resellctl.db``, i.e. ``~/.local/share/resellctl/...``."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
-                                                           "share")
-    return os.path.join(base, "resellctl", "resellctl.db")
-
-
 class App:
     """What every command shares: where the store is, and whether the output is a terminal.
 
@@ -123,10 +119,11 @@ class App:
     """
 
     def __init__(self, db_path=None, stdout_isatty=None, stderr_isatty=None):
-        self.db_path = db_path
+        self.db_path = db_path  # the --db flag's value, if given
         self._stdout_isatty = stdout_isatty
         self._stderr_isatty = stderr_isatty
         self._store = None
+        self.store_source = None  # what named the store: "from the --db flag", ...
         self._upstreams = None
 
     @property
@@ -135,7 +132,7 @@ class App:
         if self._upstreams is None:
             from resellctl.upstream import Upstreams
 
-            self._upstreams = Upstreams()
+            self._upstreams = Upstreams(self.store.password)
         return self._upstreams
 
     @property
@@ -152,11 +149,26 @@ class App:
 
     @property
     def store(self):
-        """The store, opened (created and migrated if need be) on first use."""
-        if self._store is None:
-            from resellctl.store import Store
+        """The store, opened (and migrated if need be) on first use; an error naming the path
+        and what named it if there is none there."""
+        return self.open_store()
 
-            self._store = Store.open(self.db_path or default_db_path())
+    def open_store(self, create=False, migrate=True):
+        """The store, opened on first use; with ``create``, made if there is none (only `init`
+        and `modules add` do: a mistyped path must not become a new empty store)."""
+        if self._store is None:
+            from resellctl.config import store_path
+            from resellctl.store import NoStore, Store
+
+            path, source = store_path(self.db_path)
+            try:
+                store = Store.open(path, create=create, migrate=migrate)
+            except NoStore as e:
+                raise StoreError(f"{e.message} ({source})",
+                                 "Create it with `resellctl init`, or point --db, RESELLCTL_DB "
+                                 "or the configuration file's db at the store.") from None
+            self._store, self.store_source = store, source
+            _warn_exposed(store)
         return self._store
 
     def close(self):
@@ -168,9 +180,30 @@ class App:
             self._store = None
 
 
+def _not_empty(ctx, param, value):
+    if value == "":
+        # Not the default store in its place: that would be another store than the one meant.
+        raise click.BadParameter("must name the store, not be empty", ctx, param)
+    return value
+
+
+def _warn_exposed(store):
+    """Warn (once: the App opens the store once) when other users may read the books."""
+    exposed = store.exposed()
+    if exposed:
+        import shlex
+
+        from resellctl.output import say
+
+        say("warning: other users may read the store: "
+            + ", ".join(f"{path} (mode {mode:04o})" for path, mode in exposed)
+            + "\n  fix it with: chmod 600 " + " ".join(shlex.quote(p) for p, _ in exposed))
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", "db_path", envvar="RESELLCTL_DB", metavar="PATH",
-              help="The store (env RESELLCTL_DB; default ~/.local/share/resellctl/resellctl.db).")
+@click.option("--db", "db_path", metavar="PATH", callback=_not_empty,
+              help="The store (else RESELLCTL_DB, else db in /etc/resellctl.conf, else "
+                   "~/.local/share/resellctl/resellctl.db).")
 @click.version_option(__version__, "--version", prog_name="resellctl")
 @click.pass_context
 def cli(ctx, db_path):
@@ -181,7 +214,7 @@ def cli(ctx, db_path):
     """
     if ctx.obj is None:
         ctx.obj = App()
-    if db_path:
+    if db_path is not None:
         ctx.obj.db_path = db_path
     ctx.call_on_close(ctx.obj.close)
 

@@ -1,6 +1,9 @@
 """What the command modules share: the App from the context, K=V parsing, outcome reports."""
 
 import decimal
+import os
+import shlex
+import stat
 
 import click
 
@@ -14,6 +17,13 @@ from resellctl.views import DEFAULT_LIMIT
 def app_of(ctx=None):
     """The App of the running command."""
     return (ctx or click.get_current_context()).find_root().obj
+
+
+def say_created(app):
+    """Say where the store is if this command has just created it; whether it has."""
+    if app.store.created:
+        say(f"created the store at {app.store.path} ({app.store_source})")
+    return app.store.created
 
 
 def who():
@@ -71,12 +81,16 @@ def read_password_file(path):
     try:
         with open(path, encoding="utf-8") as f:
             password = f.readline().rstrip("\r\n")
+            mode = os.fstat(f.fileno()).st_mode
     except OSError as e:
         raise InputError(f"cannot read the password file {path}: {e.strerror}") from None
     except UnicodeDecodeError:
         raise InputError(f"the password file {path} is not UTF-8 text") from None
     if not password:
         raise InputError(f"the password file {path} is empty")
+    if mode & stat.S_IROTH:
+        say(f"warning: every user may read the password file {path} (mode "
+            f"{stat.S_IMODE(mode):04o})\n  fix it with: chmod 600 {shlex.quote(path)}")
     return password
 
 

@@ -6,7 +6,7 @@ import click
 
 from resellctl import catalog, output, views
 from resellctl.cli import ResellGroup
-from resellctl.cli.common import app_of, read_password_file
+from resellctl.cli.common import app_of, read_password_file, say_created
 from resellctl.errors import InputError
 
 
@@ -67,6 +67,9 @@ def add(name, type_, url, username, password_file, password_stdin, datacenter, m
     """
     password = _read_password(password_file, password_stdin)
     app = app_of()
+    # The first step of a new setup (the README's tour) may make the store.
+    app.open_store(create=True)
+    say_created(app)
     added = catalog.add_module(app.store, name, type_, url=url, username=username,
                                password=password, datacenter=datacenter,
                                min_balance=min_balance, auto_rerun=auto_rerun,
