@@ -71,13 +71,15 @@ def sending(conn, op_id, baseline, first, stamp):
     """The operation's request is about to leave: it may reach the upstream from now on.
     ``first``: the first try of this processing, which counts in ``trycount``."""
     conn.execute("UPDATE runningoperation SET reached = 1, baseline = ?, mdate = ?, "
-                 "trycount = trycount + ? WHERE id = ?", (baseline, stamp, int(first), op_id))
+                 "sentdate = coalesce(sentdate, ?), trycount = trycount + ? WHERE id = ?",
+                 (baseline, stamp, stamp, int(first), op_id))
 
 
 def not_sent(conn, op_id):
     """The try provably did nothing upstream (refused, or never left), and none before it
     reached the upstream: the operation is safe to send again."""
-    conn.execute("UPDATE runningoperation SET reached = 0 WHERE id = ?", (op_id,))
+    conn.execute("UPDATE runningoperation SET reached = 0, sentdate = NULL WHERE id = ?",
+                 (op_id,))
 
 
 def accepted(conn, op_id, task_id, done, stamp):

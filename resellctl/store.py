@@ -207,6 +207,26 @@ def m005_secrets_apart(db):
     db.execute("UPDATE processingmodule SET password = NULL")
 
 
+@migration
+def m006_dialects_and_polling(db):
+    """What keeping services in step with a real BILLmanager needs.
+
+    ``processingmodule.api``: the module's dialect (``events``, ``bm6``, ``bm5``), detected once
+    when the module is added; the modules of earlier stores all spoke ``events``.
+    ``item.compared``: when the upstream's form of the service was last compared with the
+    books, so that polling compares every service in turn. ``item.missing``: since when the
+    upstream answers that the service's item does not exist (never closed on that alone).
+    ``runningoperation.sentdate``: when a send that may have reached the upstream first left,
+    so that an order whose answer was lost is looked for among the items made after it.
+    """
+    db["processingmodule"].add_column("api", str)
+    db.execute("UPDATE processingmodule SET api = 'events' WHERE type = 'billmanager'")
+    db["item"].add_column("compared", str)
+    db["item"].add_column("missing", str)
+    db["item"].create_index(["upstream_module", "compared"])
+    db["runningoperation"].add_column("sentdate", str)
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
