@@ -30,6 +30,9 @@ LIST_FIELDS = frozenset({
     "status_msg", "item_status", "item_real_status", "status", "cost", "remoteid", "period",
     "datacenter", "processingmodule", "name",
 })
+# Form fields that hold a secret (a server's root password, say): never a parameter the books
+# keep, show or put in a backup.
+_SECRET = re.compile(r"passw|secret|token|private_key", re.I)
 STATUS_CODES = ("1", "2", "3", "4", "5")
 _ADDON = re.compile(r"addon_([0-9]+)")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -96,7 +99,7 @@ def list_row(row):
         raise ValueError("a list row without an id")
     columns = {}
     for name, node in row.items():
-        if name in LIST_FIELDS or name.startswith("$"):
+        if name in LIST_FIELDS or name.startswith("$") or _SECRET.search(name):
             continue
         value = _scalar(node)
         if value is not None:
@@ -121,7 +124,7 @@ def edit_form(doc):
         raise ValueError("the form names no service (no elid)")
     params, addons = {}, {}
     for name, node in doc.items():
-        if name in OWN_FIELDS or name.startswith("$"):
+        if name in OWN_FIELDS or name.startswith("$") or _SECRET.search(name):
             continue
         value = _scalar(node)
         if value is None:
