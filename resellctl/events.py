@@ -21,6 +21,7 @@ import json
 from resellctl import bmdoc
 from resellctl.store import MAX_ID, now
 
+_DUMP_DEPTH = 100  # levels of a record logged as it came; far within the recursion limit
 # event type -> (operation kind it completes, new item status)
 TYPES = {
     "open": ("open", 2),
@@ -180,8 +181,16 @@ def _named(raw, name):
 
 
 def _shown(value, limit=40):
-    text = json.dumps(value, default=str)
+    text = _dumped(value)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _dumped(value):
+    """``value`` as JSON text; a note instead where it nests too deep for json.dumps to walk
+    within Python's recursion limit (the answer's decoder, in another thread, may have)."""
+    if not bmdoc.nests_within(value, _DUMP_DEPTH):
+        return json.dumps(f"(nested more than {_DUMP_DEPTH} levels deep: not kept)")
+    return json.dumps(value, default=str)
 
 
 @dataclasses.dataclass
@@ -393,7 +402,7 @@ class _Applier:
             kind = item = date = None
         setattr(self.result, outcome, getattr(self.result, outcome) + 1)
         self.log.append((self.module_id, ident, kind, date, self.stamp, None, item, outcome,
-                         reason, json.dumps(raw, default=str)[:4000]))
+                         reason, _dumped(raw)[:4000]))
 
     def _apply(self, event, row, pending):
         item_id, conn = row["id"], self.conn

@@ -106,6 +106,22 @@ def test_a_malformed_answer_is_a_temporary_failure_of_tariffs_import_and_order(
     assert "the answer nests too deep to decode" in imported.stderr
 
 
+def test_an_event_nested_too_deep_to_log_is_rejected_and_passed(run, password_file):
+    """Decoded in the thread that fetches pages, it went past Python's recursion limit where
+    json.dumps logged it, with the deeper stack of the main thread."""
+    feed = hostile.by_func(hostile.nested(960, "param"), subaccount=hostile.balance(),
+                           item_event_ack=hostile.answer(hostile.OK))
+    with hostile.Hostile(feed) as bad:
+        add_module(run, "bad-up", bad.url, password_file)
+        r = run("checkevent")
+    assert r.exit_code == 0, r
+    assert r.stdout.startswith("bad-up: 0 applied, 0 skipped (already applied), 0 unknown, "
+                               "1 rejected")
+    [problem] = json.loads(run("events", "list", "--problem", "--json").stdout)
+    assert problem["reason"] == "field 'param': expected a list of named values"
+    assert problem["raw"] == '"(nested more than 100 levels deep: not kept)"'
+
+
 # --- hangs: every call ends by its deadline ---------------------------------------------------
 
 # A good answer, a byte a second: far longer than any deadline here.
