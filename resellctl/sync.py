@@ -94,13 +94,18 @@ def run(store, engine, module_ref=None, max_events=None, budget=DEFAULT_BUDGET, 
             module = store.one("SELECT * FROM processingmodule WHERE id = ?", (module["id"],))
             summary = ModuleSummary(module=module["name"], cursor=module["event_cursor"] or 0)
             summaries.append(summary)
+            if _past(deadline):
+                # No call runs past the budget: this module waits for the next run.
+                summary.warnings.append("not synced: the time budget ran out before its turn")
+                continue
             try:
                 client = engine.client(module)
-                client.deadline = deadline  # retries too end with the run's time budget
+                client.deadline = deadline  # every call and every retry ends by it
                 sync_module(store, client, module, summary, max_events, deadline, from_id,
                             progress)
-                acknowledge(store, client, module, summary, ack_after)
-                check_balance(store, engine, module, summary)
+                if not _past(deadline):
+                    acknowledge(store, client, module, summary, ack_after)
+                    check_balance(store, engine, module, summary, deadline)
             except UpstreamError as error:
                 summary.error = f"{error.message}" + (f" ({error.hint})" if error.hint else "")
                 summary.error_kind = error.kind
@@ -134,14 +139,20 @@ def sync_module(store, client, module, summary, max_events, deadline, from_id, p
 
     services = Services()
     with _no_cycle_collection():
-        page = _Prefetch(fetch, start)
+        page = first = _Prefetch(fetch, start)
         while True:
-            raws, idents, more, position = page.result()
+            try:
+                raws, idents, more, position = page.result()
+            except UpstreamError:
+                if page is first or not _past(deadline):
+                    raise
+                # The page in flight when the time budget ran out: the next run reads it.
+                summary.more = True
+                break
             end = feed_end(position, idents)
             if remaining is not None:
                 remaining -= len(raws)
-            out_of_time = deadline is not None and time.monotonic() > deadline
-            go_on = more and end > position and not out_of_time and (
+            go_on = more and end > position and not _past(deadline) and (
                 remaining is None or remaining > 0)
             if go_on:
                 # Fetch the next page while this one is applied.
@@ -153,6 +164,11 @@ def sync_module(store, client, module, summary, max_events, deadline, from_id, p
             if not go_on:
                 summary.more = bool(more and raws)
                 break
+
+
+def _past(deadline):
+    """Whether the run's time budget (a ``time.monotonic()`` value, or None) is spent."""
+    return deadline is not None and time.monotonic() >= deadline
 
 
 class _Prefetch:
@@ -230,8 +246,9 @@ def acknowledge(store, client, module, summary, ack_after):
                                "WHERE id = ?", (mark, marked, module["id"]))
 
 
-def check_balance(store, engine, module, summary):
-    """Record the module's balance, warn below its minimum, re-run operations it now covers."""
+def check_balance(store, engine, module, summary, deadline):
+    """Record the module's balance, warn below its minimum, re-run operations it now covers
+    until the run's ``deadline``."""
     balance, currency = engine.client(module).balance()
     with store.write():
         store.conn.execute("UPDATE processingmodule SET balance = ?, currency = ?, "
@@ -242,16 +259,18 @@ def check_balance(store, engine, module, summary):
         summary.min_balance = module["min_balance"]
         summary.low_balance = balance < decimal.Decimal(module["min_balance"])
     if module["auto_rerun"]:
-        summary.rerun = rerun_for_funds(store, engine, module, balance, summary.warnings)
+        summary.rerun = rerun_for_funds(store, engine, module, balance, summary.warnings,
+                                        deadline)
 
 
-def rerun_for_funds(store, engine, module, balance, warnings):
+def rerun_for_funds(store, engine, module, balance, warnings, deadline):
     """Re-run operations that failed for want of funds, oldest first, while the balance lasts.
 
     The queue is strict: the first operation the balance does not cover stops it, so a large
     old order is not starved by newer cheap ones. It also stops at the first that gets no
-    answer: each of the rest would only wait out its own retries, holding the sync lock.
-    A re-run that fails again is added to ``warnings``: `-q` shows it.
+    answer: each of the rest would only wait out its own retries, holding the sync lock; and
+    at the run's ``deadline``, past which no call may start (one would fail unsent, and leave
+    the funds queue). A re-run that fails again is added to ``warnings``: `-q` shows it.
     """
     left, rerun = balance, 0
     for op in store.all("SELECT id, amount FROM runningoperation WHERE processingmodule = ? "
@@ -260,7 +279,7 @@ def rerun_for_funds(store, engine, module, balance, warnings):
         amount = _money(op["amount"])
         if amount is None:
             continue  # no amount recorded: only `ops start` can tell
-        if amount > left:
+        if amount > left or _past(deadline):
             break
         outcome = engine.process(op["id"])
         rerun += 1

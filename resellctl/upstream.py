@@ -307,7 +307,8 @@ class Client:
         # Seconds a call may take from connecting to the last byte of the answer.
         self.call_timeout = _env_number("RESELLCTL_CALL_TIMEOUT", 60.0, minimum=0.1)
         self.max_answer = int(_env_number("RESELLCTL_MAX_ANSWER_MB", 32.0, minimum=0.01) * MiB)
-        # A time.monotonic() value after which no retry starts (checkevent's time budget).
+        # A time.monotonic() value past which no call runs and no retry starts (checkevent's
+        # time budget).
         self.deadline = None
         if session is None:
             # Retries live in retrying() only: urllib3 must never re-send on its own.
@@ -421,10 +422,15 @@ class Client:
     def _send(self, func, data):
         """One POST; the doc of a successful answer, else UpstreamError.
 
-        The call ends by its deadline, ``call_timeout`` from now, from connecting to the last
-        byte of the answer.
+        The call ends by its deadline, from connecting to the last byte of the answer: the
+        sooner of ``call_timeout`` from now and the run's ``deadline``.
         """
-        seconds = self.call_timeout
+        seconds, limit = self.call_timeout, ""
+        left = None if self.deadline is None else self.deadline - time.monotonic()
+        if left is not None and left < seconds:
+            if left <= 0:
+                raise self._transient(func, "the run's time budget is spent", maybe_sent=False)
+            seconds, limit = left, ", the end of the run's time budget"
         connect, read = self.timeout if isinstance(self.timeout, tuple) else (self.timeout,) * 2
         with _WATCHDOG.call(seconds) as call:
             try:
@@ -438,7 +444,7 @@ class Client:
                 if call.cut and error.maybe_sent:
                     # The watchdog shut the socket down: whatever broke next, that is why.
                     error = self._transient(func, f"the answer did not complete within "
-                                            f"{round(seconds, 1):g} s", maybe_sent=True)
+                                            f"{round(seconds, 1):g} s{limit}", maybe_sent=True)
             else:
                 error = None
         # Raised outside the except block, so the error holds no reference to the request

@@ -178,6 +178,26 @@ def test_connecting_ends_with_the_call_deadline(run, books, monkeypatch):
     assert synced(run)
 
 
+def test_no_call_runs_past_the_time_budget(run, books):
+    """Retries and a read timeout that a drip never reaches would carry the run on for ever."""
+    with hostile.Hostile(hostile.drip(DRIP)) as bad:
+        books(bad.url)
+        r = resellctl(run.db_path, "checkevent", "--time-budget", "2",
+                      RESELLCTL_RETRY_ATTEMPTS="100", RESELLCTL_READ_TIMEOUT="3")
+    assert r.returncode == 75, r
+    assert "Traceback" not in r.stderr
+    error, warning = r.stderr.splitlines()
+    assert error.startswith("error: module bad-up: item.event.list on 127.0.0.1:")
+    assert ", the end of the run's time budget (a temporary failure;" in error
+    assert bad.funcs == ["item.event.list"]
+    # The module after it would start past the budget: it waits for the next run.
+    assert warning == ("warning: module vds-up: not synced: the time budget ran out before its "
+                       "turn")
+    assert not synced(run)
+    assert run("checkevent").exit_code == 75  # bad-up, gone now, cannot be reached
+    assert synced(run)
+
+
 def test_order_and_ops_start_end_with_the_call_deadline(run, password_file):
     with hostile.Hostile(hostile.by_func(hostile.drip(DRIP),
                                          pricelist_export=hostile.pricelists())) as bad:
