@@ -233,7 +233,9 @@ class _Watchdog:
                 now = time.monotonic()
                 while self._calls and (self._calls[0][0] <= now or self._calls[0][2].done):
                     heapq.heappop(self._calls)[2].expire()
-                self._wake.wait(self._calls[0][0] - now if self._calls else None)
+                # TIMEOUT_MAX: a call timeout of "inf" means no deadline, not an overflow here.
+                self._wake.wait(min(self._calls[0][0] - now, threading.TIMEOUT_MAX)
+                                if self._calls else None)
 
 
 _WATCHDOG = _Watchdog()

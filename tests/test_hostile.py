@@ -249,3 +249,9 @@ def test_a_bad_setting_is_bad_input(run, upstream, monkeypatch, name, value):
     assert r.exit_code == 2, r
     one_line(r.stderr, f"Error: {name} must be a number of at least ")
     assert not upstream.requests[1:]  # nothing but the tariffs' import
+
+
+def test_a_call_timeout_of_inf_sets_no_deadline(run, upstream):
+    upstream.fault("delay", func="pricelist.export", seconds=0.3)  # a call the watchdog sees
+    r = resellctl(run.db_path, "tariffs", "import", "vds-up", RESELLCTL_CALL_TIMEOUT="inf")
+    assert (r.returncode, r.stderr) == (0, "tariffs of vds-up: 0 added, 4 updated\n"), r
