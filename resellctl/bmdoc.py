@@ -52,3 +52,19 @@ def named_values(node):
             raise ValueError("expected a list of named values")
         result[elem["$name"]] = text(elem, "")
     return result
+
+
+def nests_within(node, depth):
+    """Whether ``node`` nests at most ``depth`` objects and arrays deep.
+
+    Level by level, without recursion: an upstream's document may be nested too deep for any
+    recursive walk (json.dumps) to reach its bottom within Python's recursion limit.
+    """
+    level = [node]
+    for _ in range(depth + 1):
+        level = [item for item in level if isinstance(item, (dict, list))]
+        if not level:
+            return True
+        level = [child for item in level
+                 for child in (item.values() if isinstance(item, dict) else item)]
+    return False

@@ -25,6 +25,8 @@ from resellctl.changes import TYPES, Change
 from resellctl.printable import one_line
 from resellctl.store import MAX_ID, now
 
+_DUMP_DEPTH = 100  # levels of a record logged as it came; far within the recursion limit
+
 
 class Rejected(ValueError):
     """An event record that cannot be applied; its message is the reason."""
@@ -152,8 +154,16 @@ def _named(raw, name):
 
 
 def _shown(value, limit=40):
-    text = json.dumps(value, default=str)
+    text = _dumped(value)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _dumped(value):
+    """``value`` as JSON text; a note instead where it nests too deep for json.dumps to walk
+    within Python's recursion limit (the answer's decoder, in another thread, may have)."""
+    if not bmdoc.nests_within(value, _DUMP_DEPTH):
+        return json.dumps(f"(nested more than {_DUMP_DEPTH} levels deep: not kept)")
+    return json.dumps(value, default=str)
 
 
 @dataclasses.dataclass
@@ -275,7 +285,7 @@ class _Page:
             kind = item = date = None
         setattr(self.result, outcome, getattr(self.result, outcome) + 1)
         self.log.append((self.module_id, ident, kind, date, self.stamp, None, item, outcome,
-                         one_line(reason), json.dumps(raw, default=str)[:4000]))
+                         one_line(reason), _dumped(raw)[:4000]))
 
 
 def _loose_text(node, limit=200):

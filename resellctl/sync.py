@@ -98,13 +98,18 @@ def run(engine, module_ref=None, max_events=None, budget=DEFAULT_BUDGET, from_id
             module = store.one("SELECT * FROM processingmodule WHERE id = ?", (module["id"],))
             summary = ModuleSummary(module=module["name"], cursor=module["event_cursor"] or 0)
             summaries.append(summary)
+            if _past(deadline):
+                # No call runs past the budget: this module waits for the next run.
+                summary.warnings.append("not synced: the time budget ran out before its turn")
+                continue
             try:
                 client = engine.upstreams.client(module)
-                client.deadline = deadline  # retries too end with the run's time budget
+                client.deadline = deadline  # every call and every retry ends by it
                 sync_module(store, client, module, summary, max_events, deadline, from_id,
                             progress)
-                acknowledge(store, client, module, summary, ack_after)
-                check_balance(engine, module, summary, deadline)
+                if not _past(deadline):
+                    acknowledge(store, client, module, summary, ack_after)
+                    check_balance(engine, module, summary, deadline)
             except UpstreamError as error:
                 summary.error = f"{error.message}" + (f" ({error.hint})" if error.hint else "")
                 summary.error_kind = error.kind
@@ -138,14 +143,20 @@ def sync_module(store, client, module, summary, max_events, deadline, from_id, p
 
     services = Services()
     with _no_cycle_collection():
-        page = _Prefetch(fetch, start)
+        page = first = _Prefetch(fetch, start)
         while True:
-            raws, idents, more, position = page.result()
+            try:
+                raws, idents, more, position = page.result()
+            except UpstreamError:
+                if page is first or not _past(deadline):
+                    raise
+                # The page in flight when the time budget ran out: the next run reads it.
+                summary.more = True
+                break
             end = feed_end(position, idents)
             if remaining is not None:
                 remaining -= len(raws)
-            out_of_time = deadline is not None and time.monotonic() > deadline
-            go_on = more and end > position and not out_of_time and (
+            go_on = more and end > position and not _past(deadline) and (
                 remaining is None or remaining > 0)
             if go_on:
                 # Fetch the next page while this one is applied.
@@ -157,6 +168,11 @@ def sync_module(store, client, module, summary, max_events, deadline, from_id, p
             if not go_on:
                 summary.more = bool(more and raws)
                 break
+
+
+def _past(deadline):
+    """Whether the run's time budget (a ``time.monotonic()`` value, or None) is spent."""
+    return deadline is not None and time.monotonic() >= deadline
 
 
 class _Prefetch:
@@ -234,9 +250,9 @@ def acknowledge(store, client, module, summary, ack_after):
                                "WHERE id = ?", (mark, marked, module["id"]))
 
 
-def check_balance(engine, module, summary, deadline=None):
+def check_balance(engine, module, summary, deadline):
     """Record the module's balance, warn below its minimum, re-run operations it now covers
-    (none once ``deadline``, a ``time.monotonic()`` value, has passed)."""
+    until the run's ``deadline``."""
     store = engine.store
     balance, currency = engine.upstreams.client(module).balance()
     with store.write():
@@ -251,14 +267,14 @@ def check_balance(engine, module, summary, deadline=None):
         summary.rerun = rerun_for_funds(engine, module, balance, summary.warnings, deadline)
 
 
-def rerun_for_funds(engine, module, balance, warnings, deadline=None):
+def rerun_for_funds(engine, module, balance, warnings, deadline):
     """Re-run operations that failed for want of funds, oldest first, while the balance lasts.
 
     The queue is strict: the first operation the balance does not cover stops it, so a large
     old order is not starved by newer cheap ones. It also stops at the first that gets no
     answer: each of the rest would only wait out its own retries, holding the sync lock; and
-    at ``deadline`` (the run's time budget), so that the run ends before the next cron tick.
-    A re-run that fails again is added to ``warnings``: `-q` shows it.
+    at the run's ``deadline``, past which no call may start (one would fail unsent, and leave
+    the funds queue). A re-run that fails again is added to ``warnings``: `-q` shows it.
     """
     left, rerun = balance, 0
     for op in engine.store.all("SELECT id, amount FROM runningoperation WHERE "
@@ -269,7 +285,7 @@ def rerun_for_funds(engine, module, balance, warnings, deadline=None):
             continue  # no amount recorded: only `ops start` can tell
         if amount > left:
             break
-        if deadline is not None and time.monotonic() >= deadline:
+        if _past(deadline):
             warnings.append(f"the time budget ended before operation {op['id']} and those after "
                             "it could be re-run for funds; the next run goes on")
             break

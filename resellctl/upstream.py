@@ -3,16 +3,22 @@
 Every call is a form POST (PROTOCOL.md, Transport) on one keep-alive session whose adapters
 never retry: retries live only here, in :func:`retrying`. Answers are sorted into the classes of
 :mod:`resellctl.errors` (PROTOCOL.md's error table). No message, exception or repr made here
-carries the password.
+carries the password. However the upstream answers (slowly, endlessly, hugely, nested
+without end), a call ends by its deadline with a bounded answer, or with an UpstreamError.
 """
 
 import contextlib
+import functools
+import heapq
 import http.client
 import inspect
+import itertools
+import json
 import os
 import re
 import socket
 import ssl
+import threading
 import time
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote, quote_plus, unquote, urlsplit
@@ -42,6 +48,11 @@ _NOT_SENT = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTi
 # tenacity 9.2 renamed wait_exponential_jitter's ``initial`` to ``multiplier``.
 _FIRST_WAIT = ("multiplier" if "multiplier" in
                inspect.signature(tenacity.wait_exponential_jitter).parameters else "initial")
+MiB = 2**20
+_CHUNK = 64 * 1024  # bytes read at a time, decompressed, so the size cap acts as they come
+# An answer may hold one JSON value per this many bytes of its size cap: 32 MiB of ``[{},{},...``
+# would take 770 MiB as Python objects; an event page takes some 8 bytes of JSON per value.
+_BYTES_PER_VALUE = 32
 
 
 def _env_number(name, default, minimum=0.0, integer=False):
@@ -140,7 +151,137 @@ def _reason(exc):
             return item.strerror
         if isinstance(item, http.client.RemoteDisconnected):
             return "the server closed the connection without an answer"
+        if isinstance(item, http.client.HTTPException):
+            # What http.client refuses: a header line too long, too many headers, a short body.
+            return f"{type(item).__name__}: {_clean(item, 80)}"
     return type(exc).__name__
+
+
+class _Call:
+    """One call in flight: its deadline, and the socket the watchdog shuts down at it."""
+
+    def __init__(self, deadline):
+        self.deadline = deadline
+        self.cut = False  # the deadline came first: whatever failed, this is why
+        self.done = False
+        self._sock = None
+        self._lock = threading.Lock()
+
+    def watch(self, sock):
+        with self._lock:
+            self._sock = sock
+            if self.cut:  # the deadline came while it connected
+                _shut(sock)
+
+    def expire(self):
+        with self._lock:
+            if not self.done:
+                self.cut = True
+                if self._sock is not None:
+                    _shut(self._sock)
+
+    def end(self):
+        with self._lock:
+            self.done = True
+            self._sock = None  # back in the pool: another call's to use
+
+
+class _Watchdog:
+    """A daemon thread that, at the deadline of each call still in flight, shuts its socket.
+
+    requests' read timeout bounds each wait for bytes, not the answer: a server that drips a
+    byte a second holds a call for ever. The thread that calls (any thread: checkevent fetches
+    pages in one of its own) hands its socket over (:class:`_WatchedConnection`); shut down,
+    the socket ends the read in progress, of the status line, the headers or the body.
+    One thread for every call, started once: a thread per call would cost an order more.
+    """
+
+    def __init__(self):
+        self._wake = threading.Condition()
+        self._calls = []  # a heap of (deadline, sequence number, _Call)
+        self._sequence = itertools.count()
+        self._thread = None
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def call(self, seconds):
+        """The _Call of this thread within the block, which ends ``seconds`` from now."""
+        call = _Call(time.monotonic() + seconds)
+        with self._wake:
+            heapq.heappush(self._calls, (call.deadline, next(self._sequence), call))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="resellctl-deadlines")
+                self._thread.start()
+            elif self._calls[0][2] is call:
+                self._wake.notify()
+        self._local.call = call
+        try:
+            yield call
+        finally:
+            self._local.call = None
+            call.end()
+
+    def watch(self, sock):
+        """Let the call in flight on this thread, if any, be cut at its deadline."""
+        call = getattr(self._local, "call", None)
+        if call is not None:
+            call.watch(sock)
+
+    def _run(self):
+        with self._wake:
+            while True:
+                now = time.monotonic()
+                while self._calls and (self._calls[0][0] <= now or self._calls[0][2].done):
+                    heapq.heappop(self._calls)[2].expire()
+                # TIMEOUT_MAX: a call timeout of "inf" means no deadline, not an overflow here.
+                self._wake.wait(min(self._calls[0][0] - now, threading.TIMEOUT_MAX)
+                                if self._calls else None)
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _shut(sock):
+    with contextlib.suppress(OSError):
+        # socket.socket's own shutdown, for TLS too: ssl's would unwrap it under the reader.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _WatchedConnection:
+    """A urllib3 connection that the call sending on it may cut at its deadline."""
+
+    def request(self, *args, **kwargs):
+        # Connecting (bounded by the connect timeout) is done once the request is sent; the
+        # waits for the answer come after. The socket itself is watched: the answer keeps
+        # reading from it after a ``Connection: close`` has detached it from the connection.
+        super().request(*args, **kwargs)
+        _WATCHDOG.watch(self.sock)
+
+
+@functools.cache
+def _watched(pool_class):
+    """``pool_class`` whose connections are _WatchedConnections."""
+    connection = type(f"Watched{pool_class.ConnectionCls.__name__}",
+                      (_WatchedConnection, pool_class.ConnectionCls), {})
+    return type(f"Watched{pool_class.__name__}", (pool_class,), {"ConnectionCls": connection})
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter whose pools, direct or through a proxy, make _WatchedConnections."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        _watch_pools(self.poolmanager)
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        return _watch_pools(super().proxy_manager_for(proxy, **proxy_kwargs))
+
+
+def _watch_pools(manager):
+    manager.pool_classes_by_scheme = {scheme: _watched(pool) for scheme, pool
+                                      in manager.pool_classes_by_scheme.items()}
+    return manager
 
 
 class Client:
@@ -166,13 +307,17 @@ class Client:
             timeout = (_env_number("RESELLCTL_CONNECT_TIMEOUT", 5.0, minimum=0.1),
                        _env_number("RESELLCTL_READ_TIMEOUT", 30.0, minimum=0.1))
         self.timeout = timeout
-        # A time.monotonic() value after which no retry starts (checkevent's time budget).
+        # Seconds a call may take from connecting to the last byte of the answer.
+        self.call_timeout = _env_number("RESELLCTL_CALL_TIMEOUT", 60.0, minimum=0.1)
+        self.max_answer = int(_env_number("RESELLCTL_MAX_ANSWER_MB", 32.0, minimum=0.01) * MiB)
+        # A time.monotonic() value past which no call runs and no retry starts (checkevent's
+        # time budget).
         self.deadline = None
         if session is None:
             # Retries live in retrying() only: urllib3 must never re-send on its own.
             session = requests.Session()
-            session.mount("http://", HTTPAdapter(max_retries=0))
-            session.mount("https://", HTTPAdapter(max_retries=0))
+            session.mount("http://", _Adapter(max_retries=0))
+            session.mount("https://", _Adapter(max_retries=0))
             session.headers["User-Agent"] = f"resellctl/{__version__}"
             # The environment's proxy and CA bundle, read once: requests would otherwise read
             # the whole environment (and look for a ~/.netrc) again on every call, a fifth of
@@ -278,44 +423,41 @@ class Client:
         return data
 
     def _send(self, func, data):
-        """One POST; the doc of a successful answer, else UpstreamError."""
-        try:
-            response = self.session.post(self.url, data=data, timeout=self.timeout,
-                                         allow_redirects=False)
-        except requests.RequestException as exc:
-            error = self._transport_error(func, exc)
-        else:
-            error = None
+        """One POST; the doc of a successful answer, else UpstreamError.
+
+        The call ends by its deadline, from connecting to the last byte of the answer: the
+        sooner of ``call_timeout`` from now and the run's ``deadline``.
+        """
+        seconds, limit = self.call_timeout, ""
+        left = None if self.deadline is None else self.deadline - time.monotonic()
+        if left is not None and left < seconds:
+            if left <= 0:
+                raise self._transient(func, "the run's time budget is spent", maybe_sent=False)
+            seconds, limit = left, ", the end of the run's time budget"
+        connect, read = self.timeout if isinstance(self.timeout, tuple) else (self.timeout,) * 2
+        with _WATCHDOG.call(seconds) as call:
+            try:
+                response = self.session.post(self.url, data=data, stream=True,
+                                             timeout=(min(connect, seconds), read),
+                                             allow_redirects=False)
+                with response:
+                    body = self._body(func, response)
+            except requests.RequestException as exc:
+                error = self._transport_error(func, exc, min(connect, seconds), read)
+                if call.cut and error.maybe_sent:
+                    # The watchdog shut the socket down: whatever broke next, that is why.
+                    error = self._transient(func, f"the answer did not complete within "
+                                            f"{round(seconds, 1):g} s{limit}", maybe_sent=True)
+            else:
+                error = None
         # Raised outside the except block, so the error holds no reference to the request
         # (whose body has the credentials).
         if error is not None:
             raise error
-        with response:
-            return self._doc(func, response)
+        return self._doc(func, response, body)
 
-    def _transport_error(self, func, exc):
-        if isinstance(exc, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
-                            requests.exceptions.InvalidURL)):
-            return UpstreamError(PERMANENT, self.redact(f"{func} on {self.host}: invalid upstream "
-                                                        f"URL ({type(exc).__name__})"))
-        if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return self._transient(func, f"no connection within {self._timeout_part(0)} s",
-                                   maybe_sent=False)
-        if isinstance(exc, requests.exceptions.ReadTimeout):
-            return self._transient(func, f"no answer within {self._timeout_part(1)} s",
-                                   maybe_sent=True)
-        if isinstance(exc, requests.exceptions.ConnectionError) and any(
-                isinstance(item, _NOT_SENT) for item in _chain(exc)):
-            return self._transient(func, f"cannot connect: {_reason(exc)}", maybe_sent=False)
-        # A dropped connection, a broken chunked body, anything else: it may have arrived.
-        return self._transient(func, f"connection lost before the answer: {_reason(exc)}",
-                               maybe_sent=True)
-
-    def _timeout_part(self, index):
-        timeout = self.timeout
-        return f"{timeout[index]:g}" if isinstance(timeout, tuple) else f"{timeout:g}"
-
-    def _doc(self, func, response):
+    def _body(self, func, response):
+        """The body of a 200 answer, decompressed, read up to the size cap; else UpstreamError."""
         if response.status_code != 200:
             what = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
             if response.is_redirect:
@@ -323,12 +465,53 @@ class Client:
                 where = self._safe(response.headers["Location"], 200)
                 what += f", a redirect to {where!r} (check the module's --url)"
             raise self._transient(func, what, maybe_sent=True)
+        length = response.headers.get("Content-Length", "")
+        body = bytearray()
+        if not (length.isdigit() and int(length) > self.max_answer):
+            for chunk in response.iter_content(_CHUNK):
+                body += chunk
+                if len(body) > self.max_answer:
+                    break
+            else:
+                return body
+        cap = round(self.max_answer / MiB, 3)
+        raise self._transient(func, f"the answer is larger than {cap:g} MiB "
+                              "(RESELLCTL_MAX_ANSWER_MB)", maybe_sent=True)
+
+    def _transport_error(self, func, exc, connect, read):
+        if isinstance(exc, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+                            requests.exceptions.InvalidURL)):
+            return UpstreamError(PERMANENT, self.redact(f"{func} on {self.host}: invalid upstream "
+                                                        f"URL ({type(exc).__name__})"))
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return self._transient(func, f"no connection within {connect:g} s", maybe_sent=False)
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            return self._transient(func, f"no answer within {read:g} s", maybe_sent=True)
+        if isinstance(exc, requests.exceptions.ConnectionError) and any(
+                isinstance(item, _NOT_SENT) for item in _chain(exc)):
+            return self._transient(func, f"cannot connect: {_reason(exc)}", maybe_sent=False)
+        # A dropped connection, a broken chunked body, anything else: it may have arrived.
+        return self._transient(func, f"connection lost before the answer: {_reason(exc)}",
+                               maybe_sent=True)
+
+    def _doc(self, func, response, body):
+        """The ``doc`` of a body read whole, else UpstreamError (malformed answers: transient)."""
+        most = self.max_answer // _BYTES_PER_VALUE
+        # Counted before decoding, which takes up to a hundred bytes a value; every value but
+        # the first follows a '[', ',' or ':', and takes a byte at least.
+        if len(body) > most and 1 + sum(map(body.count, (b"[", b",", b":"))) > most:
+            raise self._transient(func, f"the answer holds more than {most:,} values "
+                                  "(RESELLCTL_MAX_ANSWER_MB)", maybe_sent=True)
         try:
-            body = response.json()
+            body = json.loads(body)
         except ValueError:
             kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+            text = body[:200].decode("utf-8", "replace")
             raise self._transient(func, f"the answer is not JSON ({kind}: "
-                                  f"{self._safe(response.text, 60)!r})", maybe_sent=True) from None
+                                  f"{self._safe(text, 60)!r})", maybe_sent=True) from None
+        except (RecursionError, MemoryError) as exc:
+            why = "nests too deep" if isinstance(exc, RecursionError) else "is too large"
+            raise self._transient(func, f"the answer {why} to decode", maybe_sent=True) from None
         if not isinstance(body, dict) or not isinstance(body.get("doc"), dict):
             raise self._transient(func, "the answer is JSON without a doc", maybe_sent=True)
         doc = body["doc"]

@@ -111,12 +111,15 @@ def test_max_events_leaves_the_rest_to_the_next_run(run, upstream, seeded):
 
 def test_the_time_budget_stops_fetching_and_the_next_run_takes_the_rest(run, upstream, seeded):
     last = seeded(50, 2500)
-    # The first page takes longer than the whole budget: no second page is fetched.
-    upstream.fault("delay", func="item.event.list", seconds=1.2)
-    first = summary(run, "--time-budget", "1")
-    assert (first["applied"], first["more"]) == (1000, True)
+    # The first page comes within the budget; the second would come long after it, and is
+    # given up when the budget ends: no third page is asked for, nor the balance.
+    upstream.fault("delay", func="item.event.list", seconds=1)
+    upstream.fault("delay", func="item.event.list", seconds=5)
+    first = summary(run, "--time-budget", "2.5")
+    assert (first["applied"], first["more"], first["error"]) == (1000, True, None)
     assert [q["params"]["after"] for q in upstream.requests
-            if q["func"] == "item.event.list"] == ["0"]
+            if q["func"] == "item.event.list"] == ["0", str(first["cursor"])]
+    assert upstream.requests[-1]["func"] == "item.event.list"
     rest = summary(run)
     assert (rest["applied"], rest["more"], rest["cursor"]) == (1500, False, last)
     assert history_count(run.db_path) == 2500

@@ -78,7 +78,7 @@ def test_timeouts_come_from_the_environment_or_the_argument(monkeypatch, request
     Client(URL, "u", "p").call("f")
     assert requests_mock.last_request.timeout == (2.0, 7.5)
     Client(URL, "u", "p", timeout=3).call("f")
-    assert requests_mock.last_request.timeout == 3
+    assert requests_mock.last_request.timeout == (3, 3)
 
 
 def test_a_bad_timeout_in_the_environment_is_an_input_error(monkeypatch):
