@@ -41,3 +41,13 @@ TYPES = {
     "addon": (None, "addons"),
     "changepricelist": (None, "pricelist"),
 }
+
+
+def described(item_id, change):
+    """A change as ``checkevent --dry-run`` shows it: the service it would apply to (None: no
+    service in the books has that upstream item), and the fields it carries."""
+    fields = {name: getattr(change, name) for name in Change.__slots__
+              if name not in ("type", "item", "id") and getattr(change, name) is not None}
+    event = {"event": change.id} if change.id is not None else {}
+    return {"item": item_id, "upstream_item": change.item, "type": change.type, **event,
+            **fields}

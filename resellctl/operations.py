@@ -130,7 +130,7 @@ class Engine:
                 raise
             return "", upstream_id if kind.name == "open" else None
 
-        return retried(once, deadline=deadline)
+        return retried(once, deadline, client.transport.notify)
 
     def _sending(self, op, attempt):
         """Mark ``op`` as possibly reaching the upstream, committed before the request leaves:
@@ -334,14 +334,14 @@ def may_have_reached(op):
     return bool(op["reached"])
 
 
-def retried(fn, deadline=None):
-    """``fn()`` with its transient failures retried (``upstream.retrying``), the last error's
-    message saying how many attempts were made."""
-    from resellctl.upstream import retrying
+def retried(fn, deadline=None, notify=None):
+    """``fn()`` with its transient failures retried (``transport.retrying``, ``notify`` told of
+    each retry), the last error's message saying how many attempts were made."""
+    from resellctl.upstream.transport import retrying
 
     attempts = 0
     try:
-        for attempt in retrying(deadline=deadline):
+        for attempt in retrying(deadline=deadline, notify=notify):
             with attempt:
                 attempts = attempt.retry_state.attempt_number
                 return fn()

@@ -1,32 +1,30 @@
-"""``checkevent``: one run of the event sync over every billmanager module.
+"""``checkevent``: one run that keeps every billmanager module's services in step.
 
 One run at a time per store (an advisory lock that dies with its process), bounded work per
-run (an event count and a time budget, so a run never overlaps the next cron tick by design),
-the next page fetched while this one is applied, the upstream acknowledged only after commit
-and only once the events are old enough that no backup restore may need them again.
-After the events, each module's balance is read, compared with its minimal balance, and
-operations that failed for want of funds are re-run, oldest first, as far as it covers them.
+run (a change count and a time budget, so a run never overlaps the next cron tick by design).
+Each module is kept in step its upstream's way: by its event feed (resellctl.feed) or by
+polling and comparing (resellctl.poll); both apply their changes through the one applier.
+After that, each module's balance is read, compared with its minimal balance, and operations
+that failed for want of funds are re-run, oldest first, as far as it covers them.
 """
 
 import contextlib
 import dataclasses
-import datetime
 import decimal
 import fcntl
-import gc
 import os
-import threading
 import time
 
-from resellctl import errors
+from resellctl import errors, feed
+from resellctl.changes import described
 from resellctl.errors import LockHeld, UpstreamError
-from resellctl.applier import Services
-from resellctl.events import PageResult, apply_page, event_id, feed_end
+from resellctl.events import PageResult
+from resellctl.feed import past
+from resellctl.poll import Poll
 from resellctl.states import OpStatus
 from resellctl.store import now
 from resellctl.storefiles import beside, open_private
 
-PAGE = 1000  # events per request: the protocol's maximum
 DEFAULT_BUDGET = 240.0  # seconds: well inside cron's five-minute tick
 DEFAULT_ACK_AFTER = 7.0  # days the upstream keeps applied events, for --from after a restore
 
@@ -46,6 +44,11 @@ class ModuleSummary(PageResult):
     error: str | None = None
     error_kind: str | None = None
     warnings: list = dataclasses.field(default_factory=list)
+    foreign: int = 0  # upstream items no service is linked to (polling)
+    missing: int = 0  # services whose upstream item is not there (polling)
+    new_missing: list = dataclasses.field(default_factory=list)  # found so this run
+    changes: list = dataclasses.field(default_factory=list)  # --dry-run: what would be applied
+    polled: bool = False  # kept in step by polling, not by a feed
 
 
 class SyncLock:
@@ -75,7 +78,7 @@ class SyncLock:
 
 
 def run(engine, module_ref=None, max_events=None, budget=DEFAULT_BUDGET, from_id=None,
-        progress=None, ack_after=DEFAULT_ACK_AFTER):
+        progress=None, ack_after=DEFAULT_ACK_AFTER, dry_run=False):
     """Sync every billmanager module (or one); returns a list of ModuleSummary.
 
     An upstream failure stops its module only: it is recorded in that module's summary and
@@ -92,23 +95,32 @@ def run(engine, module_ref=None, max_events=None, budget=DEFAULT_BUDGET, from_id
                             "ORDER BY id")
     deadline = time.monotonic() + budget if budget else None
     summaries = []
-    with SyncLock(store.path):
+    # A dry run writes nothing, so it neither waits for nor holds up the cron job's lock.
+    with contextlib.nullcontext() if dry_run else SyncLock(store.path):
         for module in modules:
             # Read again under the lock: the run that held it may have moved the position.
             module = store.one("SELECT * FROM processingmodule WHERE id = ?", (module["id"],))
             summary = ModuleSummary(module=module["name"], cursor=module["event_cursor"] or 0)
             summaries.append(summary)
-            if _past(deadline):
+            if past(deadline):
                 # No call runs past the budget: this module waits for the next run.
                 summary.warnings.append("not synced: the time budget ran out before its turn")
                 continue
             try:
                 client = engine.upstreams.client(module)
-                client.deadline = deadline  # every call and every retry ends by it
-                sync_module(store, client, module, summary, max_events, deadline, from_id,
-                            progress)
-                if not _past(deadline):
-                    acknowledge(store, client, module, summary, ack_after)
+                if dry_run:
+                    summary.changes = preview(engine, client, module, summary, max_events,
+                                              deadline)
+                    continue
+                if client.keeps_in_step == "feed":
+                    feed.read(store, client, module, summary, max_events, deadline, from_id,
+                              progress)
+                    if not past(deadline):
+                        feed.acknowledge(store, client, module, summary, ack_after, deadline)
+                else:
+                    summary.polled = True
+                    Poll(engine, client, module, summary, deadline, max_events).run()
+                if not past(deadline):
                     check_balance(engine, module, summary, deadline)
             except UpstreamError as error:
                 summary.error = f"{error.message}" + (f" ({error.hint})" if error.hint else "")
@@ -116,145 +128,24 @@ def run(engine, module_ref=None, max_events=None, budget=DEFAULT_BUDGET, from_id
     return summaries
 
 
-def sync_module(store, client, module, summary, max_events, deadline, from_id, progress):
-    """Read and apply the module's feed from its stored position (or ``from_id``)."""
-    stored = (module["event_cursor"] or 0, module["event_skip"] or 0)
-    start = stored
-    if from_id is not None and from_id - 1 < stored[0]:
-        start = (from_id - 1, 0)
-    remaining = max_events
-
-    def fetch(position):
-        """The page after ``position``: its new records, whether more wait, where they start."""
-        cursor, skip = position
-        if skip >= PAGE:
-            raise UpstreamError(errors.PERMANENT, (
-                f"the upstream sent {skip} events in a row without a usable id after event "
-                f"{cursor}; the feed cannot move past them"),
-                hint="see `resellctl events list --problem` and ask the upstream to fix them")
-        want = PAGE if remaining is None else max(1, min(PAGE, remaining))
-        raws, more = client.events(cursor, min(PAGE, skip + want))
-        idents = list(map(event_id, raws))
-        # The records already read after the cursor come first again; pass over them.
-        drop = 0
-        while drop < min(skip, len(raws)) and idents[drop] is None:
-            drop += 1
-        return raws[drop:], idents[drop:], more, (cursor, drop)
-
-    services = Services()
-    with _no_cycle_collection():
-        page = first = _Prefetch(fetch, start)
-        while True:
-            try:
-                raws, idents, more, position = page.result()
-            except UpstreamError:
-                if page is first or not _past(deadline):
-                    raise
-                # The page in flight when the time budget ran out: the next run reads it.
-                summary.more = True
-                break
-            end = feed_end(position, idents)
-            if remaining is not None:
-                remaining -= len(raws)
-            go_on = more and end > position and not _past(deadline) and (
-                remaining is None or remaining > 0)
-            if go_on:
-                # Fetch the next page while this one is applied.
-                page = _Prefetch(fetch, end)
-            summary.add(apply_page(store, module, raws, position, idents, services))
-            if progress:
-                progress(module["name"], sum(getattr(summary, f) for f in PageResult.COUNTS
-                                             if f != "completed"))
-            if not go_on:
-                summary.more = bool(more and raws)
-                break
-
-
-def _past(deadline):
-    """Whether the run's time budget (a ``time.monotonic()`` value, or None) is spent."""
-    return deadline is not None and time.monotonic() >= deadline
-
-
-class _Prefetch:
-    """``fn(*args)`` run in a thread of its own while the caller goes on; ``result()`` waits
-    for it. A daemon thread: Ctrl-C never waits for a page request still in flight."""
-
-    def __init__(self, fn, *args):
-        self._outcome = None
-        self._done = threading.Event()
-        threading.Thread(target=self._run, args=(fn, args), daemon=True).start()
-
-    def _run(self, fn, args):
-        try:
-            self._outcome = (True, fn(*args))
-        except BaseException as error:  # handed to the caller by result()
-            self._outcome = (False, error)
-        finally:
-            self._done.set()
-
-    def result(self):
-        self._done.wait()
-        ok, value = self._outcome
-        if not ok:
-            raise value
-        return value
-
-
-@contextlib.contextmanager
-def _no_cycle_collection():
-    """The cyclic garbage collector paused: a page of events is a tree of dicts and strings
-    that reference counting frees once it is applied; the collector would only walk each page
-    again and again."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
-def acknowledge(store, client, module, summary, ack_after):
-    """Let the upstream discard the events applied at least ``ack_after`` days ago.
-
-    A run marks the cursor (``ack_mark`` at ``ack_mark_date``); a later run acknowledges the
-    mark once it is old enough and marks the cursor anew. The upstream so keeps every applied
-    event for ``ack_after`` to twice ``ack_after`` days. A mark without a date is acknowledged
-    already. With ``ack_after`` 0, the cursor is acknowledged at once. The cursor, not the
-    ack, decides what is applied: a lost ack costs only storage.
-    """
-    cursor = store.one("SELECT event_cursor FROM processingmodule WHERE id = ?",
-                       (module["id"],))[0] or 0
-    mark, marked = module["ack_mark"] or 0, module["ack_mark_date"]
-    before = (mark, marked)
-    if ack_after:
-        due = (datetime.datetime.now() - datetime.timedelta(days=ack_after)).strftime(
-            "%Y-%m-%d %H:%M:%S")
-        upto = mark if marked and marked <= due else 0
-    else:
-        upto = cursor if cursor > mark or (marked and cursor) else 0
-    if upto:
-        try:
-            client.ack(upto)
-        except UpstreamError as error:
-            summary.warnings.append(f"could not acknowledge events up to {upto}: "
-                                    f"{error.message}")
-            return
-        mark, marked = upto, None
-    if ack_after and not marked and cursor > mark:
-        mark, marked = cursor, now()
-    if (mark, marked) != before:
-        with store.write():
-            store.conn.execute("UPDATE processingmodule SET ack_mark = ?, ack_mark_date = ? "
-                               "WHERE id = ?", (mark, marked, module["id"]))
+def preview(engine, client, module, summary, max_events, deadline):
+    """What a run would change for ``module``, applying nothing (``--dry-run``)."""
+    if client.keeps_in_step == "feed":
+        return feed.preview(engine.store, client, module, max_events, deadline)
+    found = Poll(engine, client, module, summary, deadline, max_events, dry_run=True).run()
+    return [described(item_id, change) for item_id, change in found]
 
 
 def check_balance(engine, module, summary, deadline):
     """Record the module's balance, warn below its minimum, re-run operations it now covers
     until the run's ``deadline``."""
     store = engine.store
-    balance, currency = engine.upstreams.client(module).balance()
+    balance, currency = engine.upstreams.client(module).balance(deadline=deadline)
+    if balance is None:
+        # An amount the upstream formats in a way not read here: unknown, never a failure.
+        summary.warnings.append(f"the balance could not be read ({currency}); it is unknown "
+                                "this run")
+        return
     with store.write():
         store.conn.execute("UPDATE processingmodule SET balance = ?, currency = ?, "
                            "balance_date = ? WHERE id = ?",
@@ -285,7 +176,7 @@ def rerun_for_funds(engine, module, balance, warnings, deadline):
             continue  # no amount recorded: only `ops start` can tell
         if amount > left:
             break
-        if _past(deadline):
+        if past(deadline):
             warnings.append(f"the time budget ended before operation {op['id']} and those after "
                             "it could be re-run for funds; the next run goes on")
             break

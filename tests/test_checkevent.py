@@ -285,7 +285,8 @@ def test_json_summary(run, upstream, seeded):
         "module": "vds-up", "applied": 4, "skipped": 0, "unknown": 0, "rejected": 0,
         "completed": 1, "rerun": 0, "cursor": 104, "more": False, "balance": "100.00",
         "currency": "EUR", "min_balance": "20", "low_balance": False, "error": None,
-        "error_kind": None, "warnings": []}
+        "error_kind": None, "warnings": [], "foreign": 0, "missing": 0, "new_missing": [],
+        "polled": False}
 
 
 def invoke(*args, stderr_isatty):

@@ -8,17 +8,17 @@ import sqlite3
 import pytest
 
 from conftest import USERNAME
-from resellctl import sync
+from resellctl import feed
 from resellctl.store import Store
 from test_checkevent import adopt
 
-PAGE_OF_SETPARAMS = 1000  # sync.PAGE: the first page holds only these
+PAGE_OF_SETPARAMS = 1000  # feed.PAGE: the first page holds only these
 
 
 def between_pages(monkeypatch, action):
     """Run ``action()`` once, after checkevent has committed its first page."""
     calls = []
-    apply_page = sync.apply_page
+    apply_page = feed.apply_page
 
     def first_then_action(*args, **kwargs):
         result = apply_page(*args, **kwargs)
@@ -27,7 +27,7 @@ def between_pages(monkeypatch, action):
             action()
         return result
 
-    monkeypatch.setattr(sync, "apply_page", first_then_action)
+    monkeypatch.setattr(feed, "apply_page", first_then_action)
     return calls
 
 

@@ -166,6 +166,19 @@ def test_a_dripping_answer_over_tls_ends_with_the_call_deadline(run, books, cert
     assert synced(run)
 
 
+def test_an_untrusted_certificate_is_a_configuration_error_said_at_once(
+        run, books, certificate):
+    """A certificate that fails today fails at every retry and every cron tick: exit 1 at once
+    with what to check, not four tries and a 'temporary' 75."""
+    with hostile.Hostile(hostile.answer(hostile.OK), tls=certificate) as bad:
+        books(bad.url)
+        r = run("checkevent", "--module", "bad-up")
+    assert r.exit_code == 1, r
+    line = one_line(r.stderr, "error: module bad-up: item.event.list on 127.0.0.1:")
+    assert "TLS failed: " in line and "certificate verify failed" in line
+    assert "resellctl modules edit bad-up --url URL" in line and "REQUESTS_CA_BUNDLE" in line
+
+
 def test_connecting_ends_with_the_call_deadline(run, books, monkeypatch):
     monkeypatch.setenv("RESELLCTL_CALL_TIMEOUT", "1")
     monkeypatch.setenv("RESELLCTL_RETRY_ATTEMPTS", "1")

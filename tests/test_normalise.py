@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resellctl import normalise
+from resellctl.upstream import normalise
 from resellctl.bmdoc import scalar
 
 STATUS = st.sampled_from(["1", "2", "3", "4", "5"])

@@ -18,7 +18,14 @@ from requests.adapters import HTTPAdapter
 from resellctl import upstream
 from resellctl.errors import (AUTH, BALANCE, EXISTS, PERMANENT, TRANSIENT, InputError,
                               UpstreamError)
-from resellctl.upstream import Client, redact, retrying
+from resellctl.upstream.calls import EventsClient
+from resellctl.upstream.transport import Transport, redact, retrying
+
+
+def Client(url, username, password, **options):
+    """An events-dialect client over a transport of its own, as a module gets one."""
+    return EventsClient(Transport(url, username, password, **options))
+
 
 URL = "https://billing.example.com/billmgr"
 PASSWORD = "s3cr&t p@ss/ü"
@@ -89,7 +96,7 @@ def test_a_bad_timeout_in_the_environment_is_an_input_error(monkeypatch):
 
 def test_one_session_whose_adapters_never_retry(client):
     for prefix in ("http://", "https://"):
-        adapter = client.session.adapters[prefix]
+        adapter = client.transport.session.adapters[prefix]
         assert isinstance(adapter, HTTPAdapter)
         assert adapter.max_retries.total == 0
 
@@ -264,9 +271,27 @@ def test_a_redirect_is_not_followed(client, requests_mock):
     with pytest.raises(UpstreamError, match="HTTP 307") as info:
         client.call("subaccount", retry=False)
     assert not other.called
-    # Retrying will never help: the message says where it points and what to change.
-    assert ("HTTP 307, a redirect to 'https://elsewhere.example/' (check the module's --url)"
-            in info.value.message)
+    # Retrying will never help: the message says where it points, the hint what to change.
+    assert info.value.kind == PERMANENT and not info.value.maybe_sent
+    assert "HTTP 307, a redirect to 'https://elsewhere.example/'" in info.value.message
+    assert info.value.hint == (f"Check the module's URL ({URL}); fix it with: --url")
+
+
+@pytest.mark.parametrize("status, kind", [(400, PERMANENT), (403, PERMANENT), (404, PERMANENT),
+                                          (408, TRANSIENT), (429, TRANSIENT), (500, TRANSIENT),
+                                          (502, TRANSIENT), (503, TRANSIENT)])
+def test_a_4xx_answer_is_a_wrong_url_not_a_temporary_failure(status, kind, requests_mock):
+    """A 404 comes back every time: four retries and a 'temporary' exit 75 would have cron
+    mail a false hope every five minutes. 408 and 429 do say 'later'."""
+    requests_mock.post(URL, status_code=status)
+    client = Client(URL, "reseller", PASSWORD, module="vds-up")
+    with pytest.raises(UpstreamError) as info:
+        client.call("subaccount")
+    assert info.value.kind == kind
+    assert (requests_mock.call_count == 1) == (kind == PERMANENT)  # retried only if temporary
+    if kind == PERMANENT:
+        assert info.value.hint == (f"Check the module's URL ({URL}); fix it with: "
+                                   "resellctl modules edit vds-up --url URL")
 
 
 def test_a_read_timeout_may_have_been_sent(client, requests_mock):

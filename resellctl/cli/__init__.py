@@ -41,7 +41,7 @@ SHORT_HELP = {
     "set-module": "Switch a service's processing module.",
     "ops": "Running operations: list, show, start.",
     "tasks": "Tasks: the follow-up of operations.",
-    "checkevent": "Pull the upstream's events and apply them (what cron runs).",
+    "checkevent": "Keep every service in step with its upstream (what cron runs).",
     "events": "The event log kept by checkevent.",
     "sim": "The embedded selling BILLmanager, for tests and demos.",
 }

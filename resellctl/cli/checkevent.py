@@ -1,7 +1,6 @@
 """`resellctl checkevent` (the cron job) and `resellctl events` (its log)."""
 
 import dataclasses
-import json
 
 import click
 
@@ -29,8 +28,12 @@ def summary_line(s):
             f"{s.unknown} unknown, {s.rejected} rejected, {s.completed} operations completed")
     if s.rerun:
         line += f", {s.rerun} re-run for funds"
+    if s.foreign:
+        line += f", {s.foreign} foreign upstream"
+    if s.missing:
+        line += f", {s.missing} missing upstream"
     if s.more:
-        line += "; more events wait for the next run"
+        line += f"; more {'changes' if s.polled else 'events'} wait for the next run"
     return line
 
 
@@ -65,9 +68,11 @@ class Progress:
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when all is well; only problems.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--max-events", type=click.IntRange(min=1), metavar="N",
-              help="Read at most N events per module; the rest waits for the next run.")
+              help="Apply at most N events (or changes found by polling) per module; the rest "
+                   "waits for the next run.")
 @click.option("--time-budget", type=Finite(min=1), default=sync.DEFAULT_BUDGET,
-              show_default=True, metavar="SECONDS", help="Stop fetching pages after this long.")
+              show_default=True, metavar="SECONDS",
+              help="End the run by this long: no upstream call runs past it.")
 @click.option("--from", "from_id", type=click.IntRange(min=1), metavar="EVENT_ID",
               help="Re-read from this event id (or from the module's position, if that is "
                    "earlier), after restoring a backup: applies only what is not applied.")
@@ -75,8 +80,14 @@ class Progress:
               show_default=True, metavar="DAYS",
               help="Let the upstream discard events only this long after they were applied, "
                    "so that a restored store can re-read them (--from); 0: at once.")
-def checkevent(module, quiet, as_json, max_events, time_budget, from_id, ack_after):
-    """Pull the upstream's events and apply them to the services (what cron runs).
+@click.option("--dry-run", is_flag=True,
+              help="Print what the run would change (the events that wait, or the differences "
+                   "polling finds), applying and acknowledging nothing.")
+def checkevent(module, quiet, as_json, max_events, time_budget, from_id, ack_after, dry_run):
+    """Keep every service in step with its upstream (what cron runs).
+
+    The upstream's events are applied, or, for a real BILLmanager, what listing and comparing
+    its services finds.
 
     One run at a time: a second run exits at once with status 75. Exit status 1 when an
     upstream refused (bad credentials...), 75 when one stayed unreachable; the other modules
@@ -90,13 +101,19 @@ def checkevent(module, quiet, as_json, max_events, time_budget, from_id, ack_aft
     try:
         summaries = sync.run(engine_of(app), module, max_events=max_events,
                              budget=time_budget, from_id=from_id, progress=progress,
-                             ack_after=ack_after)
+                             ack_after=ack_after, dry_run=dry_run)
     finally:
         progress.close()
-    if as_json:
-        click.echo(json.dumps([{"module": s.module, **dataclasses.asdict(s)} for s in summaries],
-                              indent=2))
+    if dry_run:
+        _preview(app, summaries, as_json)
+    elif as_json:
+        click.echo(output.to_json([{"module": s.module,
+                                    **dataclasses.asdict(s, dict_factory=_no_preview)}
+                                   for s in summaries], indent=2))
     for s in summaries:
+        if dry_run:
+            _report_errors(s)
+            continue
         problem = s.unknown or s.rejected
         worked = s.applied or s.skipped or problem or s.completed or s.rerun
         if not as_json and (problem or not (quiet or (s.error and not worked))):
@@ -108,10 +125,10 @@ def checkevent(module, quiet, as_json, max_events, time_budget, from_id, ack_aft
             output.say(f"warning: module {s.module}: balance {s.balance} "
                        f"{output.clean(s.currency)} is below the minimum {s.min_balance}; top up "
                        "the selling account")
-        for warning in s.warnings:
-            output.say(f"warning: module {s.module}: {warning}")
-        if s.error:
-            output.say(f"error: module {s.module}: {s.error}")
+        for item in s.new_missing:
+            output.say(f"warning: module {s.module}: service {item} is missing upstream: its "
+                       f"item is not there any more; see `resellctl services show {item}`")
+        _report_errors(s)
     failed = [s for s in summaries if s.error]
     if failed:
         # Each failure has had its line; the exit status says the rest.
@@ -119,6 +136,31 @@ def checkevent(module, quiet, as_json, max_events, time_budget, from_id, ack_aft
         click.get_current_context().exit(ExitStatus.TEMPFAIL if transient else ExitStatus.ERROR)
     if not summaries and not quiet:
         output.say("no billmanager modules to sync")
+
+
+def _report_errors(s):
+    for warning in s.warnings:
+        output.say(f"warning: module {s.module}: {warning}")
+    if s.error:
+        output.say(f"error: module {s.module}: {s.error}")
+
+
+def _no_preview(fields):
+    return {name: value for name, value in fields if name != "changes"}
+
+
+PREVIEW_COLUMNS = ["module", "item", "upstream_item", "type", "event", "status", "expiredate",
+                   "pricelist", "params", "addons", "msg", "rejected"]
+
+
+def _preview(app, summaries, as_json):
+    """checkevent --dry-run: the changes a run would make, one row each."""
+    rows = [{"module": s.module, **change} for s in summaries for change in s.changes]
+    if as_json:
+        click.echo(output.to_json(rows, indent=2))
+    else:
+        output.emit_rows(app, rows, PREVIEW_COLUMNS)
+    output.say(f"{len(rows)} change(s) would be applied; nothing was changed (--dry-run)")
 
 
 @click.group(cls=ResellGroup)

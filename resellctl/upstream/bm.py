@@ -1,0 +1,92 @@
+"""The ``bm6`` and ``bm5`` dialects: a real selling BILLmanager, through its documented API
+(docs/protocol.md, "Real BILLmanagers").
+
+No event feed, no ``subaccount``, no de-duplication of orders: services are kept in step by
+listing them (``func=<itemtype>``, paged) and reading their forms (``<itemtype>.edit``), the
+balance comes formatted from ``dashboard.info``, and BILLmanager 6 orders most item types
+through ``v2.<itemtype>.order.param`` with ``order_period``. The transport opens a session
+(one login a run). Every answer is read through upstream/normalise.py, the one place for the
+quirks of real upstreams.
+"""
+
+from resellctl import errors
+from resellctl.errors import UpstreamError
+from resellctl.upstream import normalise
+from resellctl.upstream.calls import Client
+
+# Item types that BILLmanager 6 still orders through <itemtype>.order.param [inferred].
+OLD_ORDER_TYPES = {"domain", "certificate"}
+# Error types that answer a read of an item that is not there: ``missed`` of ``elid`` on a
+# form read, or ``missing`` [inferred].
+GONE = {"missed", "missing"}
+
+
+class BmClient(Client):
+    """An upstream of the ``bm6`` or ``bm5`` dialect."""
+
+    keeps_in_step = "poll"
+    dedups_orders = False
+
+    def __init__(self, transport, dialect):
+        super().__init__(transport)
+        self.dialect = dialect
+
+    def order(self, itemtype, pricelist, period, remoteid, datacenter=None, addons=None,
+              params=None, retry=True, deadline=None):
+        """Order a service; return the upstream item id. Nothing upstream refuses a second
+        order with the same remoteid: the caller never sends one blindly (find_order)."""
+        v2 = self.dialect == "bm6" and itemtype not in OLD_ORDER_TYPES
+        func = f"v2.{itemtype}.order.param" if v2 else f"{itemtype}.order.param"
+        return self._order(func, "order_period" if v2 else "period", itemtype, pricelist,
+                           period, remoteid, datacenter, addons, params, retry, deadline)
+
+    def edit_read(self, itemtype, elid, retry=True, deadline=None):
+        """An item as its form shows it (normalise.edit_form). An item that is not there is
+        an UpstreamError of type ``missing``, never taken for a bug of ours."""
+        try:
+            return self._call(f"{itemtype}.edit", {"elid": elid}, retry, normalise.edit_form,
+                              deadline)
+        except UpstreamError as error:
+            if error.type not in GONE or error.object not in ("elid", ""):
+                raise
+        raise UpstreamError(errors.PERMANENT, f"{itemtype}.edit on {self.transport.host}: "
+                                              f"upstream item {elid} does not exist",
+                            type="missing", object="elid")
+
+    def balance(self, deadline=None):
+        """The balance as ``(Decimal, currency)``; ``(None, what it said)`` when the formatted
+        amount cannot be read: an unknown balance is a warning, never a failed run."""
+        def parse(doc):
+            rows = normalise.rows(doc.get("elem"))
+            if not rows:
+                return None, "no balance on the dashboard"
+            try:
+                return normalise.balance(rows[0].get("balance"))
+            except ValueError as error:
+                return None, str(error)
+        return self._call("dashboard.info", None, True, parse, deadline)
+
+    def pages(self, itemtype, size=1000, deadline=None):
+        """The account's services of ``itemtype``, a page (a list of normalise.list_row) at a
+        time. An upstream that ignores paging (a page longer than asked, or the same rows
+        again) is read once, never looped over. A type the account cannot list has none."""
+        number, before = 1, set()
+        while True:
+            try:
+                rows = self._call(itemtype, {"p_cnt": size, "p_num": number}, True,
+                                  _list_page, deadline)
+            except UpstreamError as error:
+                if error.kind == errors.TRANSIENT or number > 1:
+                    raise
+                return
+            ids = {row["id"] for row in rows}
+            if not rows or ids & before:
+                return
+            yield rows
+            if len(rows) != size:
+                return
+            number, before = number + 1, ids
+
+
+def _list_page(doc):
+    return [normalise.list_row(row) for row in normalise.rows(doc.get("elem"))]
