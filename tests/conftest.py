@@ -84,10 +84,11 @@ class Result:
 
 @pytest.fixture
 def run(db_path):
-    """Invoke ``resellctl ARGS...`` in-process; ``tty=True`` makes stdout look like a terminal."""
-    def invoke(*args, input=None, tty=False):
+    """Invoke ``resellctl ARGS...`` in-process; ``tty=True`` makes stdout look like a terminal,
+    ``stdin_tty=True`` stdin (a person at a terminal answers what it asks with ``input``)."""
+    def invoke(*args, input=None, tty=False, stdin_tty=False):
         runner = CliRunner()
-        obj = App(stdout_isatty=tty, stderr_isatty=False)
+        obj = App(stdout_isatty=tty, stderr_isatty=False, stdin_isatty=stdin_tty)
         result = runner.invoke(cli, [str(a) for a in args], input=input, obj=obj)
         if result.exception and not isinstance(result.exception, SystemExit):
             raise result.exception
