@@ -4,13 +4,14 @@ import decimal
 import os
 import shlex
 import stat
+import sys
 
 import click
 
 from resellctl import errors
 from resellctl.errors import InputError
 from resellctl.output import say
-from resellctl.store import MAX_ID
+from resellctl.store import MAX_ID, as_id
 from resellctl.views import DEFAULT_LIMIT
 
 
@@ -53,6 +54,18 @@ def page_options(fn):
     fn = click.option("--limit", type=click.IntRange(0, MAX_ID), default=DEFAULT_LIMIT,
                       show_default=True, help="At most this many rows (0: all).")(fn)
     return fn
+
+
+def read_ids(values, what):
+    """The ids given as arguments, or read from stdin for a lone ``-`` (one per line or
+    separated by blanks), each once and in order; [] when stdin holds none.
+    ``what`` names them in errors: "operation", "service"."""
+    if list(values) == ["-"]:
+        values = sys.stdin.read().split()
+    elif "-" in values:
+        raise InputError(f"give {what} ids or a lone '-' (ids from stdin), not both")
+    ids = [as_id(value, what) for value in values]
+    return list(dict.fromkeys(ids))  # the same id twice must not be acted on twice
 
 
 OUTCOME_COLUMNS = ["item", "runningoperation", "status", "task"]

@@ -1,16 +1,12 @@
 """`resellctl ops`: running operations."""
 
-import sys
-
 import click
 
 from resellctl import lifecycle, output, views
 from resellctl.cli import ResellGroup
 from resellctl.cli.common import (ITEM, OUTCOME_COLUMNS, app_of, engine_of, outcome_rows,
-                                  page_options, report_failures, who)
-from resellctl.errors import InputError
+                                  page_options, read_ids, report_failures, who)
 from resellctl.states import OpStatus
-from resellctl.store import as_id
 
 
 @click.group(cls=ResellGroup)
@@ -47,17 +43,6 @@ def show(op_id, as_json):
                     sections=[("errors", ["date", "type", "message"])])
 
 
-def _ids(values):
-    if list(values) == ["-"]:
-        values = sys.stdin.read().split()
-        if not values:
-            return []
-    elif "-" in values:
-        raise InputError("give operation ids or a lone '-' (ids from stdin), not both")
-    ids = [as_id(value, "operation") for value in values]
-    return list(dict.fromkeys(ids))  # the same id twice must not be sent twice
-
-
 @ops.command("start")
 @click.argument("op_ids", metavar="ID... | -", nargs=-1, required=True)
 @click.option("--dry-run", is_flag=True,
@@ -72,7 +57,7 @@ def start(op_ids, dry_run, as_json):
     resellctl ops list --status failed -q | resellctl ops start -
     """
     app = app_of()
-    ids = _ids(op_ids)
+    ids = read_ids(op_ids, "operation")
     if not ids:
         output.say("no operations to start")
         return
@@ -116,11 +101,14 @@ def cancel(op_ids, force):
     resellctl ops cancel 12
     """
     app = app_of()
-    ids = _ids(op_ids)
+    ids = read_ids(op_ids, "operation")
     if not ids:
         output.say("no operations to cancel")
+        return
+    lifecycle.cancellable(app.store, ids, force=force)
+    user = who()
     for op_id in ids:
-        op = lifecycle.cancel(app.store, op_id, who=who(), force=force)
+        op = lifecycle.cancel(app.store, op_id, who=user, force=force)
         closed = op["operation"] == "open" and op["status"] != "waiting"
         output.say(f"operation {op['id']} ({op['operation']}) of service {op['item']} "
                    "cancelled" + ("; the service is closed" if closed else ""))

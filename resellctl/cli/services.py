@@ -2,10 +2,10 @@
 
 import click
 
-from resellctl import lifecycle, output, views
+from resellctl import kinds, lifecycle, output, views
 from resellctl.cli import ResellGroup
 from resellctl.cli.common import (OUTCOME_COLUMNS, app_of, engine_of, outcome_rows,
-                                  page_options, pairs, report_failures)
+                                  page_options, pairs, read_ids, report_failures)
 from resellctl.errors import InputError
 
 
@@ -60,43 +60,53 @@ def show(item_id, as_json):
             click.echo("  (none)")
 
 
-def _change(item_id, kind, **args):
+def _change(item_ids, kind, **args):
+    """Ask for the change ``kind`` of each service of ``item_ids``: one operation each, one
+    row each."""
     app = app_of()
-    outcome = lifecycle.request_change(engine_of(app), item_id, kind, **args)
-    output.emit_rows(app, outcome_rows([outcome]), OUTCOME_COLUMNS)
-    report_failures([outcome])
-    if outcome.task and outcome.manual:
-        output.say(f"task {outcome.task} waits for staff; once the change is made: "
-                   f"resellctl tasks close {outcome.task} --note TEXT")
+    if not item_ids:  # `-` with nothing on stdin: a quiet day, not an error
+        output.say(f"no services to {kinds.kind(kind).verb}: nothing read from stdin")
+        return
+    planned = lifecycle.plan_changes(app.store, item_ids, kind, **args)
+    outcomes = lifecycle.make_changes(engine_of(app), planned)
+    output.emit_rows(app, outcome_rows(outcomes), OUTCOME_COLUMNS)
+    for outcome in outcomes:
+        if outcome.task and outcome.manual:
+            output.say(f"task {outcome.task} waits for staff; once the change is made: "
+                       f"resellctl tasks close {outcome.task} --note TEXT")
+    report_failures(outcomes)
+
+
+IDS = "ID... | -"
 
 
 @services.command("prolong")
-@click.argument("item_id", metavar="ID")
-@click.option("--period", type=int, help="Months (default: the service's period).")
-def prolong(item_id, period):
-    """Extend a service by a period."""
-    _change(item_id, "prolong", period=period)
+@click.argument("item_ids", metavar=IDS, nargs=-1, required=True)
+@click.option("--period", type=int, help="Months (default: each service's period).")
+def prolong(item_ids, period):
+    """Extend services by a period (`-`: read the ids from stdin)."""
+    _change(read_ids(item_ids, "service"), "prolong", period=period)
 
 
 @services.command("suspend")
-@click.argument("item_id", metavar="ID")
-def suspend(item_id):
-    """Suspend an active service."""
-    _change(item_id, "suspend")
+@click.argument("item_ids", metavar=IDS, nargs=-1, required=True)
+def suspend(item_ids):
+    """Suspend active services (`-`: read the ids from stdin)."""
+    _change(read_ids(item_ids, "service"), "suspend")
 
 
 @services.command("resume")
-@click.argument("item_id", metavar="ID")
-def resume(item_id):
-    """Resume a suspended service."""
-    _change(item_id, "resume")
+@click.argument("item_ids", metavar=IDS, nargs=-1, required=True)
+def resume(item_ids):
+    """Resume suspended services (`-`: read the ids from stdin)."""
+    _change(read_ids(item_ids, "service"), "resume")
 
 
 @services.command("close")
-@click.argument("item_id", metavar="ID")
-def close(item_id):
-    """Delete a service."""
-    _change(item_id, "close")
+@click.argument("item_ids", metavar=IDS, nargs=-1, required=True)
+def close(item_ids):
+    """Delete services (`-`: read the ids from stdin)."""
+    _change(read_ids(item_ids, "service"), "close")
 
 
 @services.command("change-tariff")
@@ -104,7 +114,7 @@ def close(item_id):
 @click.argument("tariff")
 def change_tariff(item_id, tariff):
     """Change a service's tariff (a vds disk change needs a manual module: see the message)."""
-    _change(item_id, "changepricelist", tariff=tariff)
+    _change([item_id], "changepricelist", tariff=tariff)
 
 
 @services.command("set-param")
@@ -115,7 +125,7 @@ def set_param(item_id, assignments):
     params = pairs(assignments, "a parameter")
     if not params:
         raise InputError("give at least one K=V")
-    _change(item_id, "setparam", params=params)
+    _change([item_id], "setparam", params=params)
 
 
 @click.command("set-module", cls=click.Command)
