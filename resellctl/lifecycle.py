@@ -136,6 +136,20 @@ def _cancel_refusal(op, force):
     return None
 
 
+def cancel_effect(store, op):
+    """What cancel() does to ``op`` and its service, in words, for the question before it."""
+    if op["status"] == OpStatus.WAITING:
+        effect = f"given up while waiting, its task {op['task']} closed undone"
+        item, module = store.item(op["item"]), store.module(op["processingmodule"])
+        if module["type"] == "manual" and item["return_on_task"] and item["prev_module"]:
+            effect += (f", and the service back under module "
+                       f"{store.module(item['prev_module'])['name']}")
+        return effect
+    if op["operation"] == "open":
+        return "given up, and the service closed in the books (the upstream has no item)"
+    return "given up: the service takes other changes again"
+
+
 def cancel(store, op_id, who="", force=False):
     """Give up a failed or new operation, so that its service takes other changes again.
 
@@ -225,6 +239,17 @@ def _each(ids, check, what):
     return results
 
 
+def service_label(store, item):
+    """``service 17 (client acme, tariff VDS-1, upstream item 4201 at vds-up)``: a service as a
+    person checks it before a change that cannot be undone."""
+    client = f"client {item['client']}" if item["client"] else "no client"
+    tariff = store.tariff(item["pricelist"])["name"]
+    upstream = (f"upstream item {item['upstream_id']} at "
+                f"{store.module(item['upstream_module'])['name']}" if item["upstream_id"]
+                else "no upstream item")
+    return one_line(f"service {item['id']} ({client}, tariff {tariff}, {upstream})")
+
+
 @dataclasses.dataclass
 class Planned:
     """One lifecycle change of one service, checked and not yet written (plan_changes)."""
@@ -235,6 +260,18 @@ class Planned:
     request: dict  # what its operation will send
     detail: str  # for its description and history
     cancels: object = None  # a close that gives up this failed order instead (nothing sent)
+
+    def close_effect(self):
+        """What a close does to the service, in words, for the question before it."""
+        if self.cancels is not None:
+            return (f"its order (operation {self.cancels['id']}) failed without reaching the "
+                    "upstream: given up, and the service closed in the books; nothing is sent")
+        if self.module["type"] == "manual":
+            return (f"a task for staff of manual module {self.module['name']}; closed in the "
+                    "books once they close the task")
+        if not self.item["upstream_id"]:
+            return "closed in the books only: the upstream has no item for it"
+        return "deleted upstream at once, which cannot be undone"
 
 
 def plan_changes(store, item_ids, kind_name, **args):
@@ -307,8 +344,18 @@ def make_changes(engine, planned):
     return [outcomes[change.item["id"]] for change in planned]
 
 
-def set_module(store, item_id, module_ref, force=False, until_task_closed=False):
-    """Switch a service's processing module; returns (old module name, new module name)."""
+@dataclasses.dataclass
+class ModuleSwitch:
+    """A switch of a service's processing module, checked and not yet made."""
+
+    item: object
+    old: object  # the module it leaves
+    new: object  # the module it goes to
+    waiting: object  # an operation waiting under the old module (only with force), or None
+
+
+def check_module_switch(store, item_id, module_ref, force=False, until_task_closed=False):
+    """Check a switch of a service's processing module: the ModuleSwitch, or InputError."""
     item = store.item(item_id)
     new = store.module(module_ref)
     old = store.module(item["processingmodule"])
@@ -336,6 +383,13 @@ def set_module(store, item_id, module_ref, force=False, until_task_closed=False)
         raise InputError(f"operation {waiting['id']} ({waiting['operation']}) of service "
                          f"{item['id']} is waiting under module {old['name']!r}",
                          f"{finish}, or switch anyway with --force.")
+    return ModuleSwitch(item, old, new, waiting)
+
+
+def set_module(store, item_id, module_ref, force=False, until_task_closed=False):
+    """Switch a service's processing module; returns (old module name, new module name)."""
+    switch = check_module_switch(store, item_id, module_ref, force, until_task_closed)
+    item, old, new = switch.item, switch.old, switch.new
     with store.write():
         store.conn.execute(
             "UPDATE item SET processingmodule = ?, prev_module = ?, return_on_task = ?, "

@@ -130,6 +130,25 @@ def copy_store(source, target):
             shutil.copy(source + suffix, target + suffix)
 
 
+def read_terminal(fd, until, seen=b"", seconds=30):
+    """What the terminal whose controlling side is ``fd`` shows, read on from ``seen`` until
+    ``until`` appears, the other side closes, or ``seconds`` pass (a guard against a hang)."""
+    import select
+    import time
+
+    stop = time.monotonic() + seconds
+    while until not in seen and time.monotonic() < stop:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # the other side is gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
 def resellctl_env(db_path):
     env = dict(os.environ, RESELLCTL_DB=db_path, RESELLCTL_RETRY_WAIT="0")
     return env

@@ -58,7 +58,7 @@ def test_a_listing_piped_into_a_lifecycle_command(run, upstream):
 
 def test_an_empty_stdin_is_a_quiet_day_not_an_error(run, upstream):
     active(run, upstream, 1)
-    for command in (["suspend"], ["resume"], ["prolong"], ["close"]):
+    for command in (["suspend"], ["resume"], ["prolong"], ["close", "--yes"]):
         r = run("services", *command, "-", input="")
         assert r.exit_code == 0, r
         assert r.stdout == ""

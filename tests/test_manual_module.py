@@ -139,7 +139,7 @@ def test_until_task_closed_switches_back_when_the_task_is_given_up_too(run, upst
     item, _ = order_active(run, sim)
     assert run("set-module", item, "manual", "--until-task-closed").exit_code == 0
     row = change(run, "change-tariff", item, "VDS-2")
-    r = run("ops", "cancel", row["runningoperation"], "--force")
+    r = run("ops", "cancel", row["runningoperation"], "--force", "--yes")
     assert r.exit_code == 0, r
     service = show(run, item)
     assert service["processingmodule"] == "vds-up" and service["pricelist"] == "VDS-1"
@@ -200,7 +200,7 @@ def test_set_module_waits_for_an_operation_upstream_unless_forced(run, upstream)
     assert r.exit_code == 2
     assert f"operation {row['runningoperation']} (suspend)" in r.stderr and "--force" in r.stderr
     assert show(run, item)["processingmodule"] == "vds-up"
-    r = run("set-module", item, "manual", "--force")
+    r = run("set-module", item, "manual", "--force", "--yes")
     assert r.exit_code == 0 and r.stdout == f"service {item}: vds-up -> manual\n"
     # The operation sent before the switch still completes by its upstream event.
     complete(run, row)
@@ -209,7 +209,7 @@ def test_set_module_waits_for_an_operation_upstream_unless_forced(run, upstream)
 
 @pytest.mark.parametrize("kind, args, expect", [
     ("suspend", [], {"status": 3}),
-    ("close", [], {"status": 4}),
+    ("close", ["--yes"], {"status": 4}),
     ("set-param", ["ostempl=debian-12"], {"params": {"ostempl": "debian-12"}}),
 ])
 def test_manual_tasks_apply_their_change_when_closed(run, upstream, kind, args, expect):

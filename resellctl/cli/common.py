@@ -9,7 +9,7 @@ import sys
 import click
 
 from resellctl import errors
-from resellctl.errors import InputError
+from resellctl.errors import InputError, ResellError
 from resellctl.output import say
 from resellctl.store import MAX_ID, as_id
 from resellctl.views import DEFAULT_LIMIT
@@ -66,6 +66,38 @@ def read_ids(values, what):
         raise InputError(f"give {what} ids or a lone '-' (ids from stdin), not both")
     ids = [as_id(value, what) for value in values]
     return list(dict.fromkeys(ids))  # the same id twice must not be acted on twice
+
+
+def yes_option(fn):
+    """--yes, which a destructive command needs when there is no terminal to ask on (see
+    confirm)."""
+    return click.option("-y", "--yes", is_flag=True,
+                        help="Do it without asking (needed when stdin is not a terminal).")(fn)
+
+
+def confirm(app, yes, command, lines, question):
+    """Ask before a destructive change, unless ``yes`` (given --yes): show ``lines``, exactly
+    what ``command`` ("services close") will do, one line per thing it changes, and ask
+    ``question`` [y/N]. Without a terminal to ask on, InputError naming --yes.
+
+    Raises ResellError (exit 1) when the answer is not yes: nothing was done.
+    """
+    if yes:
+        return
+    # The terminal that counts is stdin's, where the answer is read from: a pipe there (ids for
+    # `-`, or `yes |`) must never answer for a person. stderr, where the question is shown, is
+    # a terminal in `echo 3 | resellctl services close -` too.
+    if not app.stdin_isatty:
+        raise InputError(f"{command} asks before it acts, and stdin is not a terminal to ask "
+                         "on: give --yes to go ahead without asking")
+    say("\n".join([f"resellctl {command}:", *(f"  {line}" for line in lines)]))
+    if not click.confirm(question, default=False, err=True):
+        raise ResellError("not confirmed: nothing was done")
+
+
+def counted(count, noun):
+    """``2 services``, ``1 service``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 OUTCOME_COLUMNS = ["item", "runningoperation", "status", "task"]

@@ -4,8 +4,9 @@ import click
 
 from resellctl import lifecycle, output, views
 from resellctl.cli import ResellGroup
-from resellctl.cli.common import (ITEM, OUTCOME_COLUMNS, app_of, engine_of, outcome_rows,
-                                  page_options, read_ids, report_failures, who)
+from resellctl.cli.common import (ITEM, OUTCOME_COLUMNS, app_of, confirm, counted, engine_of,
+                                  outcome_rows, page_options, read_ids, report_failures, who,
+                                  yes_option)
 from resellctl.states import OpStatus
 
 
@@ -90,12 +91,14 @@ def start(op_ids, dry_run, as_json):
 @click.argument("op_ids", metavar="ID... | -", nargs=-1, required=True)
 @click.option("--force", is_flag=True,
               help="Also give up waiting operations whose event will never come (rejected, "
-                   "or lost upstream), closing their tasks.")
-def cancel(op_ids, force):
+                   "or lost upstream), closing their tasks; asks first.")
+@yes_option
+def cancel(op_ids, force, yes):
     """Give up failed or new operations, so their services take other changes again.
 
     A cancelled order deletes its service in the books. An order that may have reached the
     upstream is refused: `resellctl ops start` it instead, which adopts what the upstream made.
+    With --force it asks first; without a terminal on stdin that needs --yes.
 
     \b
     resellctl ops cancel 12
@@ -105,7 +108,13 @@ def cancel(op_ids, force):
     if not ids:
         output.say("no operations to cancel")
         return
-    lifecycle.cancellable(app.store, ids, force=force)
+    found = lifecycle.cancellable(app.store, ids, force=force)
+    if force:
+        confirm(app, yes, "ops cancel --force",
+                [f"operation {op['id']} ({op['operation']}, {op['status']}) of "
+                 f"{lifecycle.service_label(app.store, app.store.item(op['item']))}: "
+                 f"{lifecycle.cancel_effect(app.store, op)}" for op in found],
+                f"Give up {counted(len(found), 'operation')}?")
     user = who()
     for op_id in ids:
         op = lifecycle.cancel(app.store, op_id, who=user, force=force)

@@ -4,8 +4,9 @@ import click
 
 from resellctl import kinds, lifecycle, output, views
 from resellctl.cli import ResellGroup
-from resellctl.cli.common import (OUTCOME_COLUMNS, app_of, engine_of, outcome_rows,
-                                  page_options, pairs, read_ids, report_failures)
+from resellctl.cli.common import (OUTCOME_COLUMNS, app_of, confirm, counted, engine_of,
+                                  outcome_rows, page_options, pairs, read_ids, report_failures,
+                                  yes_option)
 from resellctl.errors import InputError
 
 
@@ -60,14 +61,19 @@ def show(item_id, as_json):
             click.echo("  (none)")
 
 
-def _change(item_ids, kind, **args):
+def _change(item_ids, kind, yes=False, **args):
     """Ask for the change ``kind`` of each service of ``item_ids``: one operation each, one
-    row each."""
+    row each. A close is confirmed first (``yes``: given --yes)."""
     app = app_of()
     if not item_ids:  # `-` with nothing on stdin: a quiet day, not an error
         output.say(f"no services to {kinds.kind(kind).verb}: nothing read from stdin")
         return
     planned = lifecycle.plan_changes(app.store, item_ids, kind, **args)
+    if kind == "close":
+        confirm(app, yes, "services close",
+                [f"{lifecycle.service_label(app.store, p.item)}: {p.close_effect()}"
+                 for p in planned],
+                f"Close {counted(len(planned), 'service')}?")
     outcomes = lifecycle.make_changes(engine_of(app), planned)
     output.emit_rows(app, outcome_rows(outcomes), OUTCOME_COLUMNS)
     for outcome in outcomes:
@@ -104,9 +110,17 @@ def resume(item_ids):
 
 @services.command("close")
 @click.argument("item_ids", metavar=IDS, nargs=-1, required=True)
-def close(item_ids):
-    """Delete services (`-`: read the ids from stdin)."""
-    _change(read_ids(item_ids, "service"), "close")
+@yes_option
+def close(item_ids, yes):
+    """Delete services, upstream too (`-`: read the ids from stdin).
+
+    Asks first, naming each service; without a terminal on stdin it needs --yes.
+
+    \b
+    resellctl services close 17
+    resellctl services list --client gone -q | resellctl services close - --yes
+    """
+    _change(read_ids(item_ids, "service"), "close", yes)
 
 
 @services.command("change-tariff")
@@ -134,14 +148,27 @@ def set_param(item_id, assignments):
 @click.option("--force", is_flag=True, help="Switch even while an operation waits upstream.")
 @click.option("--until-task-closed", is_flag=True,
               help="Switch back to the current module when the service's manual task is closed.")
-def set_module(item_id, module, force, until_task_closed):
+@yes_option
+def set_module(item_id, module, force, until_task_closed, yes):
     """Switch service ITEM to processing MODULE (e.g. to a manual module and back).
+
+    With --force it asks first; without a terminal on stdin that needs --yes.
 
     \b
     resellctl set-module 17 manual --until-task-closed
     resellctl set-module 17 vds-up
     """
     app = app_of()
+    if force:
+        switch = lifecycle.check_module_switch(app.store, item_id, module, force=True,
+                                               until_task_closed=until_task_closed)
+        waiting = switch.waiting
+        left = (f", leaving operation {waiting['id']} ({waiting['operation']}) waiting under "
+                f"{switch.old['name']}" if waiting else " (no operation of it is waiting)")
+        confirm(app, yes, "set-module --force",
+                [f"{lifecycle.service_label(app.store, switch.item)}: processing module "
+                 f"{switch.old['name']} -> {switch.new['name']}{left}"],
+                "Switch this service?")
     old, new = lifecycle.set_module(app.store, item_id, module, force=force,
                                     until_task_closed=until_task_closed)
     click.echo(f"service {item_id}: {old} -> {new}")
