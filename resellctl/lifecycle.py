@@ -20,8 +20,10 @@ from resellctl.store import now
 MAX_QUANTITY = 100
 
 
-def order(engine, tariff_ref, quantity=1, period=None, client="", params=None, addons=None):
-    """Order ``quantity`` services of a tariff; returns the Outcome of each operation."""
+def order(engine, tariff_ref, quantity=1, period=None, client="", params=None, addons=None, *,
+          who):
+    """Order ``quantity`` services of a tariff for ``who`` (the user, kept in the history);
+    returns the Outcome of each operation."""
     store = engine.store
     if not 1 <= quantity <= MAX_QUANTITY:
         raise InputError(f"quantity must be between 1 and {MAX_QUANTITY}, not {quantity}")
@@ -63,7 +65,7 @@ def order(engine, tariff_ref, quantity=1, period=None, client="", params=None, a
             op_id = states.new_operation(conn, item, kind.name, request, desc, module["id"], mark,
                                          stamp)
             store.add_history(item_id, f"ordered {one_line(tariff['name'])} for {term} "
-                                       f"by operation {op_id}", runningoperation=op_id)
+                                       f"by operation {op_id}", runningoperation=op_id, who=who)
             created.append(op_id)
     return _process_written(engine, created, "The services",
                             "an order is never made twice upstream")
@@ -150,8 +152,9 @@ def cancel_effect(store, op):
     return "given up: the service takes other changes again"
 
 
-def cancel(store, op_id, who="", force=False):
-    """Give up a failed or new operation, so that its service takes other changes again.
+def cancel(store, op_id, *, who, force=False):
+    """Give up a failed or new operation, so that its service takes other changes again;
+    ``who`` (the user) is kept in the history.
 
     A cancelled order closes its service in the books; one that may have reached the upstream
     is refused: `ops start` adopts what the upstream made. Any other change that reached the
@@ -173,7 +176,6 @@ def cancel(store, op_id, who="", force=False):
         item = store.item(op["item"])
         waiting = op["status"] == OpStatus.WAITING
         is_order = op["operation"] == "open" and not waiting
-        who = who or "staff"
         with store.write():
             conn, stamp = store.conn, now()
             # Still as read: checkevent may have applied its event meanwhile.
@@ -193,10 +195,10 @@ def cancel(store, op_id, who="", force=False):
                            f"cancelled; it had {why} and the upstream has no item")
             else:
                 message = f"operation {op['id']} ({op['operation']}) cancelled by {who}"
-            store.add_history(item["id"], message, runningoperation=op["id"])
+            store.add_history(item["id"], message, runningoperation=op["id"], who=who)
             module = store.module(op["processingmodule"])
             if waiting and module["type"] == "manual":
-                return_from_manual(store, item["id"], module, op["task"])
+                return_from_manual(store, item["id"], module, op["task"], who)
         return op
     finally:
         os.close(claim)
@@ -309,16 +311,16 @@ def _check_takes(store, item, kind):
         raise InputError(refusal)
 
 
-def make_changes(engine, planned):
+def make_changes(engine, planned, *, who):
     """Write the operation of each Planned change (plan_changes), all in one transaction, and
-    send them. The Outcome of each, in order."""
+    send them; ``who`` (the user) is kept in the history. The Outcome of each, in order."""
     store = engine.store
     outcomes = {}
     for change in planned:
         if change.cancels is not None:
             # Through cancel(): it holds the operation's claim, so checkevent cannot be
             # re-running the order for funds while the service is closed under it.
-            cancel(store, change.cancels["id"])
+            cancel(store, change.cancels["id"], who=who)
             outcomes[change.item["id"]] = operations.Outcome(
                 change.cancels["id"], change.item["id"], OpStatus.CANCELLED)
     created = []
@@ -336,7 +338,8 @@ def make_changes(engine, planned):
                                          item["processingmodule"], mark, stamp)
             detail = f"({change.detail}) " if change.detail else ""
             store.add_history(item["id"], f"requested: {change.kind.verb} {detail}"
-                                          f"by operation {op_id}", runningoperation=op_id)
+                                          f"by operation {op_id}", runningoperation=op_id,
+                              who=who)
             created.append(op_id)
     for outcome in _process_written(engine, created, "The changes",
                                     "none is made twice upstream"):
@@ -386,8 +389,9 @@ def check_module_switch(store, item_id, module_ref, force=False, until_task_clos
     return ModuleSwitch(item, old, new, waiting)
 
 
-def set_module(store, item_id, module_ref, force=False, until_task_closed=False):
-    """Switch a service's processing module; returns (old module name, new module name)."""
+def set_module(store, item_id, module_ref, *, who, force=False, until_task_closed=False):
+    """Switch a service's processing module, for ``who`` (the user, kept in the history);
+    returns (old module name, new module name)."""
     switch = check_module_switch(store, item_id, module_ref, force, until_task_closed)
     item, old, new = switch.item, switch.old, switch.new
     with store.write():
@@ -397,14 +401,14 @@ def set_module(store, item_id, module_ref, force=False, until_task_closed=False)
             (new["id"], old["id"], 1 if until_task_closed else 0, now(), item["id"]))
         note = " until its manual task is closed" if until_task_closed else ""
         store.add_history(item["id"], f"processing module {old['name']} -> {new['name']}{note}",
-                          source="module")
+                          source="module", who=who)
     return old["name"], new["name"]
 
 
-def close_task(store, task_id, note="", who=""):
+def close_task(store, task_id, note="", *, who):
     """Finish a manual task: apply its change in the books, as the upstream's change of that
-    kind would be applied, and set the operation done. Returns (operation, module name the
-    service went back to or None)."""
+    kind would be applied, and set the operation done; ``who`` (the user) closes it. Returns
+    (operation, module name the service went back to or None)."""
     task = store.task(task_id)
     if task["status"] != states.TaskStatus.OPEN:
         raise InputError(f"task {task['id']} is closed already")
@@ -415,7 +419,6 @@ def close_task(store, task_id, note="", who=""):
                          f"{module['name']!r}; it closes itself",
                          "Run `resellctl checkevent` to apply the upstream's events.")
     kind = kinds.kind(op["operation"])
-    who = who or "staff"
     with store.write():
         conn, stamp = store.conn, now()
         # Closed once even when two people close it at the same moment.
@@ -424,12 +427,12 @@ def close_task(store, task_id, note="", who=""):
         item = dict(store.item(task["item"]))
         tariff = store.tariff(item["pricelist"])
         change = kind.local(store, item, _request(op))
-        applier = Applier(conn, tariff["processingmodule"], stamp, source="task")
+        applier = Applier(conn, tariff["processingmodule"], stamp, source="task", who=who)
         applier.apply(change, item, {(item["id"], kind.name): op},
                       f"task {task['id']} ({task['type']}) closed by {who}"
                       + (f" ({note})" if note else ""), closed_by=who)
         applier.flush()
-        returned = return_from_manual(store, item["id"], module, task["id"])
+        returned = return_from_manual(store, item["id"], module, task["id"], who)
     return op, returned
 
 
@@ -437,9 +440,10 @@ def _request(op):
     return json.loads(op["params"] or "{}")
 
 
-def return_from_manual(store, item_id, module, task_id):
-    """``set-module --until-task-closed``: the service's manual task is closed, so switch it
-    back to its earlier module. Call inside ``store.write()``; the module's name, or None."""
+def return_from_manual(store, item_id, module, task_id, who):
+    """``set-module --until-task-closed``: the service's manual task is closed (by ``who``), so
+    switch it back to its earlier module. Call inside ``store.write()``; the module's name, or
+    None."""
     item = store.item(item_id)
     if not (item["return_on_task"] and item["prev_module"]):
         return None
@@ -448,5 +452,5 @@ def return_from_manual(store, item_id, module, task_id):
                        "return_on_task = 0, mdate = ? WHERE id = ?",
                        (back["id"], module["id"], now(), item["id"]))
     store.add_history(item["id"], f"processing module {module['name']} -> {back['name']} "
-                                  f"(task {task_id} closed)", source="module")
+                                  f"(task {task_id} closed)", source="module", who=who)
     return back["name"]

@@ -1,12 +1,12 @@
 """The manual processing module: SEED's VDS-1 -> VDS-2 story, `set-module` and its checks,
 and the time-boxed override `--until-task-closed`."""
 
-import getpass
 import json
 
 import pytest
 
 from conftest import tsv
+from resellctl.cli.common import who
 from test_lifecycle import change, complete, funcs, op, order_active, show
 
 
@@ -91,12 +91,13 @@ def test_seed_story_vds1_to_vds2_under_the_manual_module_and_back(run, upstream)
     [closed] = json.loads(run("tasks", "list", "--item", item, "--status", "closed",
                               "--json").stdout)[-1:]
     assert closed["id"] == task["id"] and closed["closedate"]
-    assert closed["closedby"] == getpass.getuser() and closed["note"] == "disk resized to 60 GB"
+    assert closed["closedby"] == who() and closed["note"] == "disk resized to 60 GB"
     last = service["history"][-1]
     assert last["source"] == "task" and last["date"] == closed["closedate"]
+    assert last["who"] == who()
     # Applied as the upstream's own change of that kind would be.
     assert last["message"] == (f"task {task['id']} (postchangepricelist) closed by "
-                               f"{getpass.getuser()} (disk resized to 60 GB): tariff VDS-2; "
+                               f"{who()} (disk resized to 60 GB): tariff VDS-2; "
                                f"resources disk=60, ram=2048; operation {task['runningoperation']}"
                                " done")
 

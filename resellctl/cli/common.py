@@ -28,13 +28,25 @@ def say_created(app):
 
 
 def who():
-    """The login name of the person running the command, for the history."""
-    import getpass
+    """The real user behind the command, for the books: the one who ran sudo when running under
+    it (the real uid 0 and SUDO_USER an account), else the account of the real uid.
 
+    Never $LOGNAME or $USER (what getpass.getuser() reads): anyone can set them to any name.
+    Only root can set SUDO_USER, and root can write the books by hand anyway.
+    """
+    import pwd
+
+    uid = os.getuid()
+    sudo_user = os.environ.get("SUDO_USER") if uid == 0 else None
+    if sudo_user:
+        try:
+            return pwd.getpwnam(sudo_user).pw_name
+        except KeyError:
+            pass  # not an account: the real uid says who it is
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "staff"
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid without an account (a container's): its number
+        return f"uid {uid}"
 
 
 def engine_of(app):

@@ -6,7 +6,7 @@ from resellctl import kinds, lifecycle, output, views
 from resellctl.cli import ResellGroup
 from resellctl.cli.common import (OUTCOME_COLUMNS, app_of, confirm, counted, engine_of,
                                   outcome_rows, page_options, pairs, read_ids, report_failures,
-                                  yes_option)
+                                  who, yes_option)
 from resellctl.errors import InputError
 
 
@@ -33,7 +33,7 @@ SHOW_SECTIONS = [
     ("params", ["name", "value"]), ("addons", ["name", "value"]),
     ("operations", ["id", "operation", "status", "cdate", "task"]),
     ("tasks", ["id", "type", "status", "opendate", "closedate"]),
-    ("history", ["date", "source", "message"])]
+    ("history", ["date", "source", "who", "message"])]
 
 
 @services.command("show")
@@ -74,7 +74,7 @@ def _change(item_ids, kind, yes=False, **args):
                 [f"{lifecycle.service_label(app.store, p.item)}: {p.close_effect()}"
                  for p in planned],
                 f"Close {counted(len(planned), 'service')}?")
-    outcomes = lifecycle.make_changes(engine_of(app), planned)
+    outcomes = lifecycle.make_changes(engine_of(app), planned, who=who())
     output.emit_rows(app, outcome_rows(outcomes), OUTCOME_COLUMNS)
     for outcome in outcomes:
         if outcome.task and outcome.manual:
@@ -169,6 +169,6 @@ def set_module(item_id, module, force, until_task_closed, yes):
                 [f"{lifecycle.service_label(app.store, switch.item)}: processing module "
                  f"{switch.old['name']} -> {switch.new['name']}{left}"],
                 "Switch this service?")
-    old, new = lifecycle.set_module(app.store, item_id, module, force=force,
+    old, new = lifecycle.set_module(app.store, item_id, module, who=who(), force=force,
                                     until_task_closed=until_task_closed)
     click.echo(f"service {item_id}: {old} -> {new}")
