@@ -58,11 +58,13 @@ class Applier:
     """Applies the changes of one upstream module, inside the caller's transaction.
 
     ``source`` names where the changes came from in the service's history (``event``,
-    ``poll``, ``task``). Call ``flush()`` before the transaction ends.
+    ``poll``, ``task``), and ``who`` the person who made them, if one did (a closed task).
+    Call ``flush()`` before the transaction ends.
     """
 
-    def __init__(self, conn, module_id, stamp, services=None, source="event"):
+    def __init__(self, conn, module_id, stamp, services=None, source="event", who=None):
         self.conn, self.module_id, self.stamp, self.source = conn, module_id, stamp, source
+        self.who = who
         self.services = {} if services is None else services  # upstream item id -> row
         self.unlinked = []  # upstream item ids whose service was unlinked here
         self.history, self.params, self.addons = [], [], []
@@ -144,7 +146,8 @@ class Applier:
         # One line, whatever the upstream's message, parameters or tariff names hold.
         self.history.append((item_id, self.stamp, self.source, change.id,
                              op["id"] if op else None,
-                             one_line(label + (": " + "; ".join(changes) if changes else ""))))
+                             one_line(label + (": " + "; ".join(changes) if changes else "")),
+                             self.who))
         return op["id"] if op else None
 
     def _fields(self, change, row):
@@ -202,7 +205,7 @@ class Applier:
             # Found by that id no longer: the next page looks again, as the store answers.
             self.services.pop(upstream_id, None)
         insert_rows(self.conn, "INSERT INTO itemhistory (item, date, source, event, "
-                    "runningoperation, message) VALUES", self.history)
+                    "runningoperation, message, who) VALUES", self.history)
         for table, rows in (("itemparam", self.params), ("itemaddon", self.addons)):
             insert_rows(self.conn, f"INSERT INTO {table} (item, name, value) VALUES", rows,
                         "ON CONFLICT (item, name) DO UPDATE SET value = excluded.value")

@@ -6,6 +6,7 @@ operation engine. What a kind of operation is comes from resellctl.kinds; every 
 goes through resellctl.states.
 """
 
+import dataclasses
 import json
 import os
 
@@ -19,8 +20,10 @@ from resellctl.store import now
 MAX_QUANTITY = 100
 
 
-def order(engine, tariff_ref, quantity=1, period=None, client="", params=None, addons=None):
-    """Order ``quantity`` services of a tariff; returns the Outcome of each operation."""
+def order(engine, tariff_ref, quantity=1, period=None, client="", params=None, addons=None, *,
+          who):
+    """Order ``quantity`` services of a tariff for ``who`` (the user, kept in the history);
+    returns the Outcome of each operation."""
     store = engine.store
     if not 1 <= quantity <= MAX_QUANTITY:
         raise InputError(f"quantity must be between 1 and {MAX_QUANTITY}, not {quantity}")
@@ -62,16 +65,26 @@ def order(engine, tariff_ref, quantity=1, period=None, client="", params=None, a
             op_id = states.new_operation(conn, item, kind.name, request, desc, module["id"], mark,
                                          stamp)
             store.add_history(item_id, f"ordered {one_line(tariff['name'])} for {term} "
-                                       f"by operation {op_id}", runningoperation=op_id)
+                                       f"by operation {op_id}", runningoperation=op_id, who=who)
             created.append(op_id)
+    return _process_written(engine, created, "The services",
+                            "an order is never made twice upstream")
+
+
+def _process_written(engine, created, written, guard):
+    """Process the operations just written, in turn; their Outcomes. Interrupted, or stopped
+    by an error of resellctl's own, the error says which may not have been sent and how to
+    send them: ``written`` ("The services") are in the books, and ``guard`` says why sending
+    them again is safe."""
     outcomes = []
     try:
         for outcome in engine.process_many(created):
             outcomes.append(outcome)
     except KeyboardInterrupt:
-        raise _unsent(created[len(outcomes):], ResellError("interrupted")) from None
+        raise _unsent(created[len(outcomes):], ResellError("interrupted"), written,
+                      guard) from None
     except ResellError as error:
-        raise _unsent(created[len(outcomes):], error)
+        raise _unsent(created[len(outcomes):], error, written, guard)
     return outcomes
 
 
@@ -80,13 +93,13 @@ def _eventlog_mark(store):
     return store.one("SELECT coalesce(max(id), 0) FROM eventlog")[0]
 
 
-def _unsent(op_ids, error):
-    """``error``, its hint telling which operations of an order (written in the books) may
-    not have been sent, and how to send them."""
+def _unsent(op_ids, error, written, guard):
+    """``error``, its hint telling which operations written in the books may not have been
+    sent, and how to send them."""
     which = f"{op_ids[0]} to {op_ids[-1]}" if len(op_ids) > 1 else f"{op_ids[0]}"
-    note = (f"The services are in the books, but operation(s) {which} may not have been sent. "
-            "Send them with: resellctl ops list --status new -q | resellctl ops start -  (an "
-            "order is never made twice upstream), or give them up: resellctl ops cancel ID...")
+    note = (f"{written} are in the books, but operation(s) {which} may not have been sent. "
+            f"Send them with: resellctl ops list --status new -q | resellctl ops start -  "
+            f"({guard}), or give them up: resellctl ops cancel ID...")
     error.hint = f"{error.hint}\n{note}" if error.hint else note
     return error
 
@@ -97,8 +110,51 @@ def pending_operation(store, item_id):
                      "ORDER BY id LIMIT 1", (item_id, *states.PENDING))
 
 
-def cancel(store, op_id, who="", force=False):
-    """Give up a failed or new operation, so that its service takes other changes again.
+def cancellable(store, op_ids, force=False):
+    """The operations ``op_ids`` when cancel() may give up every one; else one InputError
+    naming each it would refuse, before anything is done."""
+    def check(op_id):
+        op = store.operation(op_id)
+        refusal = _cancel_refusal(op, force)
+        if refusal is not None:
+            raise refusal
+        return op
+    return _each(op_ids, check, "operations")
+
+
+def _cancel_refusal(op, force):
+    """Why ``op`` may not be given up, as an InputError; None when it may."""
+    allowed = (*states.STARTABLE, OpStatus.WAITING) if force else states.STARTABLE
+    if op["status"] not in allowed:
+        return InputError(f"only failed or new operations can be cancelled: operation "
+                          f"{op['id']} is {op['status']}",
+                          "A waiting operation is in the upstream's hands and completes "
+                          "with its event (`resellctl checkevent`); if that event will "
+                          "never come (see `resellctl events list --problem`), give it up "
+                          "with --force.")
+    if (op["operation"] == "open" and op["status"] != OpStatus.WAITING
+            and operations.may_have_reached(op)):
+        return order_maybe_sent(op)
+    return None
+
+
+def cancel_effect(store, op):
+    """What cancel() does to ``op`` and its service, in words, for the question before it."""
+    if op["status"] == OpStatus.WAITING:
+        effect = f"given up while waiting, its task {op['task']} closed undone"
+        item, module = store.item(op["item"]), store.module(op["processingmodule"])
+        if module["type"] == "manual" and item["return_on_task"] and item["prev_module"]:
+            effect += (f", and the service back under module "
+                       f"{store.module(item['prev_module'])['name']}")
+        return effect
+    if op["operation"] == "open":
+        return "given up, and the service closed in the books (the upstream has no item)"
+    return "given up: the service takes other changes again"
+
+
+def cancel(store, op_id, *, who, force=False):
+    """Give up a failed or new operation, so that its service takes other changes again;
+    ``who`` (the user) is kept in the history.
 
     A cancelled order closes its service in the books; one that may have reached the upstream
     is refused: `ops start` adopts what the upstream made. Any other change that reached the
@@ -107,7 +163,6 @@ def cancel(store, op_id, who="", force=False):
     or the upstream lost it), closing its task and changing nothing else.
     Returns the operation as it was.
     """
-    allowed = (*states.STARTABLE, OpStatus.WAITING) if force else states.STARTABLE
     op = store.operation(op_id)
     claim = operations.claim_operation(store.path, op["id"])
     if claim is None:
@@ -115,19 +170,12 @@ def cancel(store, op_id, who="", force=False):
                        f"now", f"See `resellctl ops show {op['id']}` in a moment.")
     try:
         op = store.operation(op["id"])  # again under the claim: it may have been sent since
-        if op["status"] not in allowed:
-            raise InputError(f"only failed or new operations can be cancelled: operation "
-                             f"{op['id']} is {op['status']}",
-                             "A waiting operation is in the upstream's hands and completes "
-                             "with its event (`resellctl checkevent`); if that event will "
-                             "never come (see `resellctl events list --problem`), give it up "
-                             "with --force.")
+        refusal = _cancel_refusal(op, force)
+        if refusal is not None:
+            raise refusal
         item = store.item(op["item"])
         waiting = op["status"] == OpStatus.WAITING
         is_order = op["operation"] == "open" and not waiting
-        if is_order and operations.may_have_reached(op):
-            raise order_maybe_sent(item, op)
-        who = who or "staff"
         with store.write():
             conn, stamp = store.conn, now()
             # Still as read: checkevent may have applied its event meanwhile.
@@ -147,18 +195,18 @@ def cancel(store, op_id, who="", force=False):
                            f"cancelled; it had {why} and the upstream has no item")
             else:
                 message = f"operation {op['id']} ({op['operation']}) cancelled by {who}"
-            store.add_history(item["id"], message, runningoperation=op["id"])
+            store.add_history(item["id"], message, runningoperation=op["id"], who=who)
             module = store.module(op["processingmodule"])
             if waiting and module["type"] == "manual":
-                return_from_manual(store, item["id"], module, op["task"])
+                return_from_manual(store, item["id"], module, op["task"], who)
         return op
     finally:
         os.close(claim)
 
 
-def order_maybe_sent(item, op):
+def order_maybe_sent(op):
     return InputError(
-        f"the order of service {item['id']} (operation {op['id']}) may have reached the "
+        f"the order of service {op['item']} (operation {op['id']}) may have reached the "
         "upstream before its answer was lost",
         f"Run `resellctl ops start {op['id']}` first: it adopts the upstream's item if "
         "there is one (and charges nothing twice); then close the service.")
@@ -174,43 +222,143 @@ def busy_error(item, busy):
                       f"({busy['operation']}) {busy['status']}", way_out)
 
 
-def request_change(engine, item_id, kind_name, **args):
-    """Ask for one lifecycle change of a service; returns the Outcome of its operation."""
-    store = engine.store
+def _each(ids, check, what):
+    """``check(id)`` for each id, in order; when it raises InputError for any, one InputError
+    naming every refusal (the error itself for a lone id), so that nothing is done."""
+    results, refusals = [], []
+    for one in ids:
+        try:
+            results.append(check(one))
+        except InputError as error:
+            refusals.append(error)
+    if refusals and len(ids) == 1:
+        raise refusals[0]
+    if refusals:
+        hints = dict.fromkeys(error.hint for error in refusals if error.hint)
+        raise InputError(f"{len(refusals)} of {len(ids)} {what} refused, so nothing was done: "
+                         + "; ".join(error.message for error in refusals),
+                         "\n".join(hints) or None)
+    return results
+
+
+def service_label(store, item):
+    """``service 17 (client acme, tariff VDS-1, upstream item 4201 at vds-up)``: a service as a
+    person checks it before a change that cannot be undone."""
+    client = f"client {item['client']}" if item["client"] else "no client"
+    tariff = store.tariff(item["pricelist"])["name"]
+    upstream = (f"upstream item {item['upstream_id']} at "
+                f"{store.module(item['upstream_module'])['name']}" if item["upstream_id"]
+                else "no upstream item")
+    return one_line(f"service {item['id']} ({client}, tariff {tariff}, {upstream})")
+
+
+@dataclasses.dataclass
+class Planned:
+    """One lifecycle change of one service, checked and not yet written (plan_changes)."""
+
+    item: object  # the service's row as it was checked
+    kind: kinds.Kind
+    module: object  # the row of the module it is under
+    request: dict  # what its operation will send
+    detail: str  # for its description and history
+    cancels: object = None  # a close that gives up this failed order instead (nothing sent)
+
+    def close_effect(self):
+        """What a close does to the service, in words, for the question before it."""
+        if self.cancels is not None:
+            return (f"its order (operation {self.cancels['id']}) failed without reaching the "
+                    "upstream: given up, and the service closed in the books; nothing is sent")
+        if self.module["type"] == "manual":
+            return (f"a task for staff of manual module {self.module['name']}; closed in the "
+                    "books once they close the task")
+        if not self.item["upstream_id"]:
+            return "closed in the books only: the upstream has no item for it"
+        return "deleted upstream at once, which cannot be undone"
+
+
+def plan_changes(store, item_ids, kind_name, **args):
+    """Check the change ``kind_name`` (with ``args``) of each service: the Planned changes that
+    make_changes writes and sends, or one InputError naming every service refused, before
+    anything is written."""
     kind = kinds.kind(kind_name)
+    return _each(item_ids, lambda item_id: _plan(store, item_id, kind, args), "services")
+
+
+def _plan(store, item_id, kind, args):
     item = store.item(item_id)
+    module = store.module(item["processingmodule"])
     busy = pending_operation(store, item["id"])
     if (kind.name == "close" and busy is not None and busy["operation"] == "open"
             and busy["status"] == OpStatus.FAILED and not item["upstream_id"]):
-        # Through cancel(): it holds the operation's claim, so checkevent cannot be
-        # re-running the order for funds while the service is closed under it.
-        cancel(store, busy["id"])
-        return operations.Outcome(busy["id"], item["id"], OpStatus.CANCELLED)
+        refusal = _cancel_refusal(busy, force=False)
+        if refusal is not None:
+            raise refusal
+        return Planned(item, kind, module, {}, "", cancels=busy)
+    _check_takes(store, item, kind)
+    tariff = store.tariff(item["pricelist"])
+    request, detail = (kind.prepare(store, item, tariff, module, args) if kind.prepare
+                       else ({}, ""))
+    return Planned(item, kind, module, request, detail)
+
+
+def _check_takes(store, item, kind):
+    """InputError unless the service may be asked for a change of ``kind`` now."""
+    busy = pending_operation(store, item["id"])
     if busy is not None:
         raise busy_error(item, busy)
     refusal = kind.refusal(item)
     if refusal:
         raise InputError(refusal)
-    tariff = store.tariff(item["pricelist"])
-    module = store.module(item["processingmodule"])
-    request, detail = (kind.prepare(store, item, tariff, module, args) if kind.prepare
-                       else ({}, ""))
+
+
+def make_changes(engine, planned, *, who):
+    """Write the operation of each Planned change (plan_changes), all in one transaction, and
+    send them; ``who`` (the user) is kept in the history. The Outcome of each, in order."""
+    store = engine.store
+    outcomes = {}
+    for change in planned:
+        if change.cancels is not None:
+            # Through cancel(): it holds the operation's claim, so checkevent cannot be
+            # re-running the order for funds while the service is closed under it.
+            cancel(store, change.cancels["id"], who=who)
+            outcomes[change.item["id"]] = operations.Outcome(
+                change.cancels["id"], change.item["id"], OpStatus.CANCELLED)
+    created = []
     with store.write():
-        # Again under the write lock: another command may have asked for a change meanwhile.
-        busy = pending_operation(store, item["id"])
-        if busy is not None:
-            raise busy_error(item, busy)
-        op_id = states.new_operation(store.conn, item, kind.name, request,
-                                     kind.describe(item["id"], detail),
-                                     item["processingmodule"], _eventlog_mark(store), now())
-        store.add_history(item["id"], f"requested: {kind.verb} "
-                                      f"{('(' + detail + ') ') if detail else ''}"
-                                      f"by operation {op_id}", runningoperation=op_id)
-    return engine.process(op_id)
+        mark, stamp = _eventlog_mark(store), now()
+        for change in planned:
+            if change.cancels is not None:
+                continue
+            # Again under the write lock: another command may have asked for a change, or the
+            # upstream changed the service, since it was checked (and a person asked).
+            item = store.item(change.item["id"])
+            _check_takes(store, item, change.kind)
+            op_id = states.new_operation(store.conn, item, change.kind.name, change.request,
+                                         change.kind.describe(item["id"], change.detail),
+                                         item["processingmodule"], mark, stamp)
+            detail = f"({change.detail}) " if change.detail else ""
+            store.add_history(item["id"], f"requested: {change.kind.verb} {detail}"
+                                          f"by operation {op_id}", runningoperation=op_id,
+                              who=who)
+            created.append(op_id)
+    for outcome in _process_written(engine, created, "The changes",
+                                    "none is made twice upstream"):
+        outcomes[outcome.item] = outcome
+    return [outcomes[change.item["id"]] for change in planned]
 
 
-def set_module(store, item_id, module_ref, force=False, until_task_closed=False):
-    """Switch a service's processing module; returns (old module name, new module name)."""
+@dataclasses.dataclass
+class ModuleSwitch:
+    """A switch of a service's processing module, checked and not yet made."""
+
+    item: object
+    old: object  # the module it leaves
+    new: object  # the module it goes to
+    waiting: object  # an operation waiting under the old module (only with force), or None
+
+
+def check_module_switch(store, item_id, module_ref, force=False, until_task_closed=False):
+    """Check a switch of a service's processing module: the ModuleSwitch, or InputError."""
     item = store.item(item_id)
     new = store.module(module_ref)
     old = store.module(item["processingmodule"])
@@ -238,6 +386,14 @@ def set_module(store, item_id, module_ref, force=False, until_task_closed=False)
         raise InputError(f"operation {waiting['id']} ({waiting['operation']}) of service "
                          f"{item['id']} is waiting under module {old['name']!r}",
                          f"{finish}, or switch anyway with --force.")
+    return ModuleSwitch(item, old, new, waiting)
+
+
+def set_module(store, item_id, module_ref, *, who, force=False, until_task_closed=False):
+    """Switch a service's processing module, for ``who`` (the user, kept in the history);
+    returns (old module name, new module name)."""
+    switch = check_module_switch(store, item_id, module_ref, force, until_task_closed)
+    item, old, new = switch.item, switch.old, switch.new
     with store.write():
         store.conn.execute(
             "UPDATE item SET processingmodule = ?, prev_module = ?, return_on_task = ?, "
@@ -245,14 +401,14 @@ def set_module(store, item_id, module_ref, force=False, until_task_closed=False)
             (new["id"], old["id"], 1 if until_task_closed else 0, now(), item["id"]))
         note = " until its manual task is closed" if until_task_closed else ""
         store.add_history(item["id"], f"processing module {old['name']} -> {new['name']}{note}",
-                          source="module")
+                          source="module", who=who)
     return old["name"], new["name"]
 
 
-def close_task(store, task_id, note="", who=""):
+def close_task(store, task_id, note="", *, who):
     """Finish a manual task: apply its change in the books, as the upstream's change of that
-    kind would be applied, and set the operation done. Returns (operation, module name the
-    service went back to or None)."""
+    kind would be applied, and set the operation done; ``who`` (the user) closes it. Returns
+    (operation, module name the service went back to or None)."""
     task = store.task(task_id)
     if task["status"] != states.TaskStatus.OPEN:
         raise InputError(f"task {task['id']} is closed already")
@@ -263,7 +419,6 @@ def close_task(store, task_id, note="", who=""):
                          f"{module['name']!r}; it closes itself",
                          "Run `resellctl checkevent` to apply the upstream's events.")
     kind = kinds.kind(op["operation"])
-    who = who or "staff"
     with store.write():
         conn, stamp = store.conn, now()
         # Closed once even when two people close it at the same moment.
@@ -272,12 +427,12 @@ def close_task(store, task_id, note="", who=""):
         item = dict(store.item(task["item"]))
         tariff = store.tariff(item["pricelist"])
         change = kind.local(store, item, _request(op))
-        applier = Applier(conn, tariff["processingmodule"], stamp, source="task")
+        applier = Applier(conn, tariff["processingmodule"], stamp, source="task", who=who)
         applier.apply(change, item, {(item["id"], kind.name): op},
                       f"task {task['id']} ({task['type']}) closed by {who}"
                       + (f" ({note})" if note else ""), closed_by=who)
         applier.flush()
-        returned = return_from_manual(store, item["id"], module, task["id"])
+        returned = return_from_manual(store, item["id"], module, task["id"], who)
     return op, returned
 
 
@@ -285,9 +440,10 @@ def _request(op):
     return json.loads(op["params"] or "{}")
 
 
-def return_from_manual(store, item_id, module, task_id):
-    """``set-module --until-task-closed``: the service's manual task is closed, so switch it
-    back to its earlier module. Call inside ``store.write()``; the module's name, or None."""
+def return_from_manual(store, item_id, module, task_id, who):
+    """``set-module --until-task-closed``: the service's manual task is closed (by ``who``), so
+    switch it back to its earlier module. Call inside ``store.write()``; the module's name, or
+    None."""
     item = store.item(item_id)
     if not (item["return_on_task"] and item["prev_module"]):
         return None
@@ -296,5 +452,5 @@ def return_from_manual(store, item_id, module, task_id):
                        "return_on_task = 0, mdate = ? WHERE id = ?",
                        (back["id"], module["id"], now(), item["id"]))
     store.add_history(item["id"], f"processing module {module['name']} -> {back['name']} "
-                                  f"(task {task_id} closed)", source="module")
+                                  f"(task {task_id} closed)", source="module", who=who)
     return back["name"]

@@ -227,6 +227,13 @@ def m006_dialects_and_polling(db):
     db["runningoperation"].add_column("sentdate", str)
 
 
+@migration
+def m007_history_who(db):
+    """``itemhistory.who``: the user behind a local change of a service (an order, a request,
+    a cancelled operation, a closed task, a module switch); empty for what the upstream did."""
+    db["itemhistory"].add_column("who", str)
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -554,11 +561,11 @@ class Store:
         return f"{uid}-{item_id}-{secrets.token_hex(6)}"
 
     def add_history(self, item_id, message, source="local", event=None, runningoperation=None,
-                    date=None):
+                    date=None, who=None):
         self.conn.execute(
-            "INSERT INTO itemhistory (item, date, source, event, runningoperation, message) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (item_id, date or now(), source, event, runningoperation, message))
+            "INSERT INTO itemhistory (item, date, source, event, runningoperation, message, who) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (item_id, date or now(), source, event, runningoperation, message, who))
 
 
 def _row_id(ref):

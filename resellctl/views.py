@@ -142,7 +142,7 @@ def service(store, item_id):
     obj["addons"] = {r["name"]: r["value"] for r in store.all(
         "SELECT name, value FROM itemaddon WHERE item = ? ORDER BY name", (row["id"],))}
     obj["history"] = [dict(r) for r in store.all(
-        "SELECT date, source, event, runningoperation, message FROM itemhistory "
+        "SELECT date, source, who, event, runningoperation, message FROM itemhistory "
         "WHERE item = ? ORDER BY id", (row["id"],))]
     obj["operations"] = [
         {"id": r["id"], "operation": r["operation"], "status": r["status"],

@@ -84,10 +84,11 @@ class Result:
 
 @pytest.fixture
 def run(db_path):
-    """Invoke ``resellctl ARGS...`` in-process; ``tty=True`` makes stdout look like a terminal."""
-    def invoke(*args, input=None, tty=False):
+    """Invoke ``resellctl ARGS...`` in-process; ``tty=True`` makes stdout look like a terminal,
+    ``stdin_tty=True`` stdin (a person at a terminal answers what it asks with ``input``)."""
+    def invoke(*args, input=None, tty=False, stdin_tty=False):
         runner = CliRunner()
-        obj = App(stdout_isatty=tty, stderr_isatty=False)
+        obj = App(stdout_isatty=tty, stderr_isatty=False, stdin_isatty=stdin_tty)
         result = runner.invoke(cli, [str(a) for a in args], input=input, obj=obj)
         if result.exception and not isinstance(result.exception, SystemExit):
             raise result.exception
@@ -127,6 +128,25 @@ def copy_store(source, target):
     for suffix in ("", ".secrets"):
         if os.path.exists(source + suffix):
             shutil.copy(source + suffix, target + suffix)
+
+
+def read_terminal(fd, until, seen=b"", seconds=30):
+    """What the terminal whose controlling side is ``fd`` shows, read on from ``seen`` until
+    ``until`` appears, the other side closes, or ``seconds`` pass (a guard against a hang)."""
+    import select
+    import time
+
+    stop = time.monotonic() + seconds
+    while until not in seen and time.monotonic() < stop:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # the other side is gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
 
 
 def resellctl_env(db_path):

@@ -300,7 +300,7 @@ def test_set_module_prints_old_and_new_and_switches_back(run, books):
     assert ok(run("set-module", "1", "vds-up")).stdout.strip() == "service 1: manual -> vds-up"
     r = run("set-module", "2", "manual")  # its order waits upstream
     assert r.exit_code == 2 and "--force" in r.stderr
-    assert ok(run("set-module", "2", "manual", "--force")).stdout.strip() == (
+    assert ok(run("set-module", "2", "manual", "--force", "--yes")).stdout.strip() == (
         "service 2: vds-up -> manual")
 
 

@@ -25,7 +25,7 @@ WALKS = {
     "suspend": (None, ["suspend", "{item}"], lambda before, after: after["status"] == 3),
     "resume": (["suspend", "{item}"], ["resume", "{item}"],
                lambda before, after: after["status"] == 2),
-    "close": (None, ["close", "{item}"], lambda before, after: after["status"] == 4),
+    "close": (None, ["close", "{item}", "--yes"], lambda before, after: after["status"] == 4),
     "changepricelist": (None, ["change-tariff", "{item}", "VDS-1-RAM"],
                         lambda before, after: (after["pricelist"], after["addons"]["ram"])
                         == ("VDS-1-RAM", "2048")),

@@ -98,7 +98,7 @@ def test_prolong_suspend_resume_set_param_change_tariff_close(run, upstream):
     # The history names the tariff as the reseller knows it, not by the upstream's id.
     assert "tariff VDS-1-RAM" in service["history"][-1]["message"]
 
-    row = change(run, "close", item)
+    row = change(run, "close", item, "--yes")
     assert sim.requests[-1]["func"] == "vds.delete"
     complete(run, row)
     service = show(run, item)
@@ -145,8 +145,8 @@ def test_show_and_list_services(run, upstream):
 @pytest.mark.parametrize("setup, args, words", [
     ([], ["resume", "{item}"], "is active, not suspended"),
     ([["suspend"]], ["suspend", "{item}"], "is suspended, not active"),
-    ([["close"]], ["prolong", "{item}"], "is deleted"),
-    ([["close"]], ["resume", "{item}"], "is deleted"),
+    ([["close", "--yes"]], ["prolong", "{item}"], "is deleted"),
+    ([["close", "--yes"]], ["resume", "{item}"], "is deleted"),
     ([], ["prolong", "{item}", "--period", "2"], "not sold for 2 months"),
     ([], ["change-tariff", "{item}", "VDS-1"], "already has tariff 'VDS-1'"),
     ([], ["change-tariff", "{item}", "Hosting-Start"], "is for vhost"),
@@ -501,7 +501,7 @@ def test_an_order_that_never_reached_the_upstream_can_be_closed(run, upstream):
     [op_id] = failed_orders(run, sim, 1)
     item = op(run, op_id)["item"]
     sent = len(sim.requests)
-    r = run("services", "close", item)
+    r = run("services", "close", item, "--yes")
     assert r.exit_code == 0, r
     assert tsv(r.stdout) == [{"item": str(item), "runningoperation": str(op_id),
                               "status": "cancelled", "task": ""}]

@@ -291,7 +291,7 @@ def test_an_order_another_process_is_sending_is_not_closed_under_it(run, upstrea
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "held\n"
-        r = run("services", "close", item)
+        r = run("services", "close", item, "--yes")
         assert r.exit_code == 75, r
         assert f"operation {op_id} is being sent by another resellctl process" in r.stderr
     finally:
@@ -300,7 +300,7 @@ def test_an_order_another_process_is_sending_is_not_closed_under_it(run, upstrea
     assert op(run, op_id)["status"] == "failed"
     assert show(run, item)["status"] == 1
     # Once it lets go, closing cancels the order as before.
-    r = run("services", "close", item)
+    r = run("services", "close", item, "--yes")
     assert r.exit_code == 0 and tsv(r.stdout)[0]["status"] == "cancelled", r
     assert show(run, item)["status"] == 4
 
@@ -459,7 +459,7 @@ def test_an_order_after_restoring_a_backup_does_not_adopt_another_customers_serv
     assert sim.balance() == 100 - 5 - 9 - 5  # three orders, three charges
 
     assert run("checkevent").exit_code == 0
-    r = run("services", "close", bob["item"])
+    r = run("services", "close", bob["item"], "--yes")
     assert r.exit_code == 0, r
     assert sim.items[bobs_server].status == 4
     assert sim.items[alices_server].status == 2  # alice keeps her server

@@ -1,12 +1,12 @@
 """The manual processing module: SEED's VDS-1 -> VDS-2 story, `set-module` and its checks,
 and the time-boxed override `--until-task-closed`."""
 
-import getpass
 import json
 
 import pytest
 
 from conftest import tsv
+from resellctl.cli.common import who
 from test_lifecycle import change, complete, funcs, op, order_active, show
 
 
@@ -91,12 +91,13 @@ def test_seed_story_vds1_to_vds2_under_the_manual_module_and_back(run, upstream)
     [closed] = json.loads(run("tasks", "list", "--item", item, "--status", "closed",
                               "--json").stdout)[-1:]
     assert closed["id"] == task["id"] and closed["closedate"]
-    assert closed["closedby"] == getpass.getuser() and closed["note"] == "disk resized to 60 GB"
+    assert closed["closedby"] == who() and closed["note"] == "disk resized to 60 GB"
     last = service["history"][-1]
     assert last["source"] == "task" and last["date"] == closed["closedate"]
+    assert last["who"] == who()
     # Applied as the upstream's own change of that kind would be.
     assert last["message"] == (f"task {task['id']} (postchangepricelist) closed by "
-                               f"{getpass.getuser()} (disk resized to 60 GB): tariff VDS-2; "
+                               f"{who()} (disk resized to 60 GB): tariff VDS-2; "
                                f"resources disk=60, ram=2048; operation {task['runningoperation']}"
                                " done")
 
@@ -139,7 +140,7 @@ def test_until_task_closed_switches_back_when_the_task_is_given_up_too(run, upst
     item, _ = order_active(run, sim)
     assert run("set-module", item, "manual", "--until-task-closed").exit_code == 0
     row = change(run, "change-tariff", item, "VDS-2")
-    r = run("ops", "cancel", row["runningoperation"], "--force")
+    r = run("ops", "cancel", row["runningoperation"], "--force", "--yes")
     assert r.exit_code == 0, r
     service = show(run, item)
     assert service["processingmodule"] == "vds-up" and service["pricelist"] == "VDS-1"
@@ -200,7 +201,7 @@ def test_set_module_waits_for_an_operation_upstream_unless_forced(run, upstream)
     assert r.exit_code == 2
     assert f"operation {row['runningoperation']} (suspend)" in r.stderr and "--force" in r.stderr
     assert show(run, item)["processingmodule"] == "vds-up"
-    r = run("set-module", item, "manual", "--force")
+    r = run("set-module", item, "manual", "--force", "--yes")
     assert r.exit_code == 0 and r.stdout == f"service {item}: vds-up -> manual\n"
     # The operation sent before the switch still completes by its upstream event.
     complete(run, row)
@@ -209,7 +210,7 @@ def test_set_module_waits_for_an_operation_upstream_unless_forced(run, upstream)
 
 @pytest.mark.parametrize("kind, args, expect", [
     ("suspend", [], {"status": 3}),
-    ("close", [], {"status": 4}),
+    ("close", ["--yes"], {"status": 4}),
     ("set-param", ["ostempl=debian-12"], {"params": {"ostempl": "debian-12"}}),
 ])
 def test_manual_tasks_apply_their_change_when_closed(run, upstream, kind, args, expect):

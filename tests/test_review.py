@@ -202,9 +202,9 @@ def test_checkevent_refuses_a_number_that_is_none_or_endless(run, upstream, args
 def test_a_password_typed_at_a_terminal_is_not_echoed(db_path):
     import os
     import pty
-    import select
     import sys
-    import time
+
+    from conftest import read_terminal
 
     typed = "Typed-Secret-42"
     pid, terminal = pty.fork()
@@ -213,24 +213,9 @@ def test_a_password_typed_at_a_terminal_is_not_echoed(db_path):
                                    "--type", "billmanager", "--url",
                                    "http://127.0.0.1:9/billmgr", "--username", "u",
                                    "--password-stdin"], dict(os.environ, RESELLCTL_DB=db_path))
-    screen = b""
-
-    def read_screen(until, seconds=30):
-        nonlocal screen
-        stop = time.monotonic() + seconds
-        while until not in screen and time.monotonic() < stop:
-            if select.select([terminal], [], [], 0.1)[0]:
-                try:
-                    chunk = os.read(terminal, 1024)
-                except OSError:  # the child is gone
-                    return
-                if not chunk:
-                    return
-                screen += chunk
-
-    read_screen(b"Password: ")
+    screen = read_terminal(terminal, b"Password: ")
     os.write(terminal, typed.encode() + b"\n")
-    read_screen(b"added")
+    screen = read_terminal(terminal, b"added", screen)
     os.waitpid(pid, 0)
     os.close(terminal)
     assert b"module up (billmanager) added" in screen, screen
@@ -298,7 +283,7 @@ def test_a_waiting_operation_whose_event_never_comes_can_be_given_up_with_force(
     r = run("ops", "cancel", op_id)
     assert r.exit_code == 2 and f"operation {op_id} is waiting" in r.stderr
     assert "events list --problem" in r.stderr and "--force" in r.stderr
-    r = run("ops", "cancel", op_id, "--force")
+    r = run("ops", "cancel", op_id, "--force", "--yes")
     assert r.exit_code == 0, r
     assert f"operation {op_id} (prolong) of service 1 cancelled" in r.stderr
     shown = run_json(run, "services", "show", "1")
@@ -318,7 +303,7 @@ def test_a_waiting_order_given_up_with_force_keeps_its_service_and_takes_its_eve
     event that comes after all is applied as the upstream's own."""
     r = run("order", "VDS-1")
     assert r.exit_code == 0 and tsv(r.stdout)[0]["status"] == "waiting", r
-    r = run("ops", "cancel", "1", "--force")
+    r = run("ops", "cancel", "1", "--force", "--yes")
     assert r.exit_code == 0, r
     assert r.stderr == "operation 1 (open) of service 1 cancelled\n"
     assert run_json(run, "services", "show", "1")["status"] == 5
@@ -332,11 +317,11 @@ def test_a_service_whose_given_up_order_then_failed_upstream_can_be_closed(run, 
     upstream has no item, and closing the service sends nothing and closes it in the books."""
     upstream.fail_next_open("no capacity")
     assert run("order", "VDS-1").exit_code == 0
-    assert run("ops", "cancel", "1", "--force").exit_code == 0
+    assert run("ops", "cancel", "1", "--force", "--yes").exit_code == 0
     assert run("checkevent").exit_code == 0
     assert run_json(run, "services", "show", "1")["status"] == 1
     sent = len(upstream.requests)
-    r = run("services", "close", "1")
+    r = run("services", "close", "1", "--yes")
     assert r.exit_code == 0, r
     assert tsv(r.stdout)[0]["status"] == "done"
     assert len(upstream.requests) == sent

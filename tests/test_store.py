@@ -185,6 +185,27 @@ def test_the_engines_bookkeeping_moves_out_of_the_request_parameters(tmp_path):
         store.close()
 
 
+def test_history_written_before_who_was_kept_names_no_one(run, upstream):
+    """A store from before ``who`` was kept: its history entries show none, and new ones name
+    the user."""
+    import json
+
+    from resellctl.cli.common import who
+
+    assert run("order", "VDS-1").exit_code == 0
+    conn = sqlite3.connect(run.db_path)
+    conn.execute("ALTER TABLE itemhistory DROP COLUMN who")
+    before = store_module.MIGRATIONS.index(store_module.m007_history_who)
+    conn.execute(f"PRAGMA user_version = {before}")
+    conn.commit()
+    conn.close()
+    assert run("services", "suspend", "1").exit_code == 2  # not open yet: nothing written
+    assert run("checkevent").exit_code == 0
+    assert run("services", "suspend", "1").exit_code == 0
+    history = json.loads(run("services", "show", "1", "--json").stdout)["history"]
+    assert [h["who"] for h in history if h["source"] == "local"] == [None, None, who(), None]
+
+
 # --- what is not a store -----------------------------------------------------------------------
 
 def refused(result, fragment):

@@ -113,15 +113,19 @@ class LazyGroup(ResellGroup):
 
 
 class App:
-    """What every command shares: where the store is, and whether the output is a terminal.
+    """What every command shares: where the store is, and whether stdin and the output are
+    terminals.
 
-    Tests pass their own ``App(stdout_isatty=True)`` as ``obj`` to see the terminal output.
+    Tests pass their own ``App(stdout_isatty=True)`` as ``obj`` to see the terminal output, or
+    ``App(stdin_isatty=True)`` to be asked as a person at a terminal is.
     """
 
-    def __init__(self, db_path=None, stdout_isatty=None, stderr_isatty=None):
+    def __init__(self, db_path=None, stdout_isatty=None, stderr_isatty=None,
+                 stdin_isatty=None):
         self.db_path = db_path  # the --db flag's value, if given
         self._stdout_isatty = stdout_isatty
         self._stderr_isatty = stderr_isatty
+        self._stdin_isatty = stdin_isatty
         self._store = None
         self.store_source = None  # what named the store: "from the --db flag", ...
         self._upstreams = None
@@ -146,6 +150,12 @@ class App:
         if self._stderr_isatty is None:
             return sys.stderr.isatty()
         return self._stderr_isatty
+
+    @property
+    def stdin_isatty(self):
+        if self._stdin_isatty is None:
+            return sys.stdin.isatty()
+        return self._stdin_isatty
 
     @property
     def store(self):

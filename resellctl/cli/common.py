@@ -4,13 +4,14 @@ import decimal
 import os
 import shlex
 import stat
+import sys
 
 import click
 
 from resellctl import errors
-from resellctl.errors import InputError
+from resellctl.errors import InputError, ResellError
 from resellctl.output import say
-from resellctl.store import MAX_ID
+from resellctl.store import MAX_ID, as_id
 from resellctl.views import DEFAULT_LIMIT
 
 
@@ -27,13 +28,25 @@ def say_created(app):
 
 
 def who():
-    """The login name of the person running the command, for the history."""
-    import getpass
+    """The real user behind the command, for the books: the one who ran sudo when running under
+    it (the real uid 0 and SUDO_USER an account), else the account of the real uid.
 
+    Never $LOGNAME or $USER (what getpass.getuser() reads): anyone can set them to any name.
+    Only root can set SUDO_USER, and root can write the books by hand anyway.
+    """
+    import pwd
+
+    uid = os.getuid()
+    sudo_user = os.environ.get("SUDO_USER") if uid == 0 else None
+    if sudo_user:
+        try:
+            return pwd.getpwnam(sudo_user).pw_name
+        except KeyError:
+            pass  # not an account: the real uid says who it is
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "staff"
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid without an account (a container's): its number
+        return f"uid {uid}"
 
 
 def engine_of(app):
@@ -53,6 +66,50 @@ def page_options(fn):
     fn = click.option("--limit", type=click.IntRange(0, MAX_ID), default=DEFAULT_LIMIT,
                       show_default=True, help="At most this many rows (0: all).")(fn)
     return fn
+
+
+def read_ids(values, what):
+    """The ids given as arguments, or read from stdin for a lone ``-`` (one per line or
+    separated by blanks), each once and in order; [] when stdin holds none.
+    ``what`` names them in errors: "operation", "service"."""
+    if list(values) == ["-"]:
+        values = sys.stdin.read().split()
+    elif "-" in values:
+        raise InputError(f"give {what} ids or a lone '-' (ids from stdin), not both")
+    ids = [as_id(value, what) for value in values]
+    return list(dict.fromkeys(ids))  # the same id twice must not be acted on twice
+
+
+def yes_option(fn):
+    """--yes, which a destructive command needs when there is no terminal to ask on (see
+    confirm)."""
+    return click.option("-y", "--yes", is_flag=True,
+                        help="Do it without asking (needed when stdin is not a terminal).")(fn)
+
+
+def confirm(app, yes, command, lines, question):
+    """Ask before a destructive change, unless ``yes`` (given --yes): show ``lines``, exactly
+    what ``command`` ("services close") will do, one line per thing it changes, and ask
+    ``question`` [y/N]. Without a terminal to ask on, InputError naming --yes.
+
+    Raises ResellError (exit 1) when the answer is not yes: nothing was done.
+    """
+    if yes:
+        return
+    # The terminal that counts is stdin's, where the answer is read from: a pipe there (ids for
+    # `-`, or `yes |`) must never answer for a person. stderr, where the question is shown, is
+    # a terminal in `echo 3 | resellctl services close -` too.
+    if not app.stdin_isatty:
+        raise InputError(f"{command} asks before it acts, and stdin is not a terminal to ask "
+                         "on: give --yes to go ahead without asking")
+    say("\n".join([f"resellctl {command}:", *(f"  {line}" for line in lines)]))
+    if not click.confirm(question, default=False, err=True):
+        raise ResellError("not confirmed: nothing was done")
+
+
+def counted(count, noun):
+    """``2 services``, ``1 service``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 OUTCOME_COLUMNS = ["item", "runningoperation", "status", "task"]

@@ -1,16 +1,13 @@
 """`resellctl ops`: running operations."""
 
-import sys
-
 import click
 
 from resellctl import lifecycle, output, views
 from resellctl.cli import ResellGroup
-from resellctl.cli.common import (ITEM, OUTCOME_COLUMNS, app_of, engine_of, outcome_rows,
-                                  page_options, report_failures, who)
-from resellctl.errors import InputError
+from resellctl.cli.common import (ITEM, OUTCOME_COLUMNS, app_of, confirm, counted, engine_of,
+                                  outcome_rows, page_options, read_ids, report_failures, who,
+                                  yes_option)
 from resellctl.states import OpStatus
-from resellctl.store import as_id
 
 
 @click.group(cls=ResellGroup)
@@ -47,17 +44,6 @@ def show(op_id, as_json):
                     sections=[("errors", ["date", "type", "message"])])
 
 
-def _ids(values):
-    if list(values) == ["-"]:
-        values = sys.stdin.read().split()
-        if not values:
-            return []
-    elif "-" in values:
-        raise InputError("give operation ids or a lone '-' (ids from stdin), not both")
-    ids = [as_id(value, "operation") for value in values]
-    return list(dict.fromkeys(ids))  # the same id twice must not be sent twice
-
-
 @ops.command("start")
 @click.argument("op_ids", metavar="ID... | -", nargs=-1, required=True)
 @click.option("--dry-run", is_flag=True,
@@ -72,7 +58,7 @@ def start(op_ids, dry_run, as_json):
     resellctl ops list --status failed -q | resellctl ops start -
     """
     app = app_of()
-    ids = _ids(op_ids)
+    ids = read_ids(op_ids, "operation")
     if not ids:
         output.say("no operations to start")
         return
@@ -105,22 +91,33 @@ def start(op_ids, dry_run, as_json):
 @click.argument("op_ids", metavar="ID... | -", nargs=-1, required=True)
 @click.option("--force", is_flag=True,
               help="Also give up waiting operations whose event will never come (rejected, "
-                   "or lost upstream), closing their tasks.")
-def cancel(op_ids, force):
+                   "or lost upstream), closing their tasks; asks first.")
+@yes_option
+def cancel(op_ids, force, yes):
     """Give up failed or new operations, so their services take other changes again.
 
     A cancelled order deletes its service in the books. An order that may have reached the
     upstream is refused: `resellctl ops start` it instead, which adopts what the upstream made.
+    With --force it asks first; without a terminal on stdin that needs --yes.
 
     \b
     resellctl ops cancel 12
     """
     app = app_of()
-    ids = _ids(op_ids)
+    ids = read_ids(op_ids, "operation")
     if not ids:
         output.say("no operations to cancel")
+        return
+    found = lifecycle.cancellable(app.store, ids, force=force)
+    if force:
+        confirm(app, yes, "ops cancel --force",
+                [f"operation {op['id']} ({op['operation']}, {op['status']}) of "
+                 f"{lifecycle.service_label(app.store, app.store.item(op['item']))}: "
+                 f"{lifecycle.cancel_effect(app.store, op)}" for op in found],
+                f"Give up {counted(len(found), 'operation')}?")
+    user = who()
     for op_id in ids:
-        op = lifecycle.cancel(app.store, op_id, who=who(), force=force)
+        op = lifecycle.cancel(app.store, op_id, who=user, force=force)
         closed = op["operation"] == "open" and op["status"] != "waiting"
         output.say(f"operation {op['id']} ({op['operation']}) of service {op['item']} "
                    "cancelled" + ("; the service is closed" if closed else ""))

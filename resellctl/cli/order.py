@@ -4,7 +4,7 @@ import click
 
 from resellctl import lifecycle, output
 from resellctl.cli.common import (OUTCOME_COLUMNS, app_of, engine_of, outcome_rows, pairs,
-                                  report_failures)
+                                  report_failures, who)
 
 
 @click.command()
@@ -31,7 +31,7 @@ def order(tariff, quantity, period, client, params, addons, as_json, quiet):
     app = app_of()
     outcomes = lifecycle.order(engine_of(app), tariff, quantity=quantity, period=period,
                                client=client, params=pairs(params, "--param"),
-                               addons=pairs(addons, "--addon"))
+                               addons=pairs(addons, "--addon"), who=who())
     output.emit_rows(app, outcome_rows(outcomes), OUTCOME_COLUMNS, as_json=as_json,
                      quiet=quiet, key="item")
     report_failures(outcomes)

@@ -2,10 +2,11 @@
 
 import click
 
-from resellctl import lifecycle, output, views
+from resellctl import kinds, lifecycle, output, views
 from resellctl.cli import ResellGroup
-from resellctl.cli.common import (OUTCOME_COLUMNS, app_of, engine_of, outcome_rows,
-                                  page_options, pairs, report_failures)
+from resellctl.cli.common import (OUTCOME_COLUMNS, app_of, confirm, counted, engine_of,
+                                  outcome_rows, page_options, pairs, read_ids, report_failures,
+                                  who, yes_option)
 from resellctl.errors import InputError
 
 
@@ -32,7 +33,7 @@ SHOW_SECTIONS = [
     ("params", ["name", "value"]), ("addons", ["name", "value"]),
     ("operations", ["id", "operation", "status", "cdate", "task"]),
     ("tasks", ["id", "type", "status", "opendate", "closedate"]),
-    ("history", ["date", "source", "message"])]
+    ("history", ["date", "source", "who", "message"])]
 
 
 @services.command("show")
@@ -60,43 +61,66 @@ def show(item_id, as_json):
             click.echo("  (none)")
 
 
-def _change(item_id, kind, **args):
+def _change(item_ids, kind, yes=False, **args):
+    """Ask for the change ``kind`` of each service of ``item_ids``: one operation each, one
+    row each. A close is confirmed first (``yes``: given --yes)."""
     app = app_of()
-    outcome = lifecycle.request_change(engine_of(app), item_id, kind, **args)
-    output.emit_rows(app, outcome_rows([outcome]), OUTCOME_COLUMNS)
-    report_failures([outcome])
-    if outcome.task and outcome.manual:
-        output.say(f"task {outcome.task} waits for staff; once the change is made: "
-                   f"resellctl tasks close {outcome.task} --note TEXT")
+    if not item_ids:  # `-` with nothing on stdin: a quiet day, not an error
+        output.say(f"no services to {kinds.kind(kind).verb}: nothing read from stdin")
+        return
+    planned = lifecycle.plan_changes(app.store, item_ids, kind, **args)
+    if kind == "close":
+        confirm(app, yes, "services close",
+                [f"{lifecycle.service_label(app.store, p.item)}: {p.close_effect()}"
+                 for p in planned],
+                f"Close {counted(len(planned), 'service')}?")
+    outcomes = lifecycle.make_changes(engine_of(app), planned, who=who())
+    output.emit_rows(app, outcome_rows(outcomes), OUTCOME_COLUMNS)
+    for outcome in outcomes:
+        if outcome.task and outcome.manual:
+            output.say(f"task {outcome.task} waits for staff; once the change is made: "
+                       f"resellctl tasks close {outcome.task} --note TEXT")
+    report_failures(outcomes)
+
+
+IDS = "ID... | -"
 
 
 @services.command("prolong")
-@click.argument("item_id", metavar="ID")
-@click.option("--period", type=int, help="Months (default: the service's period).")
-def prolong(item_id, period):
-    """Extend a service by a period."""
-    _change(item_id, "prolong", period=period)
+@click.argument("item_ids", metavar=IDS, nargs=-1, required=True)
+@click.option("--period", type=int, help="Months (default: each service's period).")
+def prolong(item_ids, period):
+    """Extend services by a period (`-`: read the ids from stdin)."""
+    _change(read_ids(item_ids, "service"), "prolong", period=period)
 
 
 @services.command("suspend")
-@click.argument("item_id", metavar="ID")
-def suspend(item_id):
-    """Suspend an active service."""
-    _change(item_id, "suspend")
+@click.argument("item_ids", metavar=IDS, nargs=-1, required=True)
+def suspend(item_ids):
+    """Suspend active services (`-`: read the ids from stdin)."""
+    _change(read_ids(item_ids, "service"), "suspend")
 
 
 @services.command("resume")
-@click.argument("item_id", metavar="ID")
-def resume(item_id):
-    """Resume a suspended service."""
-    _change(item_id, "resume")
+@click.argument("item_ids", metavar=IDS, nargs=-1, required=True)
+def resume(item_ids):
+    """Resume suspended services (`-`: read the ids from stdin)."""
+    _change(read_ids(item_ids, "service"), "resume")
 
 
 @services.command("close")
-@click.argument("item_id", metavar="ID")
-def close(item_id):
-    """Delete a service."""
-    _change(item_id, "close")
+@click.argument("item_ids", metavar=IDS, nargs=-1, required=True)
+@yes_option
+def close(item_ids, yes):
+    """Delete services, upstream too (`-`: read the ids from stdin).
+
+    Asks first, naming each service; without a terminal on stdin it needs --yes.
+
+    \b
+    resellctl services close 17
+    resellctl services list --client gone -q | resellctl services close - --yes
+    """
+    _change(read_ids(item_ids, "service"), "close", yes)
 
 
 @services.command("change-tariff")
@@ -104,7 +128,7 @@ def close(item_id):
 @click.argument("tariff")
 def change_tariff(item_id, tariff):
     """Change a service's tariff (a vds disk change needs a manual module: see the message)."""
-    _change(item_id, "changepricelist", tariff=tariff)
+    _change([item_id], "changepricelist", tariff=tariff)
 
 
 @services.command("set-param")
@@ -115,7 +139,7 @@ def set_param(item_id, assignments):
     params = pairs(assignments, "a parameter")
     if not params:
         raise InputError("give at least one K=V")
-    _change(item_id, "setparam", params=params)
+    _change([item_id], "setparam", params=params)
 
 
 @click.command("set-module", cls=click.Command)
@@ -124,14 +148,27 @@ def set_param(item_id, assignments):
 @click.option("--force", is_flag=True, help="Switch even while an operation waits upstream.")
 @click.option("--until-task-closed", is_flag=True,
               help="Switch back to the current module when the service's manual task is closed.")
-def set_module(item_id, module, force, until_task_closed):
+@yes_option
+def set_module(item_id, module, force, until_task_closed, yes):
     """Switch service ITEM to processing MODULE (e.g. to a manual module and back).
+
+    With --force it asks first; without a terminal on stdin that needs --yes.
 
     \b
     resellctl set-module 17 manual --until-task-closed
     resellctl set-module 17 vds-up
     """
     app = app_of()
-    old, new = lifecycle.set_module(app.store, item_id, module, force=force,
+    if force:
+        switch = lifecycle.check_module_switch(app.store, item_id, module, force=True,
+                                               until_task_closed=until_task_closed)
+        waiting = switch.waiting
+        left = (f", leaving operation {waiting['id']} ({waiting['operation']}) waiting under "
+                f"{switch.old['name']}" if waiting else " (no operation of it is waiting)")
+        confirm(app, yes, "set-module --force",
+                [f"{lifecycle.service_label(app.store, switch.item)}: processing module "
+                 f"{switch.old['name']} -> {switch.new['name']}{left}"],
+                "Switch this service?")
+    old, new = lifecycle.set_module(app.store, item_id, module, who=who(), force=force,
                                     until_task_closed=until_task_closed)
     click.echo(f"service {item_id}: {old} -> {new}")
