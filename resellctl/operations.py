@@ -412,7 +412,8 @@ def next_step(op, module, error):
         return f"Top up the selling account of module {name!r}{by}, then run: {start}{auto}"
     if error.kind == errors.AUTH:
         return (f"Check the username and password of module {name!r} "
-                f"(resellctl modules add {name} ... --replace), then run: {start}")
+                f"(resellctl modules edit {name} --username USER --password-file FILE), then "
+                f"run: {start}")
     if error.kind == errors.TRANSIENT:
         again = (" (it checks what the upstream shows first, and never sends the change twice)"
                  if error.maybe_sent else "")

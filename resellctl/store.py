@@ -250,8 +250,8 @@ class MissingPassword(UpstreamError):
     def __init__(self, name, path):
         super().__init__(errors.AUTH, (
             f"module {name!r} has no password in {path} (a store restored without its secrets "
-            f"file?): set it with resellctl modules add {name} --type billmanager --replace "
-            "--password-file F"), type="no_password")
+            f"file?): set it with resellctl modules edit {name} --password-file F"),
+            type="no_password")
 
 
 class NoStore(StoreError):

@@ -137,8 +137,7 @@ def read_secrets(path, uid):
     if document.get("store") != uid:
         raise StoreError(f"{path} holds the passwords of another store",
                          "Move it away, then give each billmanager module its password again: "
-                         "resellctl modules add NAME --type billmanager ... --replace "
-                         "--password-file F")
+                         "resellctl modules edit NAME --password-file F")
     return passwords
 
 

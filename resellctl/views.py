@@ -37,7 +37,8 @@ def _names(store, table):
 def modules(store):
     for row in store.all("SELECT * FROM processingmodule ORDER BY id"):
         yield {
-            "id": row["id"], "name": row["name"], "type": row["type"], "url": row["url"],
+            "id": row["id"], "name": row["name"], "type": row["type"], "api": row["api"],
+            "url": row["url"],
             "username": row["username"], "datacenter": row["datacenter"],
             "min_balance": row["min_balance"], "balance": row["balance"],
             "currency": row["currency"], "balance_date": row["balance_date"],

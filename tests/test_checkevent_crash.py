@@ -222,7 +222,8 @@ def new_store(db_path, url, password_file):
     """A store with the module vds-up on the simulator at ``url``, its tariffs imported."""
     runner = CliRunner()
     for args in (["modules", "add", "vds-up", "--type", "billmanager", "--url", url,
-                  "--username", USERNAME, "--password-file", str(password_file)],
+                  "--username", USERNAME, "--password-file", str(password_file), "--api",
+                  "events"],
                  ["tariffs", "import", "vds-up"]):
         result = runner.invoke(cli, ["--db", db_path, *args], obj=App())
         assert result.exit_code == 0, result.output

@@ -81,9 +81,10 @@ def test_modules_add_replace_updates_and_duplicates_are_refused(run, upstream, p
     again = ["modules", "add", "vds-up", "--type", "billmanager", "--url", upstream.server.url,
              "--username", USERNAME, "--password-file", password_file]
     r = run(*again, "--min-balance", "50")
-    assert r.exit_code == 2 and "exists already" in r.stderr and "--replace" in r.stderr
+    assert r.exit_code == 2 and "exists already" in r.stderr
+    assert "resellctl modules edit vds-up" in r.stderr
     r = ok(run(*again, "--min-balance", "50", "--replace"))
-    assert r.stderr == "module vds-up (billmanager) updated\n"
+    assert r.stderr == "module vds-up (billmanager, dialect events) updated\n"
     modules = as_json(run("modules", "list", "--json"))
     assert [m["name"] for m in modules] == ["vds-up", "manual"]
     assert modules[0]["min_balance"] == "50"

@@ -20,8 +20,9 @@ SMALL_CAP = "0.05"  # MiB: 52,428 bytes, and 1,638 values at 32 bytes a value
 
 
 def add_module(run, name, url, password_file):
+    # The dialect is given: asking a hostile upstream which it speaks is not the point here.
     r = run("modules", "add", name, "--type", "billmanager", "--url", url, "--username",
-            USERNAME, "--password-file", password_file)
+            USERNAME, "--password-file", password_file, "--api", "events")
     assert r.exit_code == 0, r
 
 
@@ -257,11 +258,12 @@ def test_a_huge_answer_is_refused_within_the_memory_of_a_small_machine(run, book
                                          ("RESELLCTL_MAX_ANSWER_MB", "-1"),
                                          ("RESELLCTL_MAX_ANSWER_MB", "nan")])
 def test_a_bad_setting_is_bad_input(run, upstream, monkeypatch, name, value):
+    sent = len(upstream.requests)
     monkeypatch.setenv(name, value)
     r = run("checkevent")
     assert r.exit_code == 2, r
     one_line(r.stderr, f"Error: {name} must be a number of at least ")
-    assert not upstream.requests[1:]  # nothing but the tariffs' import
+    assert len(upstream.requests) == sent  # nothing sent
 
 
 def test_a_call_timeout_of_inf_sets_no_deadline(run, upstream):

@@ -212,13 +212,14 @@ def test_a_password_typed_at_a_terminal_is_not_echoed(db_path):
         os.execve(sys.executable, [sys.executable, "-m", "resellctl", "modules", "add", "up",
                                    "--type", "billmanager", "--url",
                                    "http://127.0.0.1:9/billmgr", "--username", "u",
-                                   "--password-stdin"], dict(os.environ, RESELLCTL_DB=db_path))
+                                   "--api", "events", "--password-stdin"],
+                  dict(os.environ, RESELLCTL_DB=db_path))
     screen = read_terminal(terminal, b"Password: ")
     os.write(terminal, typed.encode() + b"\n")
     screen = read_terminal(terminal, b"added", screen)
     os.waitpid(pid, 0)
     os.close(terminal)
-    assert b"module up (billmanager) added" in screen, screen
+    assert b"module up (billmanager, dialect events) added" in screen, screen
     assert typed.encode() not in screen
     store = Store.open(db_path)
     try:

@@ -104,7 +104,7 @@ def test_a_password_file_every_user_may_read_gets_a_warning(run, sim, tmp_path):
     assert result.stderr.splitlines() == [
         f"warning: every user may read the password file {path} (mode 0644)",
         f"  fix it with: chmod 600 {path}",
-        "module vds-up (billmanager) added"]
+        "module vds-up (billmanager, dialect events) added"]
 
 
 def test_a_secrets_file_others_may_read_gets_the_warning_too(run, upstream):

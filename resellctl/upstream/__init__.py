@@ -12,6 +12,7 @@ This module imports nothing heavy: requests is loaded only when a client is made
 """
 
 DIALECTS = ("events", "bm6", "bm5")
+ITEMTYPES = ("vds", "vhost", "dedic", "soft", "certificate", "domain")
 # Fields that a call sets itself; a caller's params may not replace them.
 _RESERVED = {"func", "out", "authinfo", "auth"}
 # Fields an order and a parameter change set themselves: no service parameter may be one.
