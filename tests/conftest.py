@@ -115,6 +115,12 @@ def number(remoteid):
     return int(number)
 
 
+def is_table(text):
+    """Whether ``text`` is a table as resellctl draws it on a terminal: headings over a rule,
+    no TSV tab."""
+    return "\t" not in text and "\u2500" * 10 in text
+
+
 def tsv(text):
     """TSV output as a list of dicts keyed by the header row."""
     lines = [line.split("\t") for line in text.splitlines() if line]

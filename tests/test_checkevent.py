@@ -403,7 +403,7 @@ def test_events_are_acknowledged_only_once_old_enough(run, upstream, seeded):
     # A week later, the cursor marked then is acknowledged, and the present one marked.
     store = sqlite3.connect(run.db_path)
     with store:
-        store.execute("UPDATE processingmodule SET ack_mark_date = '2000-01-01 00:00:00'")
+        store.execute("UPDATE processingmodule SET ack_mark_date = '2000-01-01T00:00:00Z'")
     store.close()
     sim.setparam("4201", note="new")
     run("checkevent")

@@ -1,0 +1,84 @@
+"""Tables on a terminal of 80 columns: every id, status and name whole, free text cut short or
+left out, times wrapped rather than cut."""
+
+import json
+import re
+
+import pytest
+
+from conftest import is_table, tsv
+
+# The columns of each listing whose values a table never cuts (the ids, statuses and names).
+LISTINGS = {
+    ("ops", "list"): ["id", "operation", "item", "client", "processingmodule", "status", "task"],
+    ("tariffs", "list"): ["id", "name", "processingmodule"],
+    ("modules", "list"): ["id", "name", "type"],
+    ("services", "list"): ["id", "client", "pricelist", "status", "processingmodule",
+                           "upstream_id"],
+    ("tasks", "list"): ["id", "type", "item", "pricelist", "client", "runningoperation",
+                        "status"],
+    ("events", "list"): ["id", "processingmodule", "event_id", "type", "upstream_item", "item",
+                         "outcome"],
+}
+
+
+@pytest.fixture
+def busy(run, upstream):
+    """Books whose statuses and names are as long as they come (Hosting-Start, cancelled,
+    changepricelist, postchangepricelist), a client, a failure's long reason and an event
+    for a service the books do not know."""
+    sim = upstream
+    for tariff in ("VDS-1", "Hosting-Start"):
+        assert run("order", tariff, "--client", "acme-hosting").exit_code == 0
+    sim.open_pending()
+    assert run("checkevent").exit_code == 0
+    assert run("services", "change-tariff", "1", "VDS-1-RAM").exit_code == 0
+    sim.set_balance("1.00")
+    assert run("order", "VDS-2", "--quantity", "2").exit_code == 1  # failed: not enough money
+    assert run("ops", "cancel", "5").exit_code == 0
+    sim.seed(1, 1)  # an item the books never ordered, and an event for it
+    assert run("checkevent").exit_code == 0
+    return sim
+
+
+@pytest.mark.parametrize("command", LISTINGS, ids=" ".join)
+def test_at_80_columns_no_id_status_or_name_is_cut(run, busy, monkeypatch, command):
+    monkeypatch.setenv("COLUMNS", "80")
+    table = run(*command, tty=True).stdout
+    assert is_table(table)
+    lines = table.splitlines()
+    assert max(map(len, lines)) <= 80, table
+    rows = tsv(run(*command).stdout)
+    assert rows
+    for row in rows:
+        # A row's first line holds its keys, each whole (a time below it may take a second).
+        [line] = [line for line in lines if line.startswith(f"{row['id']} ")]
+        for column in LISTINGS[command]:
+            if row[column]:
+                assert re.search(rf"(?<!\S){re.escape(row[column])}(?!\S)", line), (
+                    column, row[column], table)
+    # Free text is cut short, not wrapped a word per line: a row takes two lines at most.
+    body = lines[lines.index(next(line for line in lines if line.startswith("─"))) + 1:]
+    assert len([line for line in body if not line.startswith("left out")]) <= 2 * len(rows)
+
+
+def test_free_text_is_cut_short_or_left_out_and_said_so(run, busy, monkeypatch):
+    reason = json.loads(run("ops", "list", "--json", "--status", "failed").stdout)[0]["reason"]
+    assert len(reason) > 80
+    monkeypatch.setenv("COLUMNS", "120")
+    wide = run("ops", "list", "--status", "failed", tty=True).stdout
+    assert reason[:20] in wide and reason not in wide and "…" in wide
+    monkeypatch.setenv("COLUMNS", "80")
+    narrow = run("ops", "list", "--status", "failed", tty=True).stdout
+    assert reason[:20] not in narrow
+    assert narrow.splitlines()[-1].startswith("left out at this width: ")
+    assert "reason" in narrow.splitlines()[-1]
+    monkeypatch.setenv("COLUMNS", "400")
+    assert reason in run("ops", "list", "--status", "failed", tty=True).stdout
+
+
+def test_too_narrow_for_the_keys_the_lines_grow_rather_than_cut_one(run, busy, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "30")
+    table = run("tasks", "list", tty=True).stdout
+    assert "postchangepricelist" in table and "acme-hosting" in table
+    assert "Hosting-Start" in table and "…" not in table
