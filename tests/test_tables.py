@@ -20,6 +20,7 @@ LISTINGS = {
     ("events", "list"): ["id", "processingmodule", "event_id", "type", "upstream_item", "item",
                          "outcome"],
 }
+LABELS = {"1": "ordered", "2": "active", "3": "suspended", "4": "deleted", "5": "processing"}
 
 
 @pytest.fixture
@@ -41,6 +42,16 @@ def busy(run, upstream):
     return sim
 
 
+def rows_of(run, command):
+    """The rows of a listing as a pipe gets them, with the status of a service as a terminal
+    names it."""
+    rows = tsv(run(*command).stdout)
+    if command == ("services", "list"):
+        for row in rows:
+            row["status"] = LABELS[row["status"]]
+    return rows
+
+
 @pytest.mark.parametrize("command", LISTINGS, ids=" ".join)
 def test_at_80_columns_no_id_status_or_name_is_cut(run, busy, monkeypatch, command):
     monkeypatch.setenv("COLUMNS", "80")
@@ -48,7 +59,7 @@ def test_at_80_columns_no_id_status_or_name_is_cut(run, busy, monkeypatch, comma
     assert is_table(table)
     lines = table.splitlines()
     assert max(map(len, lines)) <= 80, table
-    rows = tsv(run(*command).stdout)
+    rows = rows_of(run, command)
     assert rows
     for row in rows:
         # A row's first line holds its keys, each whole (a time below it may take a second).
@@ -82,3 +93,24 @@ def test_too_narrow_for_the_keys_the_lines_grow_rather_than_cut_one(run, busy, m
     table = run("tasks", "list", tty=True).stdout
     assert "postchangepricelist" in table and "acme-hosting" in table
     assert "Hosting-Start" in table and "…" not in table
+
+
+def test_service_statuses_by_name_or_code_and_named_on_a_terminal(run, busy):
+    by_name = run("services", "list", "--status", "active", "-q")
+    assert by_name.exit_code == 0, by_name
+    assert by_name.stdout == run("services", "list", "--status", "2", "-q").stdout == "1\n2\n"
+    assert run("services", "list", "--status", "Ordered", "-q").stdout == "3\n"
+    # Programs keep the codes; a person reads the names.
+    assert [s["status"] for s in json.loads(run("services", "list", "--json").stdout)] == [
+        2, 2, 1, 4]
+    assert [row["status"] for row in tsv(run("services", "list").stdout)] == ["2", "2", "1", "4"]
+    table = run("services", "list", tty=True).stdout
+    assert "active" in table and "ordered" in table and "deleted" in table
+    shown = run("services", "show", "1", tty=True).stdout
+    assert "\nstatus            active\n" in shown
+    assert "status\t2\n" in run("services", "show", "1").stdout
+    r = run("services", "list", "--status", "running")
+    assert r.exit_code == 2 and r.stdout == ""
+    assert ("'running' is not a service status: ordered (1), active (2), suspended (3), "
+            "deleted (4), processing (5)") in r.stderr
+

@@ -10,6 +10,7 @@ import click
 from resellctl import errors
 from resellctl.errors import InputError
 from resellctl.output import say
+from resellctl.states import ItemStatus, item_label
 from resellctl.store import MAX_ID
 from resellctl.views import DEFAULT_LIMIT
 
@@ -44,6 +45,33 @@ def engine_of(app):
 
 
 ITEM = click.IntRange(1, MAX_ID)  # a service number
+
+
+class ItemStatusType(click.ParamType):
+    """A service status by its name (``active``) or its code (``2``): an ItemStatus."""
+
+    name = "status"
+    NAMES = ", ".join(f"{status.label} ({status.value})" for status in ItemStatus)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, ItemStatus):
+            return value
+        text = str(value).strip().lower()
+        for status in ItemStatus:
+            if text in (status.label, str(status.value)):
+                return status
+        self.fail(f"{value!r} is not a service status: {self.NAMES}", param, ctx)
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(status.label, help=str(status.value)) for status in ItemStatus
+                if status.label.startswith(incomplete)]
+
+
+ITEM_STATUS = ItemStatusType()
+# How a terminal shows the service statuses of a listing: `active`, not 2.
+ITEM_LABELS = {"status": item_label, "itemstatus": item_label}
 
 
 def page_options(fn):

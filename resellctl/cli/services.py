@@ -4,8 +4,8 @@ import click
 
 from resellctl import lifecycle, output, views
 from resellctl.cli import ResellGroup
-from resellctl.cli.common import (OUTCOME_COLUMNS, app_of, engine_of, outcome_rows,
-                                  page_options, pairs, report_failures)
+from resellctl.cli.common import (ITEM_LABELS, ITEM_STATUS, OUTCOME_COLUMNS, app_of, engine_of,
+                                  outcome_rows, page_options, pairs, report_failures)
 from resellctl.errors import InputError
 
 
@@ -15,8 +15,8 @@ def services():
 
 
 @services.command("list")
-@click.option("--status", type=click.IntRange(1, 5), metavar="CODE",
-              help="1 ordered, 2 active, 3 suspended, 4 deleted, 5 processing.")
+@click.option("--status", type=ITEM_STATUS, metavar="STATUS",
+              help=f"Only services in this status: {ITEM_STATUS.NAMES}.")
 @click.option("--client", help="Only services of this client.")
 @page_options
 @output.options
@@ -25,7 +25,8 @@ def list_(status, client, after, limit, as_json, quiet):
     app = app_of()
     output.emit_rows(app, views.services(app.store, status, client, after, limit),
                      ["id", "client", "pricelist", "itemtype", "status", "processingmodule",
-                      "expiredate", "upstream_id"], as_json=as_json, quiet=quiet)
+                      "expiredate", "upstream_id"], as_json=as_json, quiet=quiet,
+                     labels=ITEM_LABELS)
 
 
 SHOW_SECTIONS = [
@@ -48,7 +49,7 @@ def show(item_id, as_json):
     # On a terminal each section is a table: history messages and parameters are upstream
     # text, and the table renders them as plain text, never as markup.
     output.emit_one(app, {k: v for k, v in service.items()
-                          if k not in dict(SHOW_SECTIONS)})
+                          if k not in dict(SHOW_SECTIONS)}, labels=ITEM_LABELS)
     for name, columns in SHOW_SECTIONS:
         rows = service[name]
         if isinstance(rows, dict):
