@@ -7,7 +7,7 @@ import click
 
 from resellctl import errors, output, sync, views
 from resellctl.cli import ResellGroup
-from resellctl.cli.common import app_of, engine_of, page_options
+from resellctl.cli.common import app_of, emit_page, engine_of, page_options
 from resellctl.errors import ExitStatus
 
 PROGRESS_FROM = 5000  # events: below this a progress bar only flickers
@@ -131,9 +131,9 @@ def events():
 @click.option("--module", help="Only events of this module.")
 @page_options
 @output.options
-def list_(problem, module, after, limit, as_json, quiet):
-    """List received events with their outcome and reason."""
+def list_(problem, module, after, limit, last, as_json, quiet):
+    """List received events with their outcome and reason (`--json`: each record as it came)."""
     app = app_of()
-    output.emit_rows(app, views.events(app.store, problem, module, after, limit),
-                     ["id", "processingmodule", "event_id", "type", "upstream_item", "item",
-                      "outcome", "reason", "received"], as_json=as_json, quiet=quiet)
+    emit_page(app, views.events(app.store, problem, module, after, limit, last),
+              ["id", "processingmodule", "event_id", "type", "upstream_item", "item", "outcome",
+               "reason", "received"], as_json=as_json, quiet=quiet)

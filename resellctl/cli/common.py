@@ -7,7 +7,7 @@ import stat
 
 import click
 
-from resellctl import errors
+from resellctl import errors, output
 from resellctl.errors import InputError
 from resellctl.output import say
 from resellctl.states import ItemStatus, item_label
@@ -75,12 +75,49 @@ ITEM_LABELS = {"status": item_label, "itemstatus": item_label}
 
 
 def page_options(fn):
-    """--after and --limit: the keyset page of a listing."""
+    """--after, --limit and --last: the keyset page of a listing."""
+    fn = click.option("--last", type=click.IntRange(1, MAX_ID), metavar="N",
+                      help="The newest N rows (still oldest first), in place of --limit.")(fn)
     fn = click.option("--after", type=click.IntRange(0, MAX_ID), metavar="ID",
                       help="Start after this id (the next page).")(fn)
     fn = click.option("--limit", type=click.IntRange(0, MAX_ID), default=DEFAULT_LIMIT,
                       show_default=True, help="At most this many rows (0: all).")(fn)
     return fn
+
+
+def emit_page(app, page, columns, as_json=False, quiet=False, labels=None):
+    """Print a listing's Page as output.emit_rows does; when the page held back rows, say so
+    on stderr with the command that shows the next page."""
+    ctx = click.get_current_context()
+    if ctx.params.get("last") and (
+            ctx.get_parameter_source("limit") != click.core.ParameterSource.DEFAULT):
+        raise InputError("give --limit or --last, not both")
+    output.emit_rows(app, page, columns, as_json=as_json, quiet=quiet, labels=labels)
+    if page.more:
+        say(f"more rows: {_again(ctx, after=page.last)}")
+
+
+def _again(ctx, **changed):
+    """The command line of the running command, with the option values ``changed``: what the
+    user gave on it (by its long name), and nothing that came by default."""
+    words = ["resellctl"]
+    root = ctx.find_root()
+    if root.params.get("db_path") and (
+            root.get_parameter_source("db_path") == click.core.ParameterSource.COMMANDLINE):
+        words += ["--db", root.params["db_path"]]
+    words += ctx.command_path.split()[1:]
+    for param in ctx.command.params:
+        name = param.name
+        given = ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+        if name in changed or not given or not isinstance(param, click.Option):
+            continue
+        flag = max(param.opts, key=len)
+        value = ctx.params[name]
+        # A status as it reads: active, not 2.
+        words += [flag] if param.is_flag else [flag, str(getattr(value, "label", value))]
+    for name, value in changed.items():
+        words += [f"--{name}", str(value)]
+    return " ".join(map(shlex.quote, words))
 
 
 OUTCOME_COLUMNS = ["item", "runningoperation", "status", "task"]

@@ -6,8 +6,8 @@ import click
 
 from resellctl import lifecycle, output, views
 from resellctl.cli import ResellGroup
-from resellctl.cli.common import (ITEM, OUTCOME_COLUMNS, app_of, engine_of, outcome_rows,
-                                  page_options, report_failures, who)
+from resellctl.cli.common import (ITEM, OUTCOME_COLUMNS, app_of, emit_page, engine_of,
+                                  outcome_rows, page_options, report_failures, who)
 from resellctl.errors import InputError
 from resellctl.states import OpStatus
 from resellctl.store import as_id
@@ -24,7 +24,7 @@ def ops():
 @click.option("--item", type=ITEM, help="Only operations of this service.")
 @page_options
 @output.options
-def list_(status, item, after, limit, as_json, quiet):
+def list_(status, item, after, limit, last, as_json, quiet):
     """List running operations, oldest first.
 
     \b
@@ -32,9 +32,9 @@ def list_(status, item, after, limit, as_json, quiet):
     resellctl ops list --status failed -q | resellctl ops start -
     """
     app = app_of()
-    output.emit_rows(app, views.operations(app.store, status, item, after, limit),
-                     ["id", "operation", "item", "client", "processingmodule", "status",
-                      "trycount", "task", "cdate", "reason"], as_json=as_json, quiet=quiet)
+    emit_page(app, views.operations(app.store, status, item, after, limit, last),
+              ["id", "operation", "item", "client", "processingmodule", "status", "trycount",
+               "task", "cdate", "reason"], as_json=as_json, quiet=quiet)
 
 
 @ops.command("show")

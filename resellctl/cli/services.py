@@ -4,8 +4,8 @@ import click
 
 from resellctl import lifecycle, output, views
 from resellctl.cli import ResellGroup
-from resellctl.cli.common import (ITEM_LABELS, ITEM_STATUS, OUTCOME_COLUMNS, app_of, engine_of,
-                                  outcome_rows, page_options, pairs, report_failures)
+from resellctl.cli.common import (ITEM_LABELS, ITEM_STATUS, OUTCOME_COLUMNS, app_of, emit_page,
+                                  engine_of, outcome_rows, page_options, pairs, report_failures)
 from resellctl.errors import InputError
 
 
@@ -20,13 +20,12 @@ def services():
 @click.option("--client", help="Only services of this client.")
 @page_options
 @output.options
-def list_(status, client, after, limit, as_json, quiet):
+def list_(status, client, after, limit, last, as_json, quiet):
     """List services."""
     app = app_of()
-    output.emit_rows(app, views.services(app.store, status, client, after, limit),
-                     ["id", "client", "pricelist", "itemtype", "status", "processingmodule",
-                      "expiredate", "upstream_id"], as_json=as_json, quiet=quiet,
-                     labels=ITEM_LABELS)
+    emit_page(app, views.services(app.store, status, client, after, limit, last),
+              ["id", "client", "pricelist", "itemtype", "status", "processingmodule",
+               "expiredate", "upstream_id"], as_json=as_json, quiet=quiet, labels=ITEM_LABELS)
 
 
 SHOW_SECTIONS = [

@@ -4,7 +4,7 @@ import click
 
 from resellctl import lifecycle, output, views
 from resellctl.cli import ResellGroup
-from resellctl.cli.common import ITEM, app_of, page_options, who
+from resellctl.cli.common import ITEM, app_of, emit_page, page_options, who
 
 
 @click.group(cls=ResellGroup)
@@ -17,12 +17,12 @@ def tasks():
 @click.option("--item", type=ITEM, help="Only tasks of this service.")
 @page_options
 @output.options
-def list_(status, item, after, limit, as_json, quiet):
+def list_(status, item, after, limit, last, as_json, quiet):
     """List tasks."""
     app = app_of()
-    output.emit_rows(app, views.tasks(app.store, status, item, after, limit),
-                     ["id", "type", "item", "itemtype", "pricelist", "client", "runningoperation",
-                      "status", "opendate", "closedate"], as_json=as_json, quiet=quiet)
+    emit_page(app, views.tasks(app.store, status, item, after, limit, last),
+              ["id", "type", "item", "itemtype", "pricelist", "client", "runningoperation",
+               "status", "opendate", "closedate"], as_json=as_json, quiet=quiet)
 
 
 @tasks.command("close")
