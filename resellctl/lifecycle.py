@@ -19,8 +19,10 @@ from resellctl.store import now
 MAX_QUANTITY = 100
 
 
-def order(engine, tariff_ref, quantity=1, period=None, client="", params=None, addons=None):
-    """Order ``quantity`` services of a tariff; returns the Outcome of each operation."""
+def order(engine, tariff_ref, quantity=1, period=None, client="", params=None, addons=None,
+          progress=None):
+    """Order ``quantity`` services of a tariff; returns the Outcome of each operation.
+    ``progress(done)`` is called as each operation is processed."""
     store = engine.store
     if not 1 <= quantity <= MAX_QUANTITY:
         raise InputError(f"quantity must be between 1 and {MAX_QUANTITY}, not {quantity}")
@@ -68,6 +70,8 @@ def order(engine, tariff_ref, quantity=1, period=None, client="", params=None, a
     try:
         for outcome in engine.process_many(created):
             outcomes.append(outcome)
+            if progress:
+                progress(len(outcomes))
     except KeyboardInterrupt:
         raise _unsent(created[len(outcomes):], ResellError("interrupted")) from None
     except ResellError as error:

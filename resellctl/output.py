@@ -168,6 +168,40 @@ def emit_one(app, obj, as_json=False, sections=(), labels=None):
             click.echo("  " + "  ".join(clean(_cell(row.get(c))) for c in columns))
 
 
+class Progress:
+    """Progress on stderr, for a terminal only (``enabled``): ``progress(name, done)`` shows
+    ``name: done unit`` (``done of total unit``, with a bar, given a ``total``), each name on
+    a line of its own, once some name has reached ``show_from``; ``close()`` takes it away.
+    rich is imported only once there is something to show."""
+
+    def __init__(self, enabled, unit, total=None, show_from=0):
+        self.enabled, self.unit, self.total, self.show_from = enabled, unit, total, show_from
+        self.bar, self.tasks = None, {}
+
+    def __call__(self, name, done):
+        if not self.enabled or (self.bar is None and done < self.show_from):
+            return
+        if self.bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress as Bar, SpinnerColumn, TextColumn
+
+            # The App decided this is a terminal; rich need not guess again.
+            self.bar = Bar(SpinnerColumn(), TextColumn("{task.description}"),
+                           *([BarColumn()] if self.total else []),
+                           console=Console(stderr=True, force_terminal=True), transient=True)
+            self.bar.start()
+        if name not in self.tasks:
+            self.tasks[name] = self.bar.add_task("", total=self.total)
+        count = f"{done} of {self.total}" if self.total else f"{done}"
+        self.bar.update(self.tasks[name], completed=done,
+                        description=f"{clean(name)}: {count} {self.unit}")
+        self.bar.refresh()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.stop()
+
+
 def _cell(value):
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in _flat(value))

@@ -84,10 +84,11 @@ class Result:
 
 @pytest.fixture
 def run(db_path):
-    """Invoke ``resellctl ARGS...`` in-process; ``tty=True`` makes stdout look like a terminal."""
-    def invoke(*args, input=None, tty=False):
+    """Invoke ``resellctl ARGS...`` in-process; ``tty=True`` makes stdout look like a terminal,
+    ``stderr_tty=True`` stderr."""
+    def invoke(*args, input=None, tty=False, stderr_tty=False):
         runner = CliRunner()
-        obj = App(stdout_isatty=tty, stderr_isatty=False)
+        obj = App(stdout_isatty=tty, stderr_isatty=stderr_tty)
         result = runner.invoke(cli, [str(a) for a in args], input=input, obj=obj)
         if result.exception and not isinstance(result.exception, SystemExit):
             raise result.exception

@@ -34,32 +34,6 @@ def summary_line(s):
     return line
 
 
-class Progress:
-    """A rich progress bar on stderr, shown only on a terminal once the backlog is large."""
-
-    def __init__(self, enabled):
-        self.enabled, self.bar, self.tasks = enabled, None, {}
-
-    def __call__(self, module, done):
-        if not self.enabled or (self.bar is None and done < PROGRESS_FROM):
-            return
-        if self.bar is None:
-            from rich.console import Console
-            from rich.progress import Progress as Bar, SpinnerColumn, TextColumn
-
-            # The App decided this is a terminal; rich need not guess again.
-            self.bar = Bar(SpinnerColumn(), TextColumn("{task.description}"),
-                           console=Console(stderr=True, force_terminal=True), transient=True)
-            self.bar.start()
-        if module not in self.tasks:
-            self.tasks[module] = self.bar.add_task("", total=None)
-        self.bar.update(self.tasks[module], description=f"{output.clean(module)}: {done} events")
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.stop()
-
-
 @click.command()
 @click.option("--module", help="Only this module.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when all is well; only problems.")
@@ -86,7 +60,8 @@ def checkevent(module, quiet, as_json, max_events, time_budget, from_id, ack_aft
     */5 * * * *  resellctl checkevent -q
     """
     app = app_of()
-    progress = Progress(app.stderr_isatty and not quiet and not as_json)
+    progress = output.Progress(app.stderr_isatty and not quiet and not as_json, "events",
+                               show_from=PROGRESS_FROM)
     try:
         summaries = sync.run(engine_of(app), module, max_events=max_events,
                              budget=time_budget, from_id=from_id, progress=progress,

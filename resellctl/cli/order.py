@@ -1,5 +1,7 @@
 """`resellctl order`: order services of a tariff."""
 
+import functools
+
 import click
 
 from resellctl import lifecycle, output
@@ -29,9 +31,15 @@ def order(tariff, quantity, period, client, params, addons, as_json, quiet):
     """
     output.check_format(as_json, quiet)
     app = app_of()
-    outcomes = lifecycle.order(engine_of(app), tariff, quantity=quantity, period=period,
-                               client=client, params=pairs(params, "--param"),
-                               addons=pairs(addons, "--addon"))
+    progress = output.Progress(app.stderr_isatty and quantity > 1 and not quiet, "ordered",
+                               total=quantity)
+    try:
+        outcomes = lifecycle.order(engine_of(app), tariff, quantity=quantity, period=period,
+                                   client=client, params=pairs(params, "--param"),
+                                   addons=pairs(addons, "--addon"),
+                                   progress=functools.partial(progress, tariff))
+    finally:
+        progress.close()
     output.emit_rows(app, outcome_rows(outcomes), OUTCOME_COLUMNS, as_json=as_json,
                      quiet=quiet, key="item")
     report_failures(outcomes)
