@@ -11,7 +11,7 @@ import os
 
 from resellctl import kinds, operations, states
 from resellctl.applier import Applier
-from resellctl.errors import InputError, LockHeld, ResellError
+from resellctl.errors import InputError, Interrupted, LockHeld, ResellError
 from resellctl.states import ItemStatus, OpStatus
 from resellctl.printable import one_line
 from resellctl.store import now
@@ -73,7 +73,7 @@ def order(engine, tariff_ref, quantity=1, period=None, client="", params=None, a
             if progress:
                 progress(len(outcomes))
     except KeyboardInterrupt:
-        raise _unsent(created[len(outcomes):], ResellError("interrupted")) from None
+        raise _unsent(created[len(outcomes):], Interrupted()) from None
     except ResellError as error:
         raise _unsent(created[len(outcomes):], error)
     return outcomes
