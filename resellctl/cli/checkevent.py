@@ -6,7 +6,7 @@ import json
 import click
 
 from resellctl import errors, output, sync, views
-from resellctl.cli import ResellGroup
+from resellctl.cli import ResellGroup, complete
 from resellctl.cli.common import app_of, emit_page, engine_of, page_options
 from resellctl.errors import ExitStatus
 
@@ -35,7 +35,7 @@ def summary_line(s):
 
 
 @click.command()
-@click.option("--module", help="Only this module.")
+@click.option("--module", help="Only this module.", shell_complete=complete.modules)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when all is well; only problems.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--max-events", type=click.IntRange(min=1), metavar="N",
@@ -103,7 +103,8 @@ def events():
 
 @events.command("list")
 @click.option("--problem", is_flag=True, help="Only events that could not be applied.")
-@click.option("--module", help="Only events of this module.")
+@click.option("--module", help="Only events of this module.",
+              shell_complete=complete.modules)
 @page_options
 @output.options
 def list_(problem, module, after, limit, last, as_json, quiet):

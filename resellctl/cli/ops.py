@@ -5,7 +5,7 @@ import sys
 import click
 
 from resellctl import lifecycle, output, views
-from resellctl.cli import ResellGroup
+from resellctl.cli import ResellGroup, complete
 from resellctl.cli.common import (ITEM, OUTCOME_COLUMNS, app_of, emit_page, engine_of,
                                   outcome_rows, page_options, report_failures, who)
 from resellctl.errors import InputError
@@ -21,7 +21,8 @@ def ops():
 @ops.command("list")
 @click.option("--status", type=click.Choice([s.value for s in OpStatus]),
               help="Only operations in this status.")
-@click.option("--item", type=ITEM, help="Only operations of this service.")
+@click.option("--item", type=ITEM, help="Only operations of this service.",
+              shell_complete=complete.services)
 @page_options
 @output.options
 def list_(status, item, after, limit, last, as_json, quiet):

@@ -5,12 +5,13 @@ import functools
 import click
 
 from resellctl import lifecycle, output
+from resellctl.cli import complete
 from resellctl.cli.common import (OUTCOME_COLUMNS, app_of, engine_of, outcome_rows, pairs,
                                   report_failures)
 
 
 @click.command()
-@click.argument("tariff")
+@click.argument("tariff", shell_complete=complete.tariffs)
 @click.option("--quantity", type=int, default=1, show_default=True, metavar="N",
               help="How many services (1-100).")
 @click.option("--period", type=int, metavar="MONTHS",

@@ -3,7 +3,7 @@
 import click
 
 from resellctl import lifecycle, output, views
-from resellctl.cli import ResellGroup
+from resellctl.cli import ResellGroup, complete
 from resellctl.cli.common import (ITEM_LABELS, ITEM_STATUS, OUTCOME_COLUMNS, app_of, emit_page,
                                   engine_of, outcome_rows, page_options, pairs, report_failures)
 from resellctl.errors import InputError
@@ -36,7 +36,7 @@ SHOW_SECTIONS = [
 
 
 @services.command("show")
-@click.argument("item_id", metavar="ID")
+@click.argument("item_id", metavar="ID", shell_complete=complete.services)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def show(item_id, as_json):
     """Show one service with its parameters, resources, history, operations and tasks."""
@@ -71,7 +71,7 @@ def _change(item_id, kind, **args):
 
 
 @services.command("prolong")
-@click.argument("item_id", metavar="ID")
+@click.argument("item_id", metavar="ID", shell_complete=complete.services)
 @click.option("--period", type=int, help="Months (default: the service's period).")
 def prolong(item_id, period):
     """Extend a service by a period."""
@@ -79,36 +79,36 @@ def prolong(item_id, period):
 
 
 @services.command("suspend")
-@click.argument("item_id", metavar="ID")
+@click.argument("item_id", metavar="ID", shell_complete=complete.services)
 def suspend(item_id):
     """Suspend an active service."""
     _change(item_id, "suspend")
 
 
 @services.command("resume")
-@click.argument("item_id", metavar="ID")
+@click.argument("item_id", metavar="ID", shell_complete=complete.services)
 def resume(item_id):
     """Resume a suspended service."""
     _change(item_id, "resume")
 
 
 @services.command("close")
-@click.argument("item_id", metavar="ID")
+@click.argument("item_id", metavar="ID", shell_complete=complete.services)
 def close(item_id):
     """Delete a service."""
     _change(item_id, "close")
 
 
 @services.command("change-tariff")
-@click.argument("item_id", metavar="ID")
-@click.argument("tariff")
+@click.argument("item_id", metavar="ID", shell_complete=complete.services)
+@click.argument("tariff", shell_complete=complete.tariffs)
 def change_tariff(item_id, tariff):
     """Change a service's tariff (a vds disk change needs a manual module: see the message)."""
     _change(item_id, "changepricelist", tariff=tariff)
 
 
 @services.command("set-param")
-@click.argument("item_id", metavar="ID")
+@click.argument("item_id", metavar="ID", shell_complete=complete.services)
 @click.argument("assignments", metavar="K=V...", nargs=-1, required=True)
 def set_param(item_id, assignments):
     """Set service parameters."""
@@ -119,8 +119,8 @@ def set_param(item_id, assignments):
 
 
 @click.command("set-module", cls=click.Command)
-@click.argument("item_id", metavar="ITEM")
-@click.argument("module")
+@click.argument("item_id", metavar="ITEM", shell_complete=complete.services)
+@click.argument("module", shell_complete=complete.modules)
 @click.option("--force", is_flag=True, help="Switch even while an operation waits upstream.")
 @click.option("--until-task-closed", is_flag=True,
               help="Switch back to the current module when the service's manual task is closed.")

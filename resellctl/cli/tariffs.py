@@ -3,7 +3,7 @@
 import click
 
 from resellctl import catalog, output, views
-from resellctl.cli import ResellGroup
+from resellctl.cli import ResellGroup, complete
 from resellctl.cli.common import app_of
 
 
@@ -13,7 +13,7 @@ def tariffs():
 
 
 @tariffs.command("import")
-@click.argument("module")
+@click.argument("module", shell_complete=complete.modules)
 def import_(module):
     """Import the tariffs of MODULE's upstream (re-import updates, never duplicates)."""
     app = app_of()
@@ -23,7 +23,8 @@ def import_(module):
 
 
 @tariffs.command("list")
-@click.option("--module", help="Only the tariffs of this module.")
+@click.option("--module", help="Only the tariffs of this module.",
+              shell_complete=complete.modules)
 @output.options
 def list_(module, as_json, quiet):
     """List tariffs with item type, module, prices (months=cost) and resources."""

@@ -3,7 +3,7 @@
 import click
 
 from resellctl import lifecycle, output, views
-from resellctl.cli import ResellGroup
+from resellctl.cli import ResellGroup, complete
 from resellctl.cli.common import ITEM, app_of, emit_page, page_options, who
 
 
@@ -14,7 +14,8 @@ def tasks():
 
 @tasks.command("list")
 @click.option("--status", type=click.Choice(["open", "closed"]), help="Only tasks in this status.")
-@click.option("--item", type=ITEM, help="Only tasks of this service.")
+@click.option("--item", type=ITEM, help="Only tasks of this service.",
+              shell_complete=complete.services)
 @page_options
 @output.options
 def list_(status, item, after, limit, last, as_json, quiet):
