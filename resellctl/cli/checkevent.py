@@ -108,7 +108,12 @@ def events():
 @page_options
 @output.options
 def list_(problem, module, after, limit, last, as_json, quiet):
-    """List received events with their outcome and reason (`--json`: each record as it came)."""
+    """List received events with their outcome and reason (`--json`: each record as it came).
+
+    \b
+    resellctl events list --problem
+    resellctl events list --problem --json
+    """
     app = app_of()
     emit_page(app, views.events(app.store, problem, module, after, limit, last),
               ["id", "processingmodule", "event_id", "type", "upstream_item", "item", "outcome",

@@ -80,7 +80,12 @@ def add(name, type_, url, username, password_file, password_stdin, datacenter, m
 @modules.command("list")
 @output.options
 def list_(as_json, quiet):
-    """List processing modules (passwords are never shown)."""
+    """List processing modules (passwords are never shown).
+
+    \b
+    resellctl modules list
+    resellctl modules list --json
+    """
     app = app_of()
     output.emit_rows(app, views.modules(app.store),
                      ["id", "name", "type", "url", "username", "min_balance", "balance",

@@ -42,7 +42,12 @@ def list_(status, item, after, limit, last, as_json, quiet):
 @click.argument("op_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def show(op_id, as_json):
-    """Show one operation with its error history."""
+    """Show one operation with its error history.
+
+    \b
+    resellctl ops show 12
+    resellctl ops show 12 --json
+    """
     app = app_of()
     output.emit_one(app, views.operation(app.store, op_id), as_json,
                     sections=[("errors", ["date", "type", "message"])])

@@ -21,7 +21,12 @@ def services():
 @page_options
 @output.options
 def list_(status, client, after, limit, last, as_json, quiet):
-    """List services."""
+    """List services.
+
+    \b
+    resellctl services list --status active --client acme
+    resellctl services list --last 20
+    """
     app = app_of()
     emit_page(app, views.services(app.store, status, client, after, limit, last),
               ["id", "client", "pricelist", "itemtype", "status", "processingmodule",
@@ -39,7 +44,12 @@ SHOW_SECTIONS = [
 @click.argument("item_id", metavar="ID", shell_complete=complete.services)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def show(item_id, as_json):
-    """Show one service with its parameters, resources, history, operations and tasks."""
+    """Show one service with its parameters, resources, history, operations and tasks.
+
+    \b
+    resellctl services show 17
+    resellctl services show 17 --json
+    """
     app = app_of()
     service = views.service(app.store, item_id)
     if as_json or not app.stdout_isatty:
@@ -74,28 +84,44 @@ def _change(item_id, kind, **args):
 @click.argument("item_id", metavar="ID", shell_complete=complete.services)
 @click.option("--period", type=int, help="Months (default: the service's period).")
 def prolong(item_id, period):
-    """Extend a service by a period."""
+    """Extend a service by a period.
+
+    \b
+    resellctl services prolong 17 --period 12
+    """
     _change(item_id, "prolong", period=period)
 
 
 @services.command("suspend")
 @click.argument("item_id", metavar="ID", shell_complete=complete.services)
 def suspend(item_id):
-    """Suspend an active service."""
+    """Suspend an active service.
+
+    \b
+    resellctl services suspend 17
+    """
     _change(item_id, "suspend")
 
 
 @services.command("resume")
 @click.argument("item_id", metavar="ID", shell_complete=complete.services)
 def resume(item_id):
-    """Resume a suspended service."""
+    """Resume a suspended service.
+
+    \b
+    resellctl services resume 17
+    """
     _change(item_id, "resume")
 
 
 @services.command("close")
 @click.argument("item_id", metavar="ID", shell_complete=complete.services)
 def close(item_id):
-    """Delete a service."""
+    """Delete a service.
+
+    \b
+    resellctl services close 17
+    """
     _change(item_id, "close")
 
 
@@ -103,7 +129,11 @@ def close(item_id):
 @click.argument("item_id", metavar="ID", shell_complete=complete.services)
 @click.argument("tariff", shell_complete=complete.tariffs)
 def change_tariff(item_id, tariff):
-    """Change a service's tariff (a vds disk change needs a manual module: see the message)."""
+    """Change a service's tariff (a vds disk change needs a manual module: see the message).
+
+    \b
+    resellctl services change-tariff 17 VDS-1-RAM
+    """
     _change(item_id, "changepricelist", tariff=tariff)
 
 
@@ -111,7 +141,11 @@ def change_tariff(item_id, tariff):
 @click.argument("item_id", metavar="ID", shell_complete=complete.services)
 @click.argument("assignments", metavar="K=V...", nargs=-1, required=True)
 def set_param(item_id, assignments):
-    """Set service parameters."""
+    """Set service parameters.
+
+    \b
+    resellctl services set-param 17 hostname=www.example.com
+    """
     params = pairs(assignments, "a parameter")
     if not params:
         raise InputError("give at least one K=V")

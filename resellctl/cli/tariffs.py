@@ -15,7 +15,11 @@ def tariffs():
 @tariffs.command("import")
 @click.argument("module", shell_complete=complete.modules)
 def import_(module):
-    """Import the tariffs of MODULE's upstream (re-import updates, never duplicates)."""
+    """Import the tariffs of MODULE's upstream (re-import updates, never duplicates).
+
+    \b
+    resellctl tariffs import vds-up
+    """
     app = app_of()
     name = app.store.module(module)["name"]  # the message names it, even when given by id
     added, updated, unchanged = catalog.import_tariffs(app.store, app.upstreams, name)
@@ -27,7 +31,11 @@ def import_(module):
               shell_complete=complete.modules)
 @output.options
 def list_(module, as_json, quiet):
-    """List tariffs with item type, module, prices (months=cost) and resources."""
+    """List tariffs with item type, module, prices (months=cost) and resources.
+
+    \b
+    resellctl tariffs list --module vds-up
+    """
     app = app_of()
     output.emit_rows(app, views.tariffs(app.store, module),
                      ["id", "name", "itemtype", "processingmodule", "currency", "prices",

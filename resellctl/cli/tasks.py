@@ -19,7 +19,12 @@ def tasks():
 @page_options
 @output.options
 def list_(status, item, after, limit, last, as_json, quiet):
-    """List tasks."""
+    """List tasks.
+
+    \b
+    resellctl tasks list --status open
+    resellctl tasks list --item 17
+    """
     app = app_of()
     emit_page(app, views.tasks(app.store, status, item, after, limit, last),
               ["id", "type", "item", "itemtype", "pricelist", "client", "runningoperation",
@@ -30,7 +35,11 @@ def list_(status, item, after, limit, last, as_json, quiet):
 @click.argument("task_id", metavar="ID")
 @click.option("--note", default="", help="What was done (kept in the service's history).")
 def close(task_id, note):
-    """Finish a manual task: apply its change to the service and set its operation done."""
+    """Finish a manual task: apply its change to the service and set its operation done.
+
+    \b
+    resellctl tasks close 7 --note 'disk resized to 60 GB'
+    """
     app = app_of()
     op, returned = lifecycle.close_task(app.store, task_id, note=note, who=who())
     output.say(f"task {task_id} closed; operation {op['id']} ({op['operation']}) done; "
