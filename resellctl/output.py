@@ -148,14 +148,16 @@ def emit_one(app, obj, as_json=False, sections=(), labels=None):
         return
     skip = {name for name, _ in sections}
     width = max((len(k) for k in obj if k not in skip), default=0)
-    shown = _for_people(labels or {})
+    people = app.stdout_isatty
+
+    def shown(field, value):
+        return clean(_cell(_for_people(labels or {})(field, value) if people else value))
+
     for field, value in obj.items():
         if field in skip:
             continue
-        if app.stdout_isatty:
-            click.echo(f"{field:<{width}}  {clean(_cell(shown(field, value)))}")
-        else:
-            click.echo(f"{field}\t{clean(_cell(value))}")
+        click.echo(f"{field:<{width}}  {shown(field, value)}" if people
+                   else f"{field}\t{shown(field, value)}")
     for name, columns in sections:
         rows = obj.get(name) or []
         click.echo(f"\n{name}:")
@@ -165,7 +167,7 @@ def emit_one(app, obj, as_json=False, sections=(), labels=None):
             click.echo("  (none)")
             continue
         for row in rows:
-            click.echo("  " + "  ".join(clean(_cell(row.get(c))) for c in columns))
+            click.echo("  " + "  ".join(shown(c, row.get(c)) for c in columns))
 
 
 class Progress:

@@ -70,6 +70,15 @@ def test_times_are_utc_whatever_the_zone_of_the_command(run, upstream, zone, mon
     assert f"cdate             {moscow_time}" in shown
     assert ops[0]["cdate"] not in shown
     assert f"cdate\t{ops[0]['cdate']}" in run("services", "show", moscow["item"]).stdout
+    upstream.set_balance("0.00")
+    [refused] = tsv(run("order", "VDS-1").stdout)
+    [error] = json.loads(run("ops", "show", refused["runningoperation"],
+                             "--json").stdout)["errors"]
+    in_moscow = (utc(error["date"]) + datetime.timedelta(hours=3)).strftime(
+        "%Y-%m-%d %H:%M:%S MSK")
+    op_id = refused["runningoperation"]
+    assert f"\n  {in_moscow}  balance  " in run("ops", "show", op_id, tty=True).stdout
+    assert f"\n  {error['date']}  balance  " in run("ops", "show", op_id).stdout
 
 
 def test_the_acknowledgement_waits_as_long_in_any_zone(run, upstream, zone):
