@@ -49,11 +49,15 @@ def _page(store, sql, where, args, after, limit, last=None):
     return store.conn.execute(f"{sql}{clause} ORDER BY id" + (" LIMIT ?" if limit else ""), args)
 
 
-def _filtered(store, table, filters, after, limit, last):
-    """A page of ``table`` whose columns equal the given ``filters`` (None: no filter)."""
-    given = {column: value for column, value in filters.items() if value is not None}
-    return _page(store, f"SELECT * FROM {table}", [f"{c} = ?" for c in given],
-                 list(given.values()), after, limit, last)
+def _filtered(store, table, filters, shape, after, limit, last):
+    """A Page of the rows of ``table`` whose columns equal the given ``filters`` (None: no
+    filter), each as ``shape(row)`` gives it."""
+    def rows():
+        given = {column: value for column, value in filters.items() if value is not None}
+        for row in _page(store, f"SELECT * FROM {table}", [f"{c} = ?" for c in given],
+                         list(given.values()), after, limit, last):
+            yield shape(row)
+    return Page(rows(), None if last else limit)
 
 
 def _names(store, table):
@@ -90,12 +94,10 @@ def tariffs(store, module=None):
 
 def operations(store, status=None, item=None, after=None, limit=DEFAULT_LIMIT, last=None):
     """A Page of running operations."""
-    def rows():
-        modules_ = _names(store, "processingmodule")
-        filters = {"status": status or None, "item": None if item is None else int(item)}
-        for row in _filtered(store, "runningoperation", filters, after, limit, last):
-            yield operation_row(row, modules_)
-    return Page(rows(), None if last else limit)
+    modules_ = _names(store, "processingmodule")
+    filters = {"status": status or None, "item": None if item is None else int(item)}
+    return _filtered(store, "runningoperation", filters,
+                     lambda row: operation_row(row, modules_), after, limit, last)
 
 
 def operation_row(row, module_names):
@@ -124,12 +126,10 @@ def operation(store, op_id):
 
 def tasks(store, status=None, item=None, after=None, limit=DEFAULT_LIMIT, last=None):
     """A Page of tasks."""
-    def rows():
-        tariffs_ = _names(store, "pricelist")
-        filters = {"status": status or None, "item": None if item is None else int(item)}
-        for row in _filtered(store, "task", filters, after, limit, last):
-            yield task_row(row, tariffs_)
-    return Page(rows(), None if last else limit)
+    tariffs_ = _names(store, "pricelist")
+    filters = {"status": status or None, "item": None if item is None else int(item)}
+    return _filtered(store, "task", filters, lambda row: task_row(row, tariffs_), after, limit,
+                     last)
 
 
 def task_row(row, tariff_names):
@@ -145,13 +145,11 @@ def task_row(row, tariff_names):
 
 def services(store, status=None, client=None, after=None, limit=DEFAULT_LIMIT, last=None):
     """A Page of services."""
-    def rows():
-        modules_ = _names(store, "processingmodule")
-        tariffs_ = _names(store, "pricelist")
-        filters = {"status": None if status is None else int(status), "client": client or None}
-        for row in _filtered(store, "item", filters, after, limit, last):
-            yield service_row(row, modules_, tariffs_)
-    return Page(rows(), None if last else limit)
+    modules_ = _names(store, "processingmodule")
+    tariffs_ = _names(store, "pricelist")
+    filters = {"status": None if status is None else int(status), "client": client or None}
+    return _filtered(store, "item", filters, lambda row: service_row(row, modules_, tariffs_),
+                     after, limit, last)
 
 
 def service_row(row, module_names, tariff_names):
