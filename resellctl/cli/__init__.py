@@ -4,7 +4,6 @@ Subcommands are imported only when invoked, so ``resellctl --version`` and ``--h
 little more than importing click.
 """
 
-import difflib
 import importlib
 import sys
 
@@ -106,6 +105,8 @@ class LazyGroup(ResellGroup):
         try:
             return super().resolve_command(ctx, args)
         except click.UsageError as error:
+            import difflib
+
             close = difflib.get_close_matches(click.utils.make_str(args[0]), COMMANDS, n=1)
             if not close or "Did you mean" in error.format_message():
                 raise
