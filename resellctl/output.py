@@ -108,10 +108,13 @@ def _for_people(labels):
     return shown
 
 
-def emit_rows(app, rows, columns, as_json=False, quiet=False, key="id", labels=None):
+def emit_rows(app, rows, columns, as_json=False, quiet=False, key="id", labels=None,
+              wrap=False):
     """Print ``rows`` (an iterable of dicts): ids, JSON, a rich table or TSV lines.
 
     ``labels``: ``{column: function}`` giving a value as a terminal shows it (``item_label``).
+    ``wrap``: a table wraps its free text rather than cutting it short (a few rows to read in
+    full, such as a service's history), still never narrower than FREE_MIN.
     """
     check_format(as_json, quiet)
     write = sys.stdout.write
@@ -131,7 +134,7 @@ def emit_rows(app, rows, columns, as_json=False, quiet=False, key="id", labels=N
             first = False
         write("\n]\n" if not first else "]\n")
     elif app.stdout_isatty:
-        _table(rows, columns, _for_people(labels or {}))
+        _table(rows, columns, _for_people(labels or {}), wrap)
     else:
         write("\t".join(columns) + "\n")
         for row in rows:
@@ -221,7 +224,7 @@ def _flat(mapping, prefix=""):
             yield f"{prefix}{key}", _cell(value)
 
 
-def _table(rows, columns, shown):
+def _table(rows, columns, shown, wrap):
     from rich import box
     from rich.console import Console
     from rich.table import Column, Table
@@ -236,10 +239,10 @@ def _table(rows, columns, shown):
         console = Console(highlight=False, width=needed)
     left_out = [c for c in columns if c not in widths]
     # A heading may wrap, and a time at its spaces; any other value is on one line, whole, or
-    # cut short if it is free text.
+    # if it is free text cut short (or wrapped).
     table = Table(*(Column(Text(_heading(c), no_wrap=False, overflow="fold"), width=w,
-                           no_wrap=c not in TIMES,
-                           overflow="ellipsis" if c in FREE_TEXT else "fold")
+                           no_wrap=c not in TIMES and not (wrap and c in FREE_TEXT),
+                           overflow="ellipsis" if c in FREE_TEXT and not wrap else "fold")
                     for c, w in widths.items()),
                   header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
                   collapse_padding=True, caption_justify="left",

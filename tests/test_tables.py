@@ -114,3 +114,14 @@ def test_service_statuses_by_name_or_code_and_named_on_a_terminal(run, busy):
     assert ("'running' is not a service status: ordered (1), active (2), suspended (3), "
             "deleted (4), processing (5)") in r.stderr
 
+
+def test_a_services_history_is_wrapped_to_be_read_in_full(run, busy, monkeypatch):
+    history = json.loads(run("services", "show", "1", "--json").stdout)["history"]
+    assert max(len(h["message"]) for h in history) > 60
+    monkeypatch.setenv("COLUMNS", "60")
+    shown = run("services", "show", "1", tty=True).stdout
+    section = shown[shown.index("\nhistory:\n"):]
+    assert "…" not in section and max(map(len, section.splitlines())) <= 60
+    words = section.split()
+    for entry in history:
+        assert all(word in words for word in entry["message"].split()), entry["message"]

@@ -65,7 +65,7 @@ def show(item_id, as_json):
             rows = [{"name": k, "value": v} for k, v in rows.items()]
         click.echo(f"\n{name}:")
         if rows:
-            output.emit_rows(app, rows, columns)
+            output.emit_rows(app, rows, columns, wrap=True)
         else:
             click.echo("  (none)")
 
