@@ -9,7 +9,7 @@ Programs get the books' values: times in UTC as ISO 8601 (``2026-12-01T05:00:27Z
 statuses as codes. A person at a terminal gets local times with their zone
 (``2026-12-01 08:00:27 MSK``) and what a command asks for in ``labels`` (``active`` for ``2``),
 in a table that fits the terminal: ids, statuses and names are never cut; free text is cut
-short, or left out when there is no room for it.
+short, and a column that finds no room at all is left out, the table's last line naming it.
 """
 
 import datetime
