@@ -36,7 +36,7 @@ FREE_MIN = 15  # the narrowest a free-text column is shown
 GAP = 2  # between two columns
 # Table headings broken into words, so that a narrow column may wrap its heading.
 HEADINGS = {"processingmodule": "processing module", "runningoperation": "running operation",
-            "trycount": "try count", "itemtype": "item type", "itemstatus": "item status"}
+            "trycount": "try count", "itemtype": "item type"}
 
 
 def clean(value):

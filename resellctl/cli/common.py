@@ -71,7 +71,7 @@ class ItemStatusType(click.ParamType):
 
 ITEM_STATUS = ItemStatusType()
 # How a terminal shows the service statuses of a listing: `active`, not 2.
-ITEM_LABELS = {"status": item_label, "itemstatus": item_label}
+ITEM_LABELS = {"status": item_label}
 
 
 def page_options(fn):
