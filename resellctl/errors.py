@@ -14,6 +14,7 @@ class ExitStatus(IntEnum):
     ERROR = 1  # an operation or the upstream failed
     USAGE = 2  # bad usage or bad input
     TEMPFAIL = 75  # the sync lock is held, or the upstream stayed unreachable (EX_TEMPFAIL)
+    INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as a shell reports a command it interrupted
 
 
 class ResellError(Exception):
@@ -37,6 +38,15 @@ class StoreError(ResellError):
     """The store cannot be created, opened or is not a resellctl store."""
 
     exit_status = ExitStatus.USAGE
+
+
+class Interrupted(ResellError):
+    """Ctrl-C: the command stopped; a hint says what it left to do, if anything."""
+
+    exit_status = ExitStatus.INTERRUPTED
+
+    def __init__(self, hint=None):
+        super().__init__("interrupted", hint)
 
 
 class LockHeld(ResellError):

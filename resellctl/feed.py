@@ -133,8 +133,8 @@ def acknowledge(store, client, module, summary, ack_after, deadline):
     mark, marked = module["ack_mark"] or 0, module["ack_mark_date"]
     before = (mark, marked)
     if ack_after:
-        due = (datetime.datetime.now() - datetime.timedelta(days=ack_after)).strftime(
-            "%Y-%m-%d %H:%M:%S")
+        # Both in the store's UTC form, which sorts as the times it holds.
+        due = now(datetime.timedelta(days=ack_after))
         upto = mark if marked and marked <= due else 0
     else:
         upto = cursor if cursor > mark or (marked and cursor) else 0

@@ -12,7 +12,7 @@ import os
 
 from resellctl import kinds, operations, states
 from resellctl.applier import Applier
-from resellctl.errors import InputError, LockHeld, ResellError
+from resellctl.errors import InputError, Interrupted, LockHeld, ResellError
 from resellctl.states import ItemStatus, OpStatus
 from resellctl.printable import one_line
 from resellctl.store import now
@@ -21,9 +21,10 @@ MAX_QUANTITY = 100
 
 
 def order(engine, tariff_ref, quantity=1, period=None, client="", params=None, addons=None, *,
-          who):
+          who, progress=None):
     """Order ``quantity`` services of a tariff for ``who`` (the user, kept in the history);
-    returns the Outcome of each operation."""
+    returns the Outcome of each operation. ``progress(done)`` is called as each operation is
+    processed."""
     store = engine.store
     if not 1 <= quantity <= MAX_QUANTITY:
         raise InputError(f"quantity must be between 1 and {MAX_QUANTITY}, not {quantity}")
@@ -68,21 +69,22 @@ def order(engine, tariff_ref, quantity=1, period=None, client="", params=None, a
                                        f"by operation {op_id}", runningoperation=op_id, who=who)
             created.append(op_id)
     return _process_written(engine, created, "The services",
-                            "an order is never made twice upstream")
+                            "an order is never made twice upstream", progress)
 
 
-def _process_written(engine, created, written, guard):
-    """Process the operations just written, in turn; their Outcomes. Interrupted, or stopped
-    by an error of resellctl's own, the error says which may not have been sent and how to
-    send them: ``written`` ("The services") are in the books, and ``guard`` says why sending
-    them again is safe."""
+def _process_written(engine, created, written, guard, progress=None):
+    """Process the operations just written, in turn; their Outcomes (``progress(done)`` told
+    of each). Interrupted, or stopped by an error of resellctl's own, the error says which may
+    not have been sent and how to send them: ``written`` ("The services") are in the books,
+    and ``guard`` says why sending them again is safe."""
     outcomes = []
     try:
         for outcome in engine.process_many(created):
             outcomes.append(outcome)
+            if progress:
+                progress(len(outcomes))
     except KeyboardInterrupt:
-        raise _unsent(created[len(outcomes):], ResellError("interrupted"), written,
-                      guard) from None
+        raise _unsent(created[len(outcomes):], Interrupted(), written, guard) from None
     except ResellError as error:
         raise _unsent(created[len(outcomes):], error, written, guard)
     return outcomes

@@ -29,6 +29,7 @@ from resellctl.storefiles import (SECRETS, beside, check_companion, open_private
 APPLICATION_ID = 0x52534C43  # "RSLC"
 BUSY_TIMEOUT_MS = 10_000
 MAX_ID = 2**63 - 1  # SQLite's largest integer
+STAMP = "%Y-%m-%dT%H:%M:%SZ"  # how the store writes a time: UTC, ISO 8601
 
 MIGRATIONS = []
 
@@ -234,12 +235,53 @@ def m007_history_who(db):
     db["itemhistory"].add_column("who", str)
 
 
+# Every column that holds a time the books wrote; ``eventlog.date`` is the upstream's own date
+# of an event, kept as the upstream sent it, and ``expiredate`` is a date.
+TIME_COLUMNS = {
+    "processingmodule": ("cdate", "balance_date", "ack_mark_date"),
+    "pricelist": ("updated",),
+    "item": ("cdate", "mdate", "compared", "missing"),
+    "itemhistory": ("date",),
+    "runningoperation": ("cdate", "mdate", "sentdate"),
+    "runningoperation_error": ("date",),
+    "task": ("opendate", "closedate"),
+    "eventlog": ("received",),
+}
+
+
+@migration
+def m008_times_in_utc(db):
+    """Times in UTC, as ISO 8601 with a ``Z`` (``2026-12-01T05:00:27Z``): earlier stores wrote
+    the local time of whoever ran the command, with no zone, so that a run under another
+    ``TZ`` (cron's, a colleague's) shifted the history by hours.
+
+    The stored times are read as local times of the machine's zone at the time of this
+    migration (its ``TZ``, else /etc/localtime), the only zone they can have been written in;
+    an hour that a clock change made ambiguous is taken as its first occurrence.
+    ``eventlog.date`` is the upstream's own date of an event and stays as the upstream sent it.
+    """
+    def utc(text):
+        try:
+            local = datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
+        except (TypeError, ValueError):
+            return text  # not a time this store wrote: left as it is
+        return local.astimezone(datetime.timezone.utc).strftime(STAMP)
+
+    db.conn.create_function("resellctl_utc", 1, utc, deterministic=True)
+    for table, columns in TIME_COLUMNS.items():
+        for column in columns:
+            db.execute(f"UPDATE {table} SET {column} = resellctl_utc({column}) "
+                       f"WHERE {column} IS NOT NULL")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def now():
-    """The current local time as the store writes it: ``YYYY-MM-DD HH:MM:SS``."""
-    return datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+def now(before=None):
+    """The current time as the store writes it, in UTC: ``2026-12-01T05:00:27Z``.
+    ``before``: a timedelta to go back by (``now(datetime.timedelta(days=7))``)."""
+    moment = datetime.datetime.now(datetime.timezone.utc)
+    return (moment - before if before else moment).strftime(STAMP)
 
 
 class MissingPassword(UpstreamError):

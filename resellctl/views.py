@@ -1,10 +1,13 @@
 """Read-only views of the books, shaped as the command line shows them.
 
-Every list is a keyset page over an indexed column (``--after ID``, ``--limit N``), so its cost
-grows with the page, not with the store, and rows are yielded as they are read. Modules and
-tariffs appear by name; item status is the numeric code; JSON field names follow SPEC's domain.
+Every list is a keyset page over an indexed column (``--after ID``, ``--limit N``, or the newest
+``--last N``), so its cost grows with the page, not with the store, and rows are yielded as
+they are read. Modules and tariffs appear by name; item status is the numeric code; times are
+in UTC as the store keeps them, but for an event's ``date``, the upstream's own; JSON field names
+are the columns' own, as BILLmanager names them.
 """
 
+import collections
 import heapq
 import itertools
 import json
@@ -12,22 +15,49 @@ import json
 DEFAULT_LIMIT = 1000
 
 
-def _page(store, sql, where, args, after, limit, order="id"):
+class Page:
+    """One keyset page of a listing: its rows, read as they are iterated. Once they are,
+    ``more`` says whether the store holds more after them, ``last`` is the last id shown (the
+    next page starts after it)."""
+
+    def __init__(self, rows, limit):
+        self._rows, self._limit = rows, limit
+        self.more, self.last = False, None
+
+    def __iter__(self):
+        for count, row in enumerate(self._rows):
+            if self._limit and count == self._limit:
+                self.more = True  # the one row read beyond the page
+                return
+            self.last = row["id"]
+            yield row
+
+
+def _page(store, sql, where, args, after, limit, last=None):
+    """The rows of a page in id order: after id ``after``, at most ``limit`` of them (0: all)
+    and one more that tells there are more; or, given ``last``, the newest ``last``."""
     if after:
-        where.append(f"{order} > ?")
+        where.append("id > ?")
         args.append(int(after))
     clause = (" WHERE " + " AND ".join(where)) if where else ""
-    tail = f" ORDER BY {order}" + (" LIMIT ?" if limit else "")
+    if last:
+        # Read backwards on the same index; only the page is turned round.
+        return reversed(store.conn.execute(f"{sql}{clause} ORDER BY id DESC LIMIT ?",
+                                           [*args, int(last)]).fetchall())
     if limit:
-        args.append(int(limit))
-    return store.conn.execute(sql + clause + tail, args)
+        args.append(int(limit) + 1)
+    return store.conn.execute(f"{sql}{clause} ORDER BY id" + (" LIMIT ?" if limit else ""), args)
 
 
-def _filtered(store, table, filters, after, limit):
-    """A page of ``table`` whose columns equal the given ``filters`` (None: no filter)."""
-    given = {column: value for column, value in filters.items() if value is not None}
-    return _page(store, f"SELECT * FROM {table}", [f"{c} = ?" for c in given],
-                 list(given.values()), after, limit)
+def _filtered(store, table, filters, shape, after, limit, last):
+    """A Page of the rows of ``table`` whose columns equal the given ``filters`` (None: no
+    filter), each as ``shape(row)`` gives it."""
+    def rows():
+        given = {column: value for column, value in filters.items() if value is not None}
+        for row in _page(store, f"SELECT * FROM {table}", [f"{c} = ?" for c in given],
+                         list(given.values()), after, limit, last):
+            yield shape(row)
+    return Page(rows(), None if last else limit)
 
 
 def _names(store, table):
@@ -63,11 +93,12 @@ def tariffs(store, module=None):
                "addons": addons}
 
 
-def operations(store, status=None, item=None, after=None, limit=DEFAULT_LIMIT):
+def operations(store, status=None, item=None, after=None, limit=DEFAULT_LIMIT, last=None):
+    """A Page of running operations."""
     modules_ = _names(store, "processingmodule")
     filters = {"status": status or None, "item": None if item is None else int(item)}
-    for row in _filtered(store, "runningoperation", filters, after, limit):
-        yield operation_row(row, modules_)
+    return _filtered(store, "runningoperation", filters,
+                     lambda row: operation_row(row, modules_), after, limit, last)
 
 
 def operation_row(row, module_names):
@@ -94,11 +125,12 @@ def operation(store, op_id):
     return obj
 
 
-def tasks(store, status=None, item=None, after=None, limit=DEFAULT_LIMIT):
+def tasks(store, status=None, item=None, after=None, limit=DEFAULT_LIMIT, last=None):
+    """A Page of tasks."""
     tariffs_ = _names(store, "pricelist")
     filters = {"status": status or None, "item": None if item is None else int(item)}
-    for row in _filtered(store, "task", filters, after, limit):
-        yield task_row(row, tariffs_)
+    return _filtered(store, "task", filters, lambda row: task_row(row, tariffs_), after, limit,
+                     last)
 
 
 def task_row(row, tariff_names):
@@ -112,12 +144,13 @@ def task_row(row, tariff_names):
     }
 
 
-def services(store, status=None, client=None, after=None, limit=DEFAULT_LIMIT):
+def services(store, status=None, client=None, after=None, limit=DEFAULT_LIMIT, last=None):
+    """A Page of services."""
     modules_ = _names(store, "processingmodule")
     tariffs_ = _names(store, "pricelist")
     filters = {"status": None if status is None else int(status), "client": client or None}
-    for row in _filtered(store, "item", filters, after, limit):
-        yield service_row(row, modules_, tariffs_)
+    return _filtered(store, "item", filters, lambda row: service_row(row, modules_, tariffs_),
+                     after, limit, last)
 
 
 def service_row(row, module_names, tariff_names):
@@ -160,26 +193,40 @@ def service(store, item_id):
 PROBLEMS = ("unknown", "rejected")
 
 
-def events(store, problem=False, module=None, after=None, limit=DEFAULT_LIMIT):
-    modules_ = _names(store, "processingmodule")
-    where, args = [], []
-    if module is not None:
-        # `+`: read the log in id order, passing other modules' events by; on the module's
-        # (module, event id) index SQLite would first read and sort every event the module had.
-        where.append("+processingmodule = ?")
-        args.append(store.module(module)["id"])
-    if problem:
-        # One page per outcome, each in id order on the (outcome, id) index, merged: with
-        # `outcome IN (...)` SQLite would first read and sort every problem ever logged.
-        rows = heapq.merge(*(
-            _page(store, "SELECT * FROM eventlog", [*where, "outcome = ?"], [*args, outcome],
-                  after, limit) for outcome in PROBLEMS), key=lambda row: row["id"])
-        rows = itertools.islice(rows, limit or None)
-    else:
-        rows = _page(store, "SELECT * FROM eventlog", where, args, after, limit)
-    for row in rows:
-        yield {"id": row["id"], "processingmodule": modules_.get(row["processingmodule"]),
-               "event_id": row["event_id"], "type": row["type"], "date": row["date"],
-               "received": row["received"], "item": row["item"],
-               "upstream_item": row["upstream_item"], "outcome": row["outcome"],
-               "reason": row["reason"], "raw": row["raw"]}
+def events(store, problem=False, module=None, after=None, limit=DEFAULT_LIMIT, last=None):
+    """A Page of the event log, each record (``raw``) as it came, parsed."""
+    def rows():
+        modules_ = _names(store, "processingmodule")
+        where, args = [], []
+        if module is not None:
+            # `+`: read the log in id order, passing other modules' events by; on the module's
+            # (module, event id) index SQLite would first read and sort every event it had.
+            where.append("+processingmodule = ?")
+            args.append(store.module(module)["id"])
+        if problem:
+            # One page per outcome, each in id order on the (outcome, id) index, merged: with
+            # `outcome IN (...)` SQLite would first read and sort every problem ever logged.
+            found = heapq.merge(*(
+                _page(store, "SELECT * FROM eventlog", [*where, "outcome = ?"],
+                      [*args, outcome], after, limit, last) for outcome in PROBLEMS),
+                key=lambda row: row["id"])
+            found = (collections.deque(found, maxlen=last) if last
+                     else itertools.islice(found, limit + 1 if limit else None))
+        else:
+            found = _page(store, "SELECT * FROM eventlog", where, args, after, limit, last)
+        for row in found:
+            yield {"id": row["id"], "processingmodule": modules_.get(row["processingmodule"]),
+                   "event_id": row["event_id"], "type": row["type"], "date": row["date"],
+                   "received": row["received"], "item": row["item"],
+                   "upstream_item": row["upstream_item"], "outcome": row["outcome"],
+                   "reason": row["reason"], "raw": _record(row["raw"])}
+    return Page(rows(), None if last else limit)
+
+
+def _record(raw):
+    """An event record as the log keeps it (JSON text), parsed; a record the log had to cut
+    short stays the text it kept."""
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        return raw

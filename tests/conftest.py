@@ -85,10 +85,11 @@ class Result:
 @pytest.fixture
 def run(db_path):
     """Invoke ``resellctl ARGS...`` in-process; ``tty=True`` makes stdout look like a terminal,
-    ``stdin_tty=True`` stdin (a person at a terminal answers what it asks with ``input``)."""
-    def invoke(*args, input=None, tty=False, stdin_tty=False):
+    ``stdin_tty=True`` stdin (a person at a terminal answers what it asks with ``input``),
+    ``stderr_tty=True`` stderr."""
+    def invoke(*args, input=None, tty=False, stdin_tty=False, stderr_tty=False):
         runner = CliRunner()
-        obj = App(stdout_isatty=tty, stderr_isatty=False, stdin_isatty=stdin_tty)
+        obj = App(stdout_isatty=tty, stderr_isatty=stderr_tty, stdin_isatty=stdin_tty)
         result = runner.invoke(cli, [str(a) for a in args], input=input, obj=obj)
         if result.exception and not isinstance(result.exception, SystemExit):
             raise result.exception
@@ -114,6 +115,12 @@ def number(remoteid):
     uid, number, random = remoteid.split("-")
     assert len(uid) == 8 and len(random) == 12, remoteid
     return int(number)
+
+
+def is_table(text):
+    """Whether ``text`` is a table as resellctl draws it on a terminal: headings over a rule,
+    no TSV tab."""
+    return "\t" not in text and "\u2500" * 10 in text
 
 
 def tsv(text):

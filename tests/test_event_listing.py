@@ -2,6 +2,7 @@
 kinds interleaved as they came, one module's events among another's, --after and --limit."""
 
 import json
+import shlex
 
 import pytest
 
@@ -38,13 +39,16 @@ def ids(run, *args):
     return [int(i) for i in r.stdout.split()]
 
 
-@pytest.mark.parametrize("args, keep", [
+LISTINGS = [
     ((), lambda module, outcome: True),
     (("--problem",), lambda module, outcome: outcome != "applied"),
     (("--module", "vds-up"), lambda module, outcome: module == "vds-up"),
     (("--module", "other", "--problem"),
      lambda module, outcome: module == "other" and outcome != "applied"),
-])
+]
+
+
+@pytest.mark.parametrize("args, keep", LISTINGS)
 def test_pages_follow_each_other_in_id_order(run, log, args, keep):
     expected = [n for n, module, outcome in log if keep(module, outcome)]
     assert ids(run, *args, "--limit", "0") == expected
@@ -57,6 +61,37 @@ def test_pages_follow_each_other_in_id_order(run, log, args, keep):
         pages += page
         after = page[-1]
     assert pages == expected
+
+
+@pytest.mark.parametrize("args, keep", LISTINGS)
+def test_a_page_cut_short_says_how_to_see_the_next(run, log, args, keep):
+    expected = [n for n, module, outcome in log if keep(module, outcome)]
+    seen, command = [], ["events", "list", *args, "--limit", "4", "-q"]
+    while command:
+        r = run(*command)
+        assert r.exit_code == 0, r
+        seen += [int(i) for i in r.stdout.split()]
+        [*more] = [line for line in r.stderr.splitlines() if line.startswith("more rows: ")]
+        assert len(more) <= 1 and r.stderr == "".join(f"{line}\n" for line in more)
+        # What the user runs next: the same command, after the last row shown.
+        command = shlex.split(more[0].removeprefix("more rows: resellctl ")) if more else None
+        if command:
+            assert command[-2:] == ["--after", str(seen[-1])]
+    assert seen == expected
+    whole = run("events", "list", *args, "--limit", len(expected), "-q")
+    assert whole.stderr == "" and len(whole.stdout.split()) == len(expected)
+
+
+@pytest.mark.parametrize("args, keep", LISTINGS)
+def test_last_shows_the_newest_still_in_id_order(run, log, args, keep):
+    expected = [n for n, module, outcome in log if keep(module, outcome)]
+    assert ids(run, *args, "--last", "5") == expected[-5:]
+    assert ids(run, *args, "--last", "5", "--after", expected[-3]) == expected[-2:]
+    assert ids(run, *args, "--last", "1000") == expected
+    assert json.loads(run("events", "list", *args, "--last", "2", "--json").stdout)[1]["id"] == (
+        expected[-1])
+    r = run("events", "list", *args, "--last", "5", "--limit", "5")
+    assert r.exit_code == 2 and "give --limit or --last, not both" in r.stderr
 
 
 def test_problem_rows_keep_their_fields(run, log):

@@ -1,6 +1,7 @@
 """Every command explains itself, and the README shows every command."""
 
 import pathlib
+import re
 
 import click
 import pytest
@@ -67,3 +68,15 @@ def test_top_level_help_lists_every_command():
 def test_the_readme_mentions_every_command(path):
     assert f"resellctl {' '.join(path)}" in README.read_text(), (
         f"README.md does not mention `resellctl {' '.join(path)}`")
+
+
+@pytest.mark.parametrize("path", [path for path, command in COMMANDS
+                                  if not isinstance(command, click.Group)], ids=" ".join)
+def test_every_command_shows_an_example(path):
+    shown = CliRunner().invoke(cli, [*path, "--help"], prog_name="resellctl").stdout
+    command = f"resellctl {' '.join(path)}"
+    # An indented line that is the command itself (or a crontab line running it), not a
+    # sentence that names it.
+    examples = [line for line in shown.split("\n")[1:]
+                if re.match(rf" +[^A-Za-z`]*{re.escape(command)}( |$)", line)]
+    assert examples, f"`{command} --help` shows no indented example `{command} ...`"

@@ -65,6 +65,8 @@ def books(db_path):
     (["ops", "list", "--json"], '"status": "failed"'),
     (["services", "list", "--status", "1", "-q"], "7\n"),
     (["tasks", "list"], "\tpostopen\t"),
+    (["services", "list", "--status", "ordered", "--last", "5", "-q"], "7\n"),
+    (["events", "list", "--problem", "--json"], "[]"),
 ])
 def test_read_only_commands_import_nothing_heavy(books, args, shows):
     stdout, modules = imported(books, *args)

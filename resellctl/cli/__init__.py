@@ -10,7 +10,7 @@ import sys
 import click
 
 from resellctl import __version__
-from resellctl.errors import InputError, ResellError, StoreError
+from resellctl.errors import InputError, Interrupted, ResellError, StoreError
 
 # name -> "module:attribute"; the order is the order of `resellctl --help`.
 COMMANDS = {
@@ -65,13 +65,16 @@ class CommandFailed(click.ClickException):
 
 
 class ResellGroup(click.Group):
-    """A group that turns ResellError into CommandFailed wherever it is raised below it."""
+    """A group that turns ResellError into CommandFailed wherever it is raised below it, and
+    Ctrl-C into one line and exit status 130 (click would say "Aborted!" and exit 1)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except ResellError as error:
             raise CommandFailed(error) from None
+        except KeyboardInterrupt:
+            raise CommandFailed(Interrupted()) from None
 
     def group(self, *args, **kwargs):
         kwargs.setdefault("cls", ResellGroup)
@@ -95,6 +98,19 @@ class LazyGroup(ResellGroup):
                     f"argument '{shown}' is not UTF-8 text",
                     "Set the terminal (LANG, LC_ALL) or the script to UTF-8.")) from None
         return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx, args):
+        """As click's; a mistyped command gets a suggestion, as a mistyped subcommand does
+        (click draws its suggestions from the commands it holds, and this group holds none)."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as error:
+            import difflib
+
+            close = difflib.get_close_matches(click.utils.make_str(args[0]), COMMANDS, n=1)
+            if not close or "Did you mean" in error.format_message():
+                raise
+            raise click.UsageError(f"{error.message} Did you mean {close[0]!r}?", ctx) from None
 
     def list_commands(self, ctx):
         return list(COMMANDS)

@@ -5,8 +5,8 @@ import dataclasses
 import click
 
 from resellctl import errors, output, sync, views
-from resellctl.cli import ResellGroup
-from resellctl.cli.common import app_of, engine_of, page_options
+from resellctl.cli import ResellGroup, complete
+from resellctl.cli.common import app_of, emit_page, engine_of, page_options
 from resellctl.errors import ExitStatus
 
 PROGRESS_FROM = 5000  # events: below this a progress bar only flickers
@@ -37,34 +37,8 @@ def summary_line(s):
     return line
 
 
-class Progress:
-    """A rich progress bar on stderr, shown only on a terminal once the backlog is large."""
-
-    def __init__(self, enabled):
-        self.enabled, self.bar, self.tasks = enabled, None, {}
-
-    def __call__(self, module, done):
-        if not self.enabled or (self.bar is None and done < PROGRESS_FROM):
-            return
-        if self.bar is None:
-            from rich.console import Console
-            from rich.progress import Progress as Bar, SpinnerColumn, TextColumn
-
-            # The App decided this is a terminal; rich need not guess again.
-            self.bar = Bar(SpinnerColumn(), TextColumn("{task.description}"),
-                           console=Console(stderr=True, force_terminal=True), transient=True)
-            self.bar.start()
-        if module not in self.tasks:
-            self.tasks[module] = self.bar.add_task("", total=None)
-        self.bar.update(self.tasks[module], description=f"{output.clean(module)}: {done} events")
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.stop()
-
-
 @click.command()
-@click.option("--module", help="Only this module.")
+@click.option("--module", help="Only this module.", shell_complete=complete.modules)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when all is well; only problems.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--max-events", type=click.IntRange(min=1), metavar="N",
@@ -97,7 +71,8 @@ def checkevent(module, quiet, as_json, max_events, time_budget, from_id, ack_aft
     */5 * * * *  resellctl checkevent -q
     """
     app = app_of()
-    progress = Progress(app.stderr_isatty and not quiet and not as_json)
+    progress = output.Progress(app.stderr_isatty and not quiet and not as_json, "events",
+                               show_from=PROGRESS_FROM)
     try:
         summaries = sync.run(engine_of(app), module, max_events=max_events,
                              budget=time_budget, from_id=from_id, progress=progress,
@@ -170,12 +145,18 @@ def events():
 
 @events.command("list")
 @click.option("--problem", is_flag=True, help="Only events that could not be applied.")
-@click.option("--module", help="Only events of this module.")
+@click.option("--module", help="Only events of this module.",
+              shell_complete=complete.modules)
 @page_options
 @output.options
-def list_(problem, module, after, limit, as_json, quiet):
-    """List received events with their outcome and reason."""
+def list_(problem, module, after, limit, last, as_json, quiet):
+    """List received events with their outcome and reason (`--json`: each record as it came).
+
+    \b
+    resellctl events list --problem
+    resellctl events list --problem --json
+    """
     app = app_of()
-    output.emit_rows(app, views.events(app.store, problem, module, after, limit),
-                     ["id", "processingmodule", "event_id", "type", "upstream_item", "item",
-                      "outcome", "reason", "received"], as_json=as_json, quiet=quiet)
+    emit_page(app, views.events(app.store, problem, module, after, limit, last),
+              ["id", "processingmodule", "event_id", "type", "upstream_item", "item", "outcome",
+               "reason", "received"], as_json=as_json, quiet=quiet)

@@ -8,9 +8,10 @@ import sys
 
 import click
 
-from resellctl import errors
+from resellctl import errors, output
 from resellctl.errors import InputError, ResellError
 from resellctl.output import say
+from resellctl.states import ItemStatus, item_label
 from resellctl.store import MAX_ID, as_id
 from resellctl.views import DEFAULT_LIMIT
 
@@ -59,8 +60,37 @@ def engine_of(app):
 ITEM = click.IntRange(1, MAX_ID)  # a service number
 
 
+class ItemStatusType(click.ParamType):
+    """A service status by its name (``active``) or its code (``2``): an ItemStatus."""
+
+    name = "status"
+    NAMES = ", ".join(f"{status.label} ({status.value})" for status in ItemStatus)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, ItemStatus):
+            return value
+        text = str(value).strip().lower()
+        for status in ItemStatus:
+            if text in (status.label, str(status.value)):
+                return status
+        self.fail(f"{value!r} is not a service status: {self.NAMES}", param, ctx)
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(status.label, help=str(status.value)) for status in ItemStatus
+                if status.label.startswith(incomplete)]
+
+
+ITEM_STATUS = ItemStatusType()
+# How a terminal shows the service statuses of a listing: `active`, not 2.
+ITEM_LABELS = {"status": item_label}
+
+
 def page_options(fn):
-    """--after and --limit: the keyset page of a listing."""
+    """--after, --limit and --last: the keyset page of a listing."""
+    fn = click.option("--last", type=click.IntRange(1, MAX_ID), metavar="N",
+                      help="The newest N rows (still oldest first), in place of --limit.")(fn)
     fn = click.option("--after", type=click.IntRange(0, MAX_ID), metavar="ID",
                       help="Start after this id (the next page).")(fn)
     fn = click.option("--limit", type=click.IntRange(0, MAX_ID), default=DEFAULT_LIMIT,
@@ -110,6 +140,41 @@ def confirm(app, yes, command, lines, question):
 def counted(count, noun):
     """``2 services``, ``1 service``."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def emit_page(app, page, columns, as_json=False, quiet=False, labels=None):
+    """Print a listing's Page as output.emit_rows does; when the page held back rows, say so
+    on stderr with the command that shows the next page."""
+    ctx = click.get_current_context()
+    if ctx.params.get("last") and (
+            ctx.get_parameter_source("limit") != click.core.ParameterSource.DEFAULT):
+        raise InputError("give --limit or --last, not both")
+    output.emit_rows(app, page, columns, as_json=as_json, quiet=quiet, labels=labels)
+    if page.more:
+        say(f"more rows: {_again(ctx, after=page.last)}")
+
+
+def _again(ctx, **changed):
+    """The command line of the running command, with the option values ``changed``: what the
+    user gave on it (by its long name), and nothing that came by default."""
+    words = ["resellctl"]
+    root = ctx.find_root()
+    if root.params.get("db_path") and (
+            root.get_parameter_source("db_path") == click.core.ParameterSource.COMMANDLINE):
+        words += ["--db", root.params["db_path"]]
+    words += ctx.command_path.split()[1:]
+    for param in ctx.command.params:
+        name = param.name
+        given = ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+        if name in changed or not given or not isinstance(param, click.Option):
+            continue
+        flag = max(param.opts, key=len)
+        value = ctx.params[name]
+        # A status as it reads: active, not 2.
+        words += [flag] if param.is_flag else [flag, str(getattr(value, "label", value))]
+    for name, value in changed.items():
+        words += [f"--{name}", str(value)]
+    return " ".join(map(shlex.quote, words))
 
 
 OUTCOME_COLUMNS = ["item", "runningoperation", "status", "task"]

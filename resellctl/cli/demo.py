@@ -50,6 +50,9 @@ def demo(keep):
     tariffs, orders a virtual server with too little upstream balance (the operation fails, no
     task), tops the balance up, restarts the operation, runs checkevent, and shows the service
     active with its operation done and its task closed.
+
+    \b
+    resellctl demo
     """
     from resellctl.sim import Simulator, serve
 

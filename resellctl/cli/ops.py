@@ -3,10 +3,10 @@
 import click
 
 from resellctl import lifecycle, output, views
-from resellctl.cli import ResellGroup
-from resellctl.cli.common import (ITEM, OUTCOME_COLUMNS, app_of, confirm, counted, engine_of,
-                                  outcome_rows, page_options, read_ids, report_failures, who,
-                                  yes_option)
+from resellctl.cli import ResellGroup, complete
+from resellctl.cli.common import (ITEM, OUTCOME_COLUMNS, app_of, confirm, counted, emit_page,
+                                  engine_of, outcome_rows, page_options, read_ids,
+                                  report_failures, who, yes_option)
 from resellctl.states import OpStatus
 
 
@@ -18,10 +18,11 @@ def ops():
 @ops.command("list")
 @click.option("--status", type=click.Choice([s.value for s in OpStatus]),
               help="Only operations in this status.")
-@click.option("--item", type=ITEM, help="Only operations of this service.")
+@click.option("--item", type=ITEM, help="Only operations of this service.",
+              shell_complete=complete.services)
 @page_options
 @output.options
-def list_(status, item, after, limit, as_json, quiet):
+def list_(status, item, after, limit, last, as_json, quiet):
     """List running operations, oldest first.
 
     \b
@@ -29,16 +30,21 @@ def list_(status, item, after, limit, as_json, quiet):
     resellctl ops list --status failed -q | resellctl ops start -
     """
     app = app_of()
-    output.emit_rows(app, views.operations(app.store, status, item, after, limit),
-                     ["id", "operation", "item", "client", "processingmodule", "status",
-                      "trycount", "task", "cdate", "reason"], as_json=as_json, quiet=quiet)
+    emit_page(app, views.operations(app.store, status, item, after, limit, last),
+              ["id", "operation", "item", "client", "processingmodule", "status", "trycount",
+               "task", "cdate", "reason"], as_json=as_json, quiet=quiet)
 
 
 @ops.command("show")
 @click.argument("op_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def show(op_id, as_json):
-    """Show one operation with its error history."""
+    """Show one operation with its error history.
+
+    \b
+    resellctl ops show 12
+    resellctl ops show 12 --json
+    """
     app = app_of()
     output.emit_one(app, views.operation(app.store, op_id), as_json,
                     sections=[("errors", ["date", "type", "message"])])

@@ -1,14 +1,17 @@
 """`resellctl order`: order services of a tariff."""
 
+import functools
+
 import click
 
 from resellctl import lifecycle, output
+from resellctl.cli import complete
 from resellctl.cli.common import (OUTCOME_COLUMNS, app_of, engine_of, outcome_rows, pairs,
                                   report_failures, who)
 
 
 @click.command()
-@click.argument("tariff")
+@click.argument("tariff", shell_complete=complete.tariffs)
 @click.option("--quantity", type=int, default=1, show_default=True, metavar="N",
               help="How many services (1-100).")
 @click.option("--period", type=int, metavar="MONTHS",
@@ -29,9 +32,15 @@ def order(tariff, quantity, period, client, params, addons, as_json, quiet):
     """
     output.check_format(as_json, quiet)
     app = app_of()
-    outcomes = lifecycle.order(engine_of(app), tariff, quantity=quantity, period=period,
-                               client=client, params=pairs(params, "--param"),
-                               addons=pairs(addons, "--addon"), who=who())
+    progress = output.Progress(app.stderr_isatty and quantity > 1 and not quiet, "ordered",
+                               total=quantity)
+    try:
+        outcomes = lifecycle.order(engine_of(app), tariff, quantity=quantity, period=period,
+                                   client=client, params=pairs(params, "--param"),
+                                   addons=pairs(addons, "--addon"), who=who(),
+                                   progress=functools.partial(progress, tariff))
+    finally:
+        progress.close()
     output.emit_rows(app, outcome_rows(outcomes), OUTCOME_COLUMNS, as_json=as_json,
                      quiet=quiet, key="item")
     report_failures(outcomes)

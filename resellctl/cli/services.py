@@ -3,10 +3,10 @@
 import click
 
 from resellctl import kinds, lifecycle, output, views
-from resellctl.cli import ResellGroup
-from resellctl.cli.common import (OUTCOME_COLUMNS, app_of, confirm, counted, engine_of,
-                                  outcome_rows, page_options, pairs, read_ids, report_failures,
-                                  who, yes_option)
+from resellctl.cli import ResellGroup, complete
+from resellctl.cli.common import (ITEM_LABELS, ITEM_STATUS, OUTCOME_COLUMNS, app_of, confirm,
+                                  counted, emit_page, engine_of, outcome_rows, page_options,
+                                  pairs, read_ids, report_failures, who, yes_option)
 from resellctl.errors import InputError
 
 
@@ -16,17 +16,22 @@ def services():
 
 
 @services.command("list")
-@click.option("--status", type=click.IntRange(1, 5), metavar="CODE",
-              help="1 ordered, 2 active, 3 suspended, 4 deleted, 5 processing.")
+@click.option("--status", type=ITEM_STATUS, metavar="STATUS",
+              help=f"Only services in this status: {ITEM_STATUS.NAMES}.")
 @click.option("--client", help="Only services of this client.")
 @page_options
 @output.options
-def list_(status, client, after, limit, as_json, quiet):
-    """List services."""
+def list_(status, client, after, limit, last, as_json, quiet):
+    """List services.
+
+    \b
+    resellctl services list --status active --client acme
+    resellctl services list --last 20
+    """
     app = app_of()
-    output.emit_rows(app, views.services(app.store, status, client, after, limit),
-                     ["id", "client", "pricelist", "itemtype", "status", "processingmodule",
-                      "expiredate", "upstream_id"], as_json=as_json, quiet=quiet)
+    emit_page(app, views.services(app.store, status, client, after, limit, last),
+              ["id", "client", "pricelist", "itemtype", "status", "processingmodule",
+               "expiredate", "upstream_id"], as_json=as_json, quiet=quiet, labels=ITEM_LABELS)
 
 
 SHOW_SECTIONS = [
@@ -37,10 +42,15 @@ SHOW_SECTIONS = [
 
 
 @services.command("show")
-@click.argument("item_id", metavar="ID")
+@click.argument("item_id", metavar="ID", shell_complete=complete.services)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def show(item_id, as_json):
-    """Show one service with its parameters, resources, history, operations and tasks."""
+    """Show one service with its parameters, resources, history, operations and tasks.
+
+    \b
+    resellctl services show 17
+    resellctl services show 17 --json
+    """
     app = app_of()
     service = views.service(app.store, item_id)
     if as_json or not app.stdout_isatty:
@@ -49,14 +59,14 @@ def show(item_id, as_json):
     # On a terminal each section is a table: history messages and parameters are upstream
     # text, and the table renders them as plain text, never as markup.
     output.emit_one(app, {k: v for k, v in service.items()
-                          if k not in dict(SHOW_SECTIONS)})
+                          if k not in dict(SHOW_SECTIONS)}, labels=ITEM_LABELS)
     for name, columns in SHOW_SECTIONS:
         rows = service[name]
         if isinstance(rows, dict):
             rows = [{"name": k, "value": v} for k, v in rows.items()]
         click.echo(f"\n{name}:")
         if rows:
-            output.emit_rows(app, rows, columns)
+            output.emit_rows(app, rows, columns, wrap=True)
         else:
             click.echo("  (none)")
 
@@ -87,29 +97,45 @@ IDS = "ID... | -"
 
 
 @services.command("prolong")
-@click.argument("item_ids", metavar=IDS, nargs=-1, required=True)
+@click.argument("item_ids", metavar=IDS, nargs=-1, required=True,
+                shell_complete=complete.services)
 @click.option("--period", type=int, help="Months (default: each service's period).")
 def prolong(item_ids, period):
-    """Extend services by a period (`-`: read the ids from stdin)."""
+    """Extend services by a period (`-`: read the ids from stdin).
+
+    \b
+    resellctl services prolong 17 --period 12
+    """
     _change(read_ids(item_ids, "service"), "prolong", period=period)
 
 
 @services.command("suspend")
-@click.argument("item_ids", metavar=IDS, nargs=-1, required=True)
+@click.argument("item_ids", metavar=IDS, nargs=-1, required=True,
+                shell_complete=complete.services)
 def suspend(item_ids):
-    """Suspend active services (`-`: read the ids from stdin)."""
+    """Suspend active services (`-`: read the ids from stdin).
+
+    \b
+    resellctl services suspend 17
+    """
     _change(read_ids(item_ids, "service"), "suspend")
 
 
 @services.command("resume")
-@click.argument("item_ids", metavar=IDS, nargs=-1, required=True)
+@click.argument("item_ids", metavar=IDS, nargs=-1, required=True,
+                shell_complete=complete.services)
 def resume(item_ids):
-    """Resume suspended services (`-`: read the ids from stdin)."""
+    """Resume suspended services (`-`: read the ids from stdin).
+
+    \b
+    resellctl services resume 17
+    """
     _change(read_ids(item_ids, "service"), "resume")
 
 
 @services.command("close")
-@click.argument("item_ids", metavar=IDS, nargs=-1, required=True)
+@click.argument("item_ids", metavar=IDS, nargs=-1, required=True,
+                shell_complete=complete.services)
 @yes_option
 def close(item_ids, yes):
     """Delete services, upstream too (`-`: read the ids from stdin).
@@ -124,18 +150,26 @@ def close(item_ids, yes):
 
 
 @services.command("change-tariff")
-@click.argument("item_id", metavar="ID")
-@click.argument("tariff")
+@click.argument("item_id", metavar="ID", shell_complete=complete.services)
+@click.argument("tariff", shell_complete=complete.tariffs)
 def change_tariff(item_id, tariff):
-    """Change a service's tariff (a vds disk change needs a manual module: see the message)."""
+    """Change a service's tariff (a vds disk change needs a manual module: see the message).
+
+    \b
+    resellctl services change-tariff 17 VDS-1-RAM
+    """
     _change([item_id], "changepricelist", tariff=tariff)
 
 
 @services.command("set-param")
-@click.argument("item_id", metavar="ID")
+@click.argument("item_id", metavar="ID", shell_complete=complete.services)
 @click.argument("assignments", metavar="K=V...", nargs=-1, required=True)
 def set_param(item_id, assignments):
-    """Set service parameters."""
+    """Set service parameters.
+
+    \b
+    resellctl services set-param 17 hostname=www.example.com
+    """
     params = pairs(assignments, "a parameter")
     if not params:
         raise InputError("give at least one K=V")
@@ -143,8 +177,8 @@ def set_param(item_id, assignments):
 
 
 @click.command("set-module", cls=click.Command)
-@click.argument("item_id", metavar="ITEM")
-@click.argument("module")
+@click.argument("item_id", metavar="ITEM", shell_complete=complete.services)
+@click.argument("module", shell_complete=complete.modules)
 @click.option("--force", is_flag=True, help="Switch even while an operation waits upstream.")
 @click.option("--until-task-closed", is_flag=True,
               help="Switch back to the current module when the service's manual task is closed.")

@@ -101,6 +101,10 @@ def serve(host, port, username, password_file, balance, open_delay, api, quirks,
     """Run a selling BILLmanager until interrupted.
 
     Prints the API URL as the one line on stdout, for scripts to read.
+
+    \b
+    resellctl sim serve --port 8765 --balance 3 --password-file pw
+    resellctl sim serve --api bm6 --quirk no-paging
     """
     if not public and not _is_loopback(host):
         raise InputError(f"refusing to listen on {host}, which is not a loopback address "
@@ -194,7 +198,11 @@ def _url_option(command):
 @click.option("--username", help="The account (default: the first one).")
 @_url_option
 def topup(amount, username, url):
-    """Add AMOUNT to an account's balance; prints the new balance."""
+    """Add AMOUNT to an account's balance; prints the new balance.
+
+    \b
+    resellctl sim topup 50
+    """
     _change_balance(url, "topup", amount, username)
 
 
@@ -203,7 +211,11 @@ def topup(amount, username, url):
 @click.option("--username", help="The account (default: the first one).")
 @_url_option
 def set_balance(amount, username, url):
-    """Set an account's balance to AMOUNT; prints it."""
+    """Set an account's balance to AMOUNT; prints it.
+
+    \b
+    resellctl sim set-balance 1234.50
+    """
     _change_balance(url, "set-balance", amount, username)
 
 
@@ -216,7 +228,11 @@ def _change_balance(url, action, amount, username):
 @click.option("--username", help="The account (default: the first one).")
 @_url_option
 def balance(username, url):
-    """Print an account's balance."""
+    """Print an account's balance.
+
+    \b
+    resellctl sim balance --url http://127.0.0.1:8765/billmgr
+    """
     click.echo(_call(url, "balance", {"username": username})["balance"])
 
 
@@ -225,7 +241,11 @@ def balance(username, url):
 @click.option("--msg", help="The reason the suspend event carries.")
 @_url_option
 def suspend(item, msg, url):
-    """Suspend upstream item ITEM, as an abuse desk would."""
+    """Suspend upstream item ITEM, as an abuse desk would.
+
+    \b
+    resellctl sim suspend 4201 --msg abuse
+    """
     _call(url, "suspend", {"item": item, "msg": msg})
 
 
@@ -233,7 +253,11 @@ def suspend(item, msg, url):
 @click.argument("item")
 @_url_option
 def resume(item, url):
-    """Resume upstream item ITEM."""
+    """Resume upstream item ITEM.
+
+    \b
+    resellctl sim resume 4201
+    """
     _call(url, "resume", {"item": item})
 
 
@@ -241,7 +265,11 @@ def resume(item, url):
 @click.argument("item")
 @_url_option
 def delete(item, url):
-    """Delete upstream item ITEM (a close event)."""
+    """Delete upstream item ITEM (a close event).
+
+    \b
+    resellctl sim delete 4201
+    """
     _call(url, "delete", {"item": item})
 
 
@@ -250,7 +278,11 @@ def delete(item, url):
 @click.argument("params", nargs=-1, required=True, metavar="K=V...")
 @_url_option
 def setparam(item, params, url):
-    """Change parameters of upstream item ITEM (a setparam event)."""
+    """Change parameters of upstream item ITEM (a setparam event).
+
+    \b
+    resellctl sim setparam 4201 ip=192.0.2.99
+    """
     _call(url, "setparam", {"item": item, "params": pairs(params, "a parameter")})
 
 
@@ -259,7 +291,11 @@ def setparam(item, params, url):
 @click.argument("date", metavar="YYYY-MM-DD")
 @_url_option
 def expiredate(item, date, url):
-    """Set the expiry date of upstream item ITEM (a prolong event)."""
+    """Set the expiry date of upstream item ITEM (a prolong event).
+
+    \b
+    resellctl sim expiredate 4201 2030-01-31
+    """
     _call(url, "expiredate", {"item": item, "date": date})
 
 
@@ -271,6 +307,9 @@ def change_tariff(item, pricelist, url):
     """Move upstream item ITEM to the upstream tariff id PRICELIST, with its resources.
 
     The upstream's staff may change a vds's disk size this way; a reseller may not.
+
+    \b
+    resellctl sim change-tariff 4201 12
     """
     _call(url, "pricelist", {"item": item, "pricelist": pricelist})
 
@@ -282,6 +321,9 @@ def vanish(item, url):
     """Make upstream item ITEM disappear without a trace.
 
     No event; it is gone from every list, and reading it answers that there is no such service.
+
+    \b
+    resellctl sim vanish 4201
     """
     _call(url, "vanish", {"item": item})
 
@@ -296,6 +338,9 @@ def foreign(pricelist, params, expiredate, username, url):
     """Create an active service of upstream tariff id PRICELIST that the reseller never ordered.
 
     It has no remoteid and the parameters K=V; prints its upstream item id.
+
+    \b
+    resellctl sim foreign 11 ip=192.0.2.50
     """
     answer = _call(url, "foreign", {"pricelist": pricelist, "params": pairs(params, "a parameter"),
                                     "expiredate": expiredate, "username": username})
@@ -305,7 +350,11 @@ def foreign(pricelist, params, expiredate, username, url):
 @sim.command("expire-sessions")
 @_url_option
 def expire_sessions(url):
-    """End every login session now (bm6, bm5): the next call with one answers auth."""
+    """End every login session now (bm6, bm5): the next call with one answers auth.
+
+    \b
+    resellctl sim expire-sessions
+    """
     _call(url, "expire-sessions")
 
 
@@ -324,6 +373,10 @@ def fault(kind, func, count, seconds, url):
     500, html, garbage, nodoc: a bad answer, nothing processed; delay: wait --seconds, then
     answer; drop: close the connection, nothing processed; drop_after_commit: process the
     request, then close the connection without answering.
+
+    \b
+    resellctl sim fault 500 --func 'vds.*' --count 2
+    resellctl sim fault delay --seconds 5
     """
     if kind == "delay" and seconds is None:
         raise InputError("a delay fault needs --seconds")
@@ -333,7 +386,11 @@ def fault(kind, func, count, seconds, url):
 @sim.command("clear-faults")
 @_url_option
 def clear_faults(url):
-    """Forget the faults not yet used up."""
+    """Forget the faults not yet used up.
+
+    \b
+    resellctl sim clear-faults
+    """
     _call(url, "clear-faults")
 
 
@@ -341,14 +398,22 @@ def clear_faults(url):
 @click.option("--msg", help="The reason the openfail event carries.")
 @_url_option
 def fail_next_open(msg, url):
-    """Make the next opening of an ordered service fail upstream (refunded)."""
+    """Make the next opening of an ordered service fail upstream (refunded).
+
+    \b
+    resellctl sim fail-next-open --msg 'no capacity left'
+    """
     _call(url, "fail-next-open", {"msg": msg})
 
 
 @sim.command("open")
 @_url_option
 def open_(url):
-    """Open every ordered service now, without waiting for an event poll or a read."""
+    """Open every ordered service now, without waiting for an event poll or a read.
+
+    \b
+    resellctl sim open
+    """
     _call(url, "open")
 
 
@@ -366,6 +431,9 @@ def seed(items, events, first_remoteid, username, url):
     """Create a backlog: ITEMS active items and EVENTS events about them.
 
     Prints one line per item: the upstream item id and its remoteid, tab-separated.
+
+    \b
+    resellctl sim seed --items 1000 --events 10000
     """
     answer = _call(url, "seed", {"items": items, "events": events, "username": username,
                                  "first_remoteid": first_remoteid})
@@ -376,7 +444,11 @@ def seed(items, events, first_remoteid, username, url):
 @sim.command()
 @_url_option
 def state(url):
-    """Print the simulator's accounts and items as JSON."""
+    """Print the simulator's accounts and items as JSON.
+
+    \b
+    resellctl sim state
+    """
     answer = _call(url, "state")
     answer.pop("ok")
     click.echo(json.dumps(answer, indent=2))

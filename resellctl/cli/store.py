@@ -14,6 +14,10 @@ def init():
     the configuration file (/etc/resellctl.conf) or the default names it. On an existing store
     it says so and changes nothing. No other command creates a store (but `modules add`, the
     first step of a new setup), so a mistyped path is an error, not a new empty store.
+
+    \b
+    resellctl init
+    resellctl --db /var/lib/resellctl/resellctl.db init
     """
     app = app_of()
     store = app.open_store(create=True, migrate=False)

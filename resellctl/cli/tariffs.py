@@ -3,7 +3,7 @@
 import click
 
 from resellctl import catalog, output, views
-from resellctl.cli import ResellGroup
+from resellctl.cli import ResellGroup, complete
 from resellctl.cli.common import app_of
 
 
@@ -13,9 +13,13 @@ def tariffs():
 
 
 @tariffs.command("import")
-@click.argument("module")
+@click.argument("module", shell_complete=complete.modules)
 def import_(module):
-    """Import the tariffs of MODULE's upstream (re-import updates, never duplicates)."""
+    """Import the tariffs of MODULE's upstream (re-import updates, never duplicates).
+
+    \b
+    resellctl tariffs import vds-up
+    """
     app = app_of()
     name = app.store.module(module)["name"]  # the message names it, even when given by id
     added, updated, unchanged = catalog.import_tariffs(app.store, app.upstreams, name)
@@ -23,10 +27,15 @@ def import_(module):
 
 
 @tariffs.command("list")
-@click.option("--module", help="Only the tariffs of this module.")
+@click.option("--module", help="Only the tariffs of this module.",
+              shell_complete=complete.modules)
 @output.options
 def list_(module, as_json, quiet):
-    """List tariffs with item type, module, prices (months=cost) and resources."""
+    """List tariffs with item type, module, prices (months=cost) and resources.
+
+    \b
+    resellctl tariffs list --module vds-up
+    """
     app = app_of()
     output.emit_rows(app, views.tariffs(app.store, module),
                      ["id", "name", "itemtype", "processingmodule", "currency", "prices",

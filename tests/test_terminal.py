@@ -1,0 +1,50 @@
+"""What a person at a terminal meets beyond tables, and what a pipe or cron never gets:
+progress, Ctrl-C, a mistyped command."""
+
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import resellctl_env, tsv
+
+
+def test_an_order_of_several_shows_its_progress_on_a_terminal_only(run, upstream):
+    on_terminal = run("order", "VDS-1", "--quantity", "3", stderr_tty=True)
+    assert on_terminal.exit_code == 0, on_terminal
+    assert "VDS-1: 3 of 3 ordered" in on_terminal.stderr
+    assert len(tsv(on_terminal.stdout)) == 3  # the rows, on stdout as ever
+    for args in (("--quantity", "3"), ("--quantity", "3", "-q")):
+        piped = run("order", "VDS-1", *args)
+        assert piped.exit_code == 0 and piped.stderr == "", piped
+    assert run("order", "VDS-1", "-q", "--quantity", "3", stderr_tty=True).stderr == ""
+    assert run("order", "VDS-1", stderr_tty=True).stderr == ""  # one: nothing to follow
+
+
+def test_ctrl_c_exits_130_with_one_line(run, upstream):
+    """A sysadmin gives up on a checkevent that waits on a slow upstream."""
+    upstream.fault("delay", func="item.event.list", seconds=30)
+    sent = len(upstream.requests)
+    process = subprocess.Popen([sys.executable, "-m", "resellctl", "checkevent"],
+                               env=resellctl_env(run.db_path), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    stop = time.monotonic() + 60
+    while time.monotonic() < stop and not any(
+            q["func"] == "item.event.list" for q in upstream.requests[sent:]):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert (process.returncode, out, err) == (130, "", "Error: interrupted\n")
+    upstream.clear_faults()
+    r = run("checkevent")  # nothing held: the next run runs
+    assert r.exit_code == 0, r
+
+
+def test_a_mistyped_command_gets_a_suggestion(run):
+    r = run("srvices", "list")
+    assert r.exit_code == 2 and r.stdout == ""
+    assert r.stderr.endswith("Error: No such command 'srvices'. Did you mean 'services'?\n")
+    r = run("chekevent")
+    assert r.stderr.endswith("Did you mean 'checkevent'?\n")
+    r = run("xyzzy")
+    assert r.exit_code == 2 and r.stderr.endswith("Error: No such command 'xyzzy'.\n")
