@@ -23,7 +23,7 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 _BLANK = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
-def add_module(store, name, type, password=None, replace=False, **given):
+def add_module(store, name, type, password=None, replace=False, trace=None, **given):
     """Add a processing module (with ``replace``, change an existing one: what is not given is
     kept). ``given``: SETTINGS; ``api="auto"`` asks the upstream once which dialect it speaks.
     Returns (added: bool, the module's row)."""
@@ -38,7 +38,7 @@ def add_module(store, name, type, password=None, replace=False, **given):
         if type is not None and current["type"] != type:
             raise InputError(f"module {name!r} is a {current['type']} module; its type "
                              "cannot change")
-        return False, edit_module(store, name, password=password, **given)
+        return False, edit_module(store, name, password=password, trace=trace, **given)
     if type not in MODULE_TYPES:
         raise InputError(f"a new module needs --type ({' or '.join(MODULE_TYPES)})")
     if type == "manual" and (password is not None or any(
@@ -50,7 +50,7 @@ def add_module(store, name, type, password=None, replace=False, **given):
         _check_upstream(settings["url"], settings["username"])
         if not password:
             raise InputError("a billmanager module needs --password-file or --password-stdin")
-        settings["api"] = _dialect(name, settings, password)
+        settings["api"] = _dialect(name, settings, password, trace)
     settings["auto_rerun"] = 1 if settings["auto_rerun"] in (None, True) else 0
     _check_amount(settings["min_balance"])
     with store.write():
@@ -66,7 +66,7 @@ def add_module(store, name, type, password=None, replace=False, **given):
     return True, store.module(module_id)
 
 
-def edit_module(store, ref, password=None, **given):
+def edit_module(store, ref, password=None, trace=None, **given):
     """Change some settings of a module (SETTINGS, ``password``), keeping the rest; the
     module's row after. ``api="auto"`` detects the dialect anew."""
     current = store.module(ref)
@@ -84,7 +84,7 @@ def edit_module(store, ref, password=None, **given):
         if changes.get("api") == "auto":
             password = password if password is not None else store.password(current)
             changes["api"] = _dialect(current["name"], {**changes, "url": url,
-                                                        "username": username}, password)
+                                                        "username": username}, password, trace)
     if "auto_rerun" in changes:
         changes["auto_rerun"] = 1 if changes["auto_rerun"] else 0
     _check_amount(changes.get("min_balance"))
@@ -167,7 +167,7 @@ def check(store, upstreams, ref):
     elif module["min_balance"] and balance < decimal.Decimal(module["min_balance"]):
         report["warnings"].append(f"the balance is below the minimum {module['min_balance']}")
     seen = upstream.detect(module["url"], module["username"], store.password(module),
-                           module["name"])
+                           module["name"], trace=upstreams.trace)
     if (seen == "events") != (module["api"] == "events"):
         report["warnings"].append(
             f"the upstream speaks {seen}, the module is set to {module['api']}: "
@@ -187,7 +187,7 @@ def check(store, upstreams, ref):
     return report
 
 
-def _dialect(name, settings, password):
+def _dialect(name, settings, password, trace):
     """The dialect to store: as given, or detected (``auto`` or not given)."""
     from resellctl import upstream
 
@@ -195,7 +195,8 @@ def _dialect(name, settings, password):
     if api != "auto":
         return api
     try:
-        return upstream.detect(settings["url"], settings["username"], password, name)
+        return upstream.detect(settings["url"], settings["username"], password, name,
+                               trace=trace)
     except UpstreamError as error:
         if error.kind != errors.TRANSIENT:
             raise

@@ -17,6 +17,7 @@ view of the service (``<itemtype>.edit``) and is not sent again when the change 
 """
 
 import dataclasses
+import datetime
 import fcntl
 import json
 import os
@@ -78,7 +79,7 @@ class Engine:
             return Outcome(op["id"], op["item"], op["status"], op["task"])
         module = store.module(op["processingmodule"])
         if module["type"] == "manual":
-            return self._accepted(op, module)
+            return self.accepted(op, module)
         if op["operation"] == "close" and not store.item(op["item"])["upstream_id"]:
             return self._closed_here(op)
         attempt = _Attempt(op)
@@ -88,7 +89,7 @@ class Engine:
             if error.kind == errors.EXISTS and op["operation"] == "open":
                 return self._adopt(op, module, error, attempt)
             return self._failed(op, module, error, attempt)
-        return self._accepted(op, module, upstream_id, note=note)
+        return self.accepted(op, module, upstream_id, note=note)
 
     def _send(self, op, module, attempt, deadline):
         """Send ``op`` upstream, retrying transient failures (the only retries around it).
@@ -110,6 +111,11 @@ class Engine:
                                      f"`resellctl services show {item['id']}`).")
 
         def once():
+            if kind.name == "open" and attempt.reached and not client.dedups_orders:
+                # Its answer was lost, and this upstream may make it twice: look first.
+                found = self._find_order(client, op, item, request, deadline)
+                if found is not None:
+                    return found
             if kind.name != "open" and attempt.reached:
                 if kind.needs_baseline and attempt.baseline is None:
                     raise _unknown_baseline(op)
@@ -131,6 +137,38 @@ class Engine:
             return "", upstream_id if kind.name == "open" else None
 
         return retried(once, deadline, client.transport.notify)
+
+    def _find_order(self, client, op, item, request, deadline):
+        """An order that may have been made already: the item carrying its remoteid, else the
+        one item of its tariff made after it was sent that no service is linked to.
+        (note, upstream id) to adopt it; None when there is none (it is sent); UpstreamError
+        naming the candidates when several could be it."""
+        current = self.store.operation(op["id"])  # sent by this very processing, perhaps
+        sent = current["sentdate"] or current["cdate"]
+        since = datetime.datetime.fromisoformat(sent.replace("Z", "+00:00"))
+        tariff = self.store.tariff(request["pricelist"])
+        linked = {r[0] for r in self.store.all(
+            "SELECT upstream_id FROM item WHERE upstream_module = ?", (op["processingmodule"],))}
+        carrying, unknown = client.find_order(
+            item["itemtype"], item["remoteid"], (tariff["remote_id"], tariff["name"]), since,
+            linked, deadline)
+        if len(carrying) == 1:
+            return (f"adopted upstream item {carrying[0]}, which carries this order's remoteid "
+                    "(an earlier attempt made it; its answer was lost)"), carrying[0]
+        if not carrying and len(unknown) == 1:
+            return (f"adopted upstream item {unknown[0]}: the one item of tariff "
+                    f"{tariff['name']} made since this order was sent that no service is "
+                    "linked to (the upstream shows no remoteid)"), unknown[0]
+        if not carrying and not unknown:
+            return None
+        candidates = ", ".join(carrying or unknown)
+        raise UpstreamError(
+            errors.PERMANENT,
+            f"the order of service {item['id']} may have been made upstream already (its "
+            f"answer was lost), and several upstream items could be it: {candidates}; nothing "
+            "was sent again", type="ambiguous_order",
+            hint=f"Look at them upstream, then link the right one by hand: resellctl services "
+                 f"link {item['id']} UPSTREAM_ID")
 
     def _sending(self, op, attempt):
         """Mark ``op`` as possibly reaching the upstream, committed before the request leaves:
@@ -178,9 +216,9 @@ class Engine:
                 hint=f"Another order may have used remoteid {item['remoteid']} (a store restored "
                      "from a backup, or a copy of it, ordering through the same account). Look "
                      f"at item {upstream_id} upstream before anything else."), attempt)
-        return self._accepted(op, module, upstream_id,
-                              note=f"adopted the existing upstream item {upstream_id} "
-                                   "(the upstream already had this order)")
+        return self.accepted(op, module, upstream_id,
+                             note=f"adopted the existing upstream item {upstream_id} "
+                                  "(the upstream already had this order)")
 
     def dry_run(self, op_id):
         """The request ``op_id`` would send (password masked): ``{"url", "method", "form"}``,
@@ -197,7 +235,9 @@ class Engine:
 
     # -- recording what came of it -------------------------------------------------------------
 
-    def _accepted(self, op, module, upstream_id=None, note=""):
+    def accepted(self, op, module, upstream_id=None, note=""):
+        """Record ``op`` as taken by its module (linked to ``upstream_id``, for an order): its
+        task, its history; done at once when its change was applied already."""
         store = self.store
         kind = kinds.kind(op["operation"])
         manual = module["type"] == "manual"

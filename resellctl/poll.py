@@ -74,10 +74,7 @@ class Poll:
     # -- what to read ------------------------------------------------------------------------
 
     def _itemtypes(self):
-        return [r[0] for r in self.store.all(
-            "SELECT DISTINCT item.itemtype FROM item JOIN pricelist "
-            "ON pricelist.id = item.pricelist WHERE pricelist.processingmodule = ? "
-            "ORDER BY item.itemtype", (self.module["id"],))]
+        return itemtypes(self.store, self.module["id"])
 
     def _list(self, itemtype):
         tariffs = {r["remote_id"]: r for r in self.store.all(
@@ -222,9 +219,10 @@ class Poll:
         return row, self._changes(entry, view, row, pending)
 
     def _log(self, conn, stamp, item_id, change):
+        # No event id and no upstream date: a change found by comparing has neither.
         conn.execute("INSERT INTO eventlog (processingmodule, event_id, type, date, received, "
-                     "item, upstream_item, outcome) VALUES (?, NULL, ?, ?, ?, ?, ?, 'applied')",
-                     (self.module["id"], change.type, stamp, stamp, item_id, change.item))
+                     "item, upstream_item, outcome) VALUES (?, NULL, ?, NULL, ?, ?, ?, 'applied')",
+                     (self.module["id"], change.type, stamp, item_id, change.item))
 
     def _gone(self, conn, stamp, entry, error):
         """A form that says the item does not exist: the service is *missing upstream*, never
@@ -246,7 +244,7 @@ class Poll:
         """The changes that bring the service ``row`` to the upstream's ``view``."""
         store, module_id = self.store, self.module["id"]
         status = view.get("status") or (entry.row or {}).get("status")
-        addons = _addons(store, module_id, view)
+        addons = addons_of(store, module_id, view)
         params = {k: v for k, v in (view.get("params") or {}).items()}
         have = {r["name"]: r["value"] for r in store.all(
             "SELECT name, value FROM itemparam WHERE item = ?", (row["id"],))}
@@ -318,6 +316,15 @@ class Poll:
         return {"params": json.loads(op["params"] or "{}"), "baseline": op["baseline"]}
 
 
+def itemtypes(store, module_id):
+    """The item types a module's account may hold: those its tariffs sell, and those of the
+    services in the books it holds."""
+    return [r[0] for r in store.all(
+        "SELECT itemtype FROM pricelist WHERE processingmodule = ? UNION "
+        "SELECT itemtype FROM item WHERE upstream_module = ? ORDER BY 1",
+        (module_id, module_id))]
+
+
 def _differs(row, service, tariffs):
     """Whether a list row shows the service otherwise than the books do."""
     if row["status"] is not None and int(row["status"]) != service["status"]:
@@ -332,7 +339,7 @@ def _differs(row, service, tariffs):
                for name, value in row["columns"].items())
 
 
-def _addons(store, module_id, view):
+def addons_of(store, module_id, view):
     """The view's resources by name: as they are, or by the addon ids of its tariff."""
     if view.get("addons"):
         return dict(view["addons"])

@@ -49,12 +49,13 @@ def _page(store, sql, where, args, after, limit, last=None):
     return store.conn.execute(f"{sql}{clause} ORDER BY id" + (" LIMIT ?" if limit else ""), args)
 
 
-def _filtered(store, table, filters, shape, after, limit, last):
+def _filtered(store, table, filters, shape, after, limit, last, where=()):
     """A Page of the rows of ``table`` whose columns equal the given ``filters`` (None: no
-    filter), each as ``shape(row)`` gives it."""
+    filter) and that meet the conditions ``where``, each as ``shape(row)`` gives it."""
     def rows():
         given = {column: value for column, value in filters.items() if value is not None}
-        for row in _page(store, f"SELECT * FROM {table}", [f"{c} = ?" for c in given],
+        for row in _page(store, f"SELECT * FROM {table}",
+                         [*(f"{c} = ?" for c in given), *where],
                          list(given.values()), after, limit, last):
             yield shape(row)
     return Page(rows(), None if last else limit)
@@ -144,13 +145,14 @@ def task_row(row, tariff_names):
     }
 
 
-def services(store, status=None, client=None, after=None, limit=DEFAULT_LIMIT, last=None):
-    """A Page of services."""
+def services(store, status=None, client=None, after=None, limit=DEFAULT_LIMIT, last=None,
+             missing=False):
+    """A Page of services (``missing``: only those missing upstream)."""
     modules_ = _names(store, "processingmodule")
     tariffs_ = _names(store, "pricelist")
     filters = {"status": None if status is None else int(status), "client": client or None}
     return _filtered(store, "item", filters, lambda row: service_row(row, modules_, tariffs_),
-                     after, limit, last)
+                     after, limit, last, ["missing IS NOT NULL"] if missing else ())
 
 
 def service_row(row, module_names, tariff_names):
@@ -159,7 +161,7 @@ def service_row(row, module_names, tariff_names):
         "pricelist": tariff_names.get(row["pricelist"]), "itemtype": row["itemtype"],
         "status": row["status"], "processingmodule": module_names.get(row["processingmodule"]),
         "period": row["period"], "expiredate": row["expiredate"],
-        "upstream_id": row["upstream_id"],
+        "upstream_id": row["upstream_id"], "missing": row["missing"],
     }
 
 

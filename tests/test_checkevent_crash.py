@@ -218,12 +218,12 @@ def test_killed_runs_then_a_full_one_end_as_one_uninterrupted_run(backlog, kills
     assert books(db_path) == expected
 
 
-def new_store(db_path, url, password_file):
+def new_store(db_path, url, password_file, api="events"):
     """A store with the module vds-up on the simulator at ``url``, its tariffs imported."""
     runner = CliRunner()
     for args in (["modules", "add", "vds-up", "--type", "billmanager", "--url", url,
                   "--username", USERNAME, "--password-file", str(password_file), "--api",
-                  "events"],
+                  api],
                  ["tariffs", "import", "vds-up"]):
         result = runner.invoke(cli, ["--db", db_path, *args], obj=App())
         assert result.exit_code == 0, result.output

@@ -77,8 +77,8 @@ def test_any_form_is_read_or_refused_as_malformed(doc):
         view = normalise.edit_form(doc)
     except ValueError:
         return
-    assert set(view) == {"id", "remoteid", "status", "expiredate", "pricelist", "params",
-                         "addon_ids"}
+    assert set(view) == {"id", "remoteid", "status", "expiredate", "pricelist", "period",
+                         "params", "addon_ids"}
     assert view["status"] in (None, "1", "2", "3", "4", "5")
     assert all(isinstance(v, str) for v in view["params"].values())
 
@@ -93,7 +93,7 @@ def test_a_form_keeps_its_own_fields_apart_from_parameters_and_skips_metadata():
            "slist": [{"$name": "period", "val": []}]}
     view = normalise.edit_form(doc)
     assert view == {"id": "4211", "remoteid": "a-1-b", "status": "2",
-                    "expiredate": "2027-01-01", "pricelist": "11",
+                    "expiredate": "2027-01-01", "pricelist": "11", "period": None,
                     "params": {"domain": "vm17.example", "ostempl": "debian-12"},
                     "addon_ids": {"101": "30", "102": "1024"}}
 

@@ -144,15 +144,19 @@ class App:
         self._stdin_isatty = stdin_isatty
         self._store = None
         self.store_source = None  # what named the store: "from the --db flag", ...
+        self.verbose = False  # -v: each upstream call on stderr
         self._upstreams = None
 
     @property
     def upstreams(self):
-        """The clients of the store's billmanager modules (requests is imported only here)."""
+        """The clients of the store's billmanager modules (requests is imported only here).
+        With -v each call is said on stderr; on a terminal, each retry too."""
         if self._upstreams is None:
             from resellctl.upstream import Upstreams
 
-            self._upstreams = Upstreams(self.store.password)
+            self._upstreams = Upstreams(
+                self.store.password, _say_call if self.verbose else None,
+                _say_retry if self.stderr_isatty or self.verbose else None)
         return self._upstreams
 
     @property
@@ -206,6 +210,18 @@ class App:
             self._store = None
 
 
+def _say_call(func, seconds, outcome):
+    from resellctl.output import say
+
+    say(f"upstream: {func} {seconds:.3f} s {outcome}")
+
+
+def _say_retry(message):
+    from resellctl.output import say
+
+    say(f"upstream: {message}")
+
+
 def _not_empty(ctx, param, value):
     if value == "":
         # Not the default store in its place: that would be another store than the one meant.
@@ -230,18 +246,22 @@ def _warn_exposed(store):
 @click.option("--db", "db_path", metavar="PATH", callback=_not_empty,
               help="The store (else RESELLCTL_DB, else db in /etc/resellctl.conf, else "
                    "~/.local/share/resellctl/resellctl.db).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Say each upstream call on stderr: its function, how long it took, what "
+                   "came of it (never a password or a session id).")
 @click.version_option(__version__, "--version", prog_name="resellctl")
 @click.pass_context
-def cli(ctx, db_path):
+def cli(ctx, db_path, verbose):
     """Resell the services of an upstream selling BILLmanager.
 
     Orders and changes become running operations sent upstream; `resellctl checkevent`, run by
-    cron every five minutes, pulls the upstream's events and keeps every service in step.
+    cron every five minutes, keeps every service in step with its upstream.
     """
     if ctx.obj is None:
         ctx.obj = App()
     if db_path is not None:
         ctx.obj.db_path = db_path
+    ctx.obj.verbose = ctx.obj.verbose or verbose
     ctx.call_on_close(ctx.obj.close)
 
 

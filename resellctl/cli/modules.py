@@ -97,8 +97,9 @@ def add(name, type_, url, username, password_file, password_stdin, api, datacent
     app.open_store(create=True)
     say_created(app)
     added, module = modules_.add_module(
-        app.store, name, type_, password=password, replace=replace, url=url, username=username,
-        api=api, datacenter=datacenter, min_balance=min_balance, auto_rerun=auto_rerun)
+        app.store, name, type_, password=password, replace=replace, trace=app.upstreams.trace,
+        url=url, username=username, api=api, datacenter=datacenter, min_balance=min_balance,
+        auto_rerun=auto_rerun)
     output.say(_describe(module, added))
 
 
@@ -116,9 +117,10 @@ def edit(name, url, username, password_file, password_stdin, api, datacenter, mi
     """
     password = _read_password(password_file, password_stdin)
     app = app_of()
-    module = modules_.edit_module(app.store, name, password=password, url=url,
-                                  username=username, api=api, datacenter=datacenter,
-                                  min_balance=min_balance, auto_rerun=auto_rerun)
+    module = modules_.edit_module(app.store, name, password=password,
+                                  trace=app.upstreams.trace, url=url, username=username,
+                                  api=api, datacenter=datacenter, min_balance=min_balance,
+                                  auto_rerun=auto_rerun)
     output.say(_describe(module, added=False))
 
 

@@ -19,17 +19,20 @@ def services():
 @click.option("--status", type=ITEM_STATUS, metavar="STATUS",
               help=f"Only services in this status: {ITEM_STATUS.NAMES}.")
 @click.option("--client", help="Only services of this client.")
+@click.option("--missing", is_flag=True,
+              help="Only services missing upstream: their upstream item is not there.")
 @page_options
 @output.options
-def list_(status, client, after, limit, last, as_json, quiet):
+def list_(status, client, missing, after, limit, last, as_json, quiet):
     """List services.
 
     \b
     resellctl services list --status active --client acme
     resellctl services list --last 20
+    resellctl services list --missing
     """
     app = app_of()
-    emit_page(app, views.services(app.store, status, client, after, limit, last),
+    emit_page(app, views.services(app.store, status, client, after, limit, last, missing),
               ["id", "client", "pricelist", "itemtype", "status", "processingmodule",
                "expiredate", "upstream_id"], as_json=as_json, quiet=quiet, labels=ITEM_LABELS)
 
@@ -206,3 +209,50 @@ def set_module(item_id, module, force, until_task_closed, yes):
     old, new = lifecycle.set_module(app.store, item_id, module, who=who(), force=force,
                                     until_task_closed=until_task_closed)
     click.echo(f"service {item_id}: {old} -> {new}")
+
+
+@services.command("import")
+@click.argument("module", shell_complete=complete.modules)
+@click.option("--upstream-id", "upstream_ids", multiple=True, metavar="ID",
+              help="Import this upstream item only (repeatable); default: every item of the "
+                   "account that no service is linked to.")
+@click.option("--client", default="", help="The client the imported services are for.")
+@output.options
+def import_(module, upstream_ids, client, as_json, quiet):
+    """Adopt MODULE's upstream items that no service in the books is linked to, as services:
+    nothing is ordered, nothing charged, and each service's history says it was imported.
+
+    \b
+    resellctl services import vds-up --client acme
+    resellctl services import vds-up --upstream-id 4211 --upstream-id 4212
+    """
+    from resellctl import adopt
+
+    output.check_format(as_json, quiet)
+    app = app_of()
+    imported, skipped = adopt.import_items(app.store, app.upstreams, module, upstream_ids,
+                                           client, who=who())
+    output.emit_rows(app, imported, ["item", "upstream_id", "pricelist", "itemtype", "status",
+                                     "expiredate"], as_json=as_json, quiet=quiet, key="item",
+                     labels=ITEM_LABELS)
+    for reason in skipped:
+        output.say(f"passed over: {reason}")
+    output.say(f"{counted(len(imported), 'service')} imported")
+
+
+@services.command("link")
+@click.argument("item_id", metavar="ID", shell_complete=complete.services)
+@click.argument("upstream_id")
+def link(item_id, upstream_id):
+    """Link service ID to upstream item UPSTREAM_ID by hand (of the service's tariff, held by
+    no other service): for an order whose answer was lost when several items could be it. A
+    pending order of the service is taken as accepted by that item.
+
+    \b
+    resellctl services link 17 4211
+    """
+    from resellctl import adopt
+
+    app = app_of()
+    item = adopt.link(engine_of(app), item_id, upstream_id, who=who())
+    output.say(f"service {item['id']} is linked to upstream item {item['upstream_id']}")

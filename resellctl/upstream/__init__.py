@@ -44,7 +44,7 @@ def connect(url, username, password, api, module=""):
     raise ValueError(f"unknown dialect {api!r}")
 
 
-def detect(url, username, password, module="", deadline=None):
+def detect(url, username, password, module="", deadline=None, trace=None):
     """The dialect the upstream at ``url`` speaks: asked once, with the event feed's first page
     (docs/protocol.md, "Telling the dialects apart"). An ``auth`` error is the credentials'
     failure (UpstreamError); an unreachable upstream, a transient one. ``bm5`` cannot be told
@@ -54,6 +54,7 @@ def detect(url, username, password, module="", deadline=None):
     from resellctl.upstream.transport import Transport
 
     transport = Transport(url, username, password, module=module)
+    transport.trace = trace
     try:
         doc = transport.call("item.event.list", {"after": 0, "limit": 1}, deadline=deadline)
     except UpstreamError as error:

@@ -9,6 +9,8 @@ through ``v2.<itemtype>.order.param`` with ``order_period``. The transport opens
 quirks of real upstreams.
 """
 
+import datetime
+
 from resellctl import errors
 from resellctl.errors import UpstreamError
 from resellctl.upstream import normalise
@@ -66,6 +68,25 @@ class BmClient(Client):
                 return None, str(error)
         return self._call("dashboard.info", None, True, parse, deadline)
 
+    def find_order(self, itemtype, remoteid, tariff, since, linked, deadline=None):
+        """The items that may be an order whose answer was lost: of ``itemtype``, of the tariff
+        (``tariff``: its upstream id and name, as a list may show either), made after ``since``
+        (an aware datetime), not among the ``linked`` upstream ids. Returns
+        ``(carrying remoteid, showing no remoteid)``: their ids. Nothing here promises that a
+        second order with one remoteid is refused [inferred], so this is how an order is kept
+        from being made twice (docs/protocol.md, "Ordering")."""
+        rows = [row["id"] for page in self.pages(itemtype, deadline=deadline) for row in page
+                if row["id"] not in linked and row["pricelist"] in tariff
+                and created_since(row["createdate"], since)]
+        carrying, unknown = [], []
+        for upstream_id in rows:
+            shown = self.edit_read(itemtype, upstream_id, deadline=deadline)["remoteid"]
+            if shown == remoteid:
+                carrying.append(upstream_id)
+            elif shown is None:
+                unknown.append(upstream_id)
+        return carrying, unknown
+
     def pages(self, itemtype, size=1000, deadline=None):
         """The account's services of ``itemtype``, a page (a list of normalise.list_row) at a
         time. An upstream that ignores paging (a page longer than asked, or the same rows
@@ -90,3 +111,19 @@ class BmClient(Client):
 
 def _list_page(doc):
     return [normalise.list_row(row) for row in normalise.rows(doc.get("elem"))]
+
+
+# How far a service's creation date may lag our own clock when it is compared with when an
+# order was sent: the upstream writes its local time with no zone, which may be any zone
+# [inferred: no documented field gives it].
+CLOCK_MARGIN = datetime.timedelta(hours=14, minutes=10)
+
+
+def created_since(createdate, since):
+    """Whether an item created at ``createdate`` (the upstream's ``YYYY-MM-DD HH:MM:SS``) may
+    have been made after ``since`` (an aware datetime); True when the date cannot be read."""
+    try:
+        created = datetime.datetime.fromisoformat((createdate or "").strip().replace(" ", "T"))
+    except ValueError:
+        return True
+    return created.replace(tzinfo=None) >= (since - CLOCK_MARGIN).replace(tzinfo=None)

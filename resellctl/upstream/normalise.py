@@ -134,8 +134,10 @@ def edit_form(doc):
             addons[match.group(1)] = value
         else:
             params[name] = value
+    period = _scalar(doc.get("period"))
     return {"id": ident, "remoteid": _scalar(doc.get("remoteid")), "status": status(doc),
             "expiredate": expiry(doc), "pricelist": _scalar(doc.get("pricelist")),
+            "period": int(period) if period and re.fullmatch(r"-?[0-9]{1,6}", period) else None,
             "params": params, "addon_ids": addons}
 
 

@@ -1,0 +1,314 @@
+"""The whole reselling story against a real BILLmanager's documented API, as the embedded
+simulator plays one (`sim serve --api bm6|bm5`), over real HTTP: no event feed, sessions, v2
+orders, and services kept in step by listing and comparing (checkevent polls)."""
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from conftest import PASSWORD, USERNAME, tsv
+from resellctl.sim import Simulator, serve
+
+
+@pytest.fixture
+def bm(run, password_file, request):
+    """A simulated BILLmanager (bm6 unless the test is parametrised with ``api``), the module
+    vds-up on it added as the README says (its dialect asked), tariffs imported."""
+    api = getattr(request, "param", "bm6")
+    state = Simulator(username=USERNAME, password=PASSWORD, balance="100.00", api=api)
+    with serve(state) as server:
+        state.server = server
+        r = run("modules", "add", "vds-up", "--type", "billmanager", "--url", server.url,
+                "--username", USERNAME, "--password-file", password_file, "--min-balance", "20",
+                *(["--api", api] if api == "bm5" else []))
+        assert r.exit_code == 0, r
+        assert r.stderr.endswith(f"module vds-up (billmanager, dialect {api}) added\n"), r
+        assert run("modules", "add", "manual", "--type", "manual").exit_code == 0
+        assert run("tariffs", "import", "vds-up").exit_code == 0
+        yield state
+
+
+def show(run, item):
+    r = run("services", "show", item, "--json")
+    assert r.exit_code == 0, r
+    return json.loads(r.stdout)
+
+
+def op(run, op_id):
+    return json.loads(run("ops", "show", op_id, "--json").stdout)
+
+
+def sent(sim, func):
+    return [q["params"] for q in sim.requests if q["func"] == func]
+
+
+def checkevent(run, *args):
+    r = run("checkevent", "--json", *args)
+    assert r.exit_code == 0, r
+    [summary] = json.loads(r.stdout)
+    return summary
+
+
+def ordered(run, *args):
+    r = run("order", "VDS-1", "--client", "acme", "--json", *args)
+    assert r.exit_code == 0, r
+    return json.loads(r.stdout)
+
+
+def test_detection_says_events_or_bm6_and_check_reports_the_account(run, bm):
+    r = run("modules", "list", "--json")
+    assert [(m["name"], m["api"]) for m in json.loads(r.stdout)] == [("vds-up", "bm6"),
+                                                                     ("manual", None)]
+    bm.add_foreign("11", {"ip": "192.0.2.50"})
+    r = run("modules", "check", "vds-up", "--json")
+    assert r.exit_code == 0, r
+    report = json.loads(r.stdout)
+    assert (report["api"], report["detected"], report["balance"], report["currency"]) == (
+        "bm6", "bm6", "100.00", "EUR")
+    assert report["services"] == [{"itemtype": "vds", "upstream": 1, "known": 0}]
+    r = run("modules", "check", "vds-up")
+    assert r.stdout.splitlines()[1] == "  vds: 1 upstream, 0 in the books"
+
+
+def test_a_wrong_password_is_found_when_the_module_is_added(run, bm, tmp_path):
+    wrong = tmp_path / "wrong.pw"
+    wrong.write_text("not-it\n")
+    wrong.chmod(0o600)
+    r = run("modules", "add", "other", "--type", "billmanager", "--url", bm.server.url,
+            "--username", USERNAME, "--password-file", wrong)
+    assert r.exit_code == 1, r
+    assert "login refused" in r.stderr
+    assert "other" not in run("modules", "list").stdout
+
+
+def test_the_whole_story(run, bm):
+    """Order, poll to active, upstream changes of every kind, each applied once and in the
+    history, and the books never a step behind the upstream."""
+    created = ordered(run, "--quantity", "3", "--param", "ostempl=debian-12")
+    assert [c["status"] for c in created] == ["waiting"] * 3
+    [order, *_] = sent(bm, "v2.vds.order.param")
+    assert (order["pricelist"], order["order_period"], order["skipbasket"]) == ("11", "1", "on")
+    assert "period" not in order and order["ostempl"] == "debian-12"
+    assert bm.balance() == Decimal("85.00")
+
+    summary = checkevent(run)
+    assert (summary["applied"], summary["completed"], summary["polled"]) == (3, 3, True)
+    services = [show(run, c["item"]) for c in created]
+    assert [s["status"] for s in services] == [2, 2, 2]
+    first = services[0]
+    upstream = bm.items[first["upstream_id"]]
+    assert first["params"]["ip"] == upstream.params["ip"]
+    assert first["expiredate"] == upstream.expiredate
+    assert [o["status"] for o in first["operations"]] == ["done"]
+    assert [t["status"] for t in first["tasks"]] == ["closed"]
+
+    # What happens upstream on its own is seen at the next run.
+    remote = first["upstream_id"]
+    bm.suspend(remote, msg="abuse")
+    bm.setparam(remote, ip="192.0.2.99")
+    bm.set_expiredate(remote, "2031-01-31")
+    summary = checkevent(run)
+    assert summary["applied"] == 3 and summary["completed"] == 0
+    service = show(run, first["id"])
+    assert (service["status"], service["params"]["ip"], service["expiredate"]) == (
+        3, "192.0.2.99", "2031-01-31")
+    polled = [h["message"] for h in service["history"] if h["source"] == "poll"]
+    assert polled[-3:] == ["suspend (seen upstream): status 2 -> 3",
+                           "prolong (seen upstream): expires 2031-01-31",
+                           "setparam (seen upstream): ip=192.0.2.99"]
+    # Nothing changed: nothing applied, nothing written again.
+    assert checkevent(run)["applied"] == 0
+    assert len(show(run, first["id"])["history"]) == len(service["history"])
+
+    bm.resume(remote)
+    bm.changepricelist(remote, "12", check_disk=False)  # upstream staff may change the disk
+    summary = checkevent(run)
+    service = show(run, first["id"])
+    assert (service["status"], service["pricelist"], service["addons"]["disk"]) == (
+        2, "VDS-2", "60")
+    bm.delete(remote)
+    checkevent(run)
+    assert show(run, first["id"])["status"] == 4
+
+
+def test_changes_asked_for_complete_when_polling_sees_them(run, bm):
+    [created] = ordered(run)
+    checkevent(run)
+    item = created["item"]
+    for args, kind in ((["prolong", item, "--period", "3"], "prolong"),
+                       (["suspend", item], "suspend"), (["resume", item], "resume"),
+                       (["set-param", item, "hostname=www.example"], "setparam"),
+                       (["change-tariff", item, "VDS-1-RAM"], "changepricelist")):
+        r = run("services", *args)
+        assert r.exit_code == 0, r
+        [row] = tsv(r.stdout)
+        assert row["status"] == "waiting", (kind, row)
+        summary = checkevent(run)
+        assert summary["completed"] == 1, (kind, summary)
+        assert op(run, row["runningoperation"])["status"] == "done"
+    service = show(run, item)
+    assert (service["status"], service["pricelist"], service["params"]["hostname"]) == (
+        2, "VDS-1-RAM", "www.example")
+
+
+def test_a_service_that_vanishes_is_missing_not_closed(run, bm):
+    [created] = ordered(run)
+    checkevent(run)
+    remote = show(run, created["item"])["upstream_id"]
+    bm.vanish(remote)
+    r = run("checkevent", "-q")
+    assert r.exit_code == 0 and r.stdout == "", r
+    assert (f"service {created['item']} is missing upstream: its item is not there any more"
+            in r.stderr)
+    service = show(run, created["item"])
+    assert service["status"] == 2 and service["missing"]
+    assert tsv(run("services", "list", "--missing").stdout)[0]["id"] == str(created["item"])
+    # Reported once, when it is first found; still counted.
+    r = run("checkevent", "-q")
+    assert "missing upstream" not in r.stderr
+    assert checkevent(run)["missing"] == 1
+
+
+def test_foreign_items_are_counted_and_imported_on_request(run, bm):
+    foreign = bm.add_foreign("11", {"ip": "192.0.2.50", "domain": "old.example"},
+                             expiredate="2027-06-30")
+    summary = checkevent(run)
+    assert summary["foreign"] == 1 and summary["applied"] == 0
+    sent_before = len(sent(bm, "v2.vds.order.param"))
+    r = run("services", "import", "vds-up", "--client", "legacy", "--json")
+    assert r.exit_code == 0, r
+    [imported] = json.loads(r.stdout)
+    assert imported["upstream_id"] == foreign and imported["pricelist"] == "VDS-1"
+    service = show(run, imported["item"])
+    assert (service["client"], service["status"], service["expiredate"]) == (
+        "legacy", 2, "2027-06-30")
+    assert service["params"]["domain"] == "old.example" and service["addons"]["disk"] == "30"
+    assert "imported from upstream item" in service["history"][0]["message"]
+    assert service["operations"] == [] and service["tasks"] == []
+    assert len(sent(bm, "v2.vds.order.param")) == sent_before  # nothing ordered
+    assert bm.balance() == Decimal("100.00")
+    assert checkevent(run)["foreign"] == 0
+    r = run("services", "import", "vds-up")
+    assert r.exit_code == 0 and "0 services imported" in r.stderr
+
+
+def test_a_lost_order_answer_makes_one_service_and_one_charge(run, bm):
+    """The upstream made the service, the answer was lost: the next try finds the item by
+    its remoteid instead of ordering a second one."""
+    bm.fault("drop_after_commit", func="v2.vds.order.param", count=1)
+    [created] = ordered(run)
+    assert created["status"] == "waiting"
+    assert len(sent(bm, "v2.vds.order.param")) == 1
+    assert len(bm.items) == 1 and bm.balance() == Decimal("95.00")
+    service = show(run, created["item"])
+    assert service["upstream_id"] == next(iter(bm.items))
+    assert any("carries this order's remoteid" in h["message"] for h in service["history"])
+    checkevent(run)
+    assert show(run, created["item"])["status"] == 2
+
+
+def test_a_lost_order_answer_without_remoteids_adopts_the_one_new_item(run, password_file):
+    state = Simulator(username=USERNAME, password=PASSWORD, balance="100.00", api="bm6",
+                      quirks=("edit-no-remoteid",))
+    with serve(state) as server:
+        assert run("modules", "add", "vds-up", "--type", "billmanager", "--url", server.url,
+                   "--username", USERNAME, "--password-file", password_file).exit_code == 0
+        assert run("tariffs", "import", "vds-up").exit_code == 0
+        state.fault("drop_after_commit", func="v2.vds.order.param", count=1)
+        [created] = ordered(run)
+        assert created["status"] == "waiting" and len(state.items) == 1
+        assert any("the one item of tariff VDS-1 made since this order was sent" in h["message"]
+                   for h in show(run, created["item"])["history"])
+        # Two candidates: nothing is sent, the admin is told how to choose.
+        state.add_foreign("11")
+        state.add_foreign("11")
+        state.fault("drop_after_commit", func="v2.vds.order.param", count=1)
+        r = run("order", "VDS-1", "--json")
+        assert r.exit_code == 1, r
+        assert "several upstream items could be it" in r.stderr
+        [second] = json.loads(r.stdout)
+        assert len(state.items) == 4  # ours, the two foreign ones, and the one just made
+        assert len(sent(state, "v2.vds.order.param")) == 2  # none sent again
+        made = max(state.items, key=int)
+        assert f"resellctl services link {second['item']} UPSTREAM_ID" in r.stderr
+        r = run("services", "link", second["item"], made)
+        assert r.exit_code == 0, r
+        assert op(run, second["runningoperation"])["status"] == "waiting"
+        service = show(run, second["item"])
+        assert service["upstream_id"] == made
+        assert state.items[made].remoteid == service["remoteid"]
+        checkevent(run)
+        assert op(run, second["runningoperation"])["status"] == "done"
+
+
+def test_the_password_crosses_the_wire_once_a_run(run, bm):
+    ordered(run, "--quantity", "3")
+    start = len(bm.requests)
+    for _ in range(2):
+        before = bm.password_requests()
+        assert checkevent(run)["error"] is None
+        assert bm.password_requests() == before + 1
+    runs = bm.requests[start:]
+    assert [q["func"] for q in runs if q["carried_password"]] == ["auth", "auth"]
+    assert len(runs) > 6  # lists, forms, balances: all with the session alone
+    assert all("password" not in q["params"] for q in bm.requests)  # the log keeps none
+
+
+def test_a_session_that_ends_in_the_middle_of_a_run_is_renewed_once(run, bm):
+    import itertools
+
+    [created] = ordered(run)
+    # The upstream's clock jumps two hours after the run's first calls: the session it
+    # opened ends under it, as one ends after an hour idle.
+    calls, real = itertools.count(), bm.sessions.clock
+    bm.sessions.clock = lambda: real() + (7200 if next(calls) >= 3 else 0)
+    before = bm.password_requests()
+    summary = checkevent(run)
+    assert (summary["error"], summary["completed"]) == (None, 1)
+    assert bm.password_requests() == before + 2  # the login, and the one renewal
+    assert op(run, created["runningoperation"])["status"] == "done"
+
+
+def test_a_password_refused_on_renewal_is_a_credentials_failure(run, bm):
+    ordered(run)
+    bm.accounts[USERNAME].password = "changed-upstream"
+    r = run("checkevent")
+    assert r.exit_code == 1, r
+    assert "login refused" in r.stderr
+    assert "resellctl modules edit vds-up --username USER --password-file FILE" in r.stderr
+
+
+def test_a_balance_below_the_minimum_warns(run, bm):
+    bm.set_balance("1234.50")  # shown as "1 234.50 EUR"
+    summary = checkevent(run)
+    assert (summary["balance"], summary["low_balance"]) == ("1234.50", False)
+    bm.set_balance("12.00")
+    r = run("checkevent")
+    assert r.exit_code == 0
+    assert "balance 12.00 EUR is below the minimum 20" in r.stderr
+
+
+def test_dry_run_shows_the_differences_and_changes_nothing(run, bm):
+    [created] = ordered(run)
+    checkevent(run)
+    remote = show(run, created["item"])["upstream_id"]
+    bm.suspend(remote)
+    history = show(run, created["item"])["history"]
+    r = run("checkevent", "--dry-run", "--json")
+    assert r.exit_code == 0, r
+    assert json.loads(r.stdout) == [{"module": "vds-up", "item": created["item"],
+                                     "upstream_item": remote, "type": "suspend", "status": 3}]
+    assert "nothing was changed (--dry-run)" in r.stderr
+    assert show(run, created["item"])["history"] == history
+    assert show(run, created["item"])["status"] == 2
+
+
+@pytest.mark.parametrize("bm", ["bm5"], indirect=True)
+def test_bm5_orders_with_the_old_function_and_period(run, bm):
+    [created] = ordered(run, "--period", "3")
+    assert sent(bm, "v2.vds.order.param") == []
+    [order] = sent(bm, "vds.order.param")
+    assert order["period"] == "3" and "order_period" not in order
+    checkevent(run)
+    assert show(run, created["item"])["status"] == 2
