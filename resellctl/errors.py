@@ -55,7 +55,7 @@ class LockHeld(ResellError):
     exit_status = ExitStatus.TEMPFAIL
 
 
-# The classes of upstream errors, as PROTOCOL.md's error table sorts them.
+# The classes of upstream errors, as docs/protocol.md's error table sorts them.
 TRANSIENT = "transient"  # network, timeout, non-200, not JSON, no doc: retry
 AUTH = "auth"  # bad credentials: fix the module
 BALANCE = "balance"  # not_enough_money: wait for funds

@@ -42,7 +42,7 @@ def migration(fn):
 
 @migration
 def m001_initial(db):
-    """The tables of SPEC's domain, named as BILLmanager names them."""
+    """The tables of the domain (docs/architecture.md), named as BILLmanager names them."""
     db["processingmodule"].create({
         "id": int, "name": str, "type": str, "url": str, "username": str, "password": str,
         "datacenter": str, "min_balance": str, "auto_rerun": int, "balance": str,

@@ -11,8 +11,8 @@ from resellctl.cli import cli
 
 README = pathlib.Path(__file__).parent.parent / "README.md"
 
-# SPEC's table of commands (the names a sysadmin's scripts rely on).
-SPEC_COMMANDS = [
+# The table of commands other programs and scripts call by name (README, "A tour").
+NAMED_COMMANDS = [
     "modules add", "modules list", "tariffs import", "tariffs list", "order", "ops list",
     "ops show", "ops start", "tasks list", "tasks close", "services list", "services show",
     "services prolong", "services suspend", "services resume", "services close",
@@ -37,7 +37,7 @@ IDS = [" ".join(path) for path, _ in COMMANDS]
 
 
 def test_the_tree_holds_every_command_of_the_spec():
-    assert set(SPEC_COMMANDS) <= set(IDS)
+    assert set(NAMED_COMMANDS) <= set(IDS)
 
 
 @pytest.mark.parametrize("path, command", COMMANDS, ids=IDS)
@@ -59,7 +59,7 @@ def test_top_level_help_lists_every_command():
     assert result.exit_code == 0
     listed = {line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines()
               if line.strip()}
-    assert {name.split()[0] for name in SPEC_COMMANDS} <= listed
+    assert {name.split()[0] for name in NAMED_COMMANDS} <= listed
     assert listed == {path[0] for path, _ in COMMANDS if len(path) == 1}
 
 

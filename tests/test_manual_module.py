@@ -1,5 +1,5 @@
-"""The manual processing module: SEED's VDS-1 -> VDS-2 story, `set-module` and its checks,
-and the time-boxed override `--until-task-closed`."""
+"""The manual processing module: the VDS-1 -> VDS-2 story of a disk change, `set-module` and its
+checks, and the time-boxed override `--until-task-closed`."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""The selling-BILLmanager client: transport, error mapping (PROTOCOL.md's table), retries."""
+"""The selling-BILLmanager client: transport, error mapping (docs/protocol.md's table), retries."""
 
 import http.client
 import socket
