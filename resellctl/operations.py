@@ -17,12 +17,11 @@ view of the service (``<itemtype>.edit``) and is not sent again when the change 
 """
 
 import dataclasses
-import datetime
 import fcntl
 import json
 import os
 
-from resellctl import errors, kinds, states
+from resellctl import earlier, errors, kinds, states
 from resellctl.errors import InputError, UpstreamError
 from resellctl.printable import one_line
 from resellctl.states import OpStatus
@@ -113,12 +112,12 @@ class Engine:
         def once():
             if kind.name == "open" and attempt.reached and not client.dedups_orders:
                 # Its answer was lost, and this upstream may make it twice: look first.
-                found = self._find_order(client, op, item, request, deadline)
+                found = earlier.find_order(self.store, client, op, item, request, deadline)
                 if found is not None:
                     return found
             if kind.name != "open" and attempt.reached:
                 if kind.needs_baseline and attempt.baseline is None:
-                    raise _unknown_baseline(op)
+                    raise earlier.unknown_baseline(op)
                 seen = client.edit_read(item["itemtype"], item["upstream_id"], retry=False)
                 if kind.shows(seen, request, attempt.baseline):
                     return ("an earlier attempt reached the upstream (it shows "
@@ -137,38 +136,6 @@ class Engine:
             return "", upstream_id if kind.name == "open" else None
 
         return retried(once, deadline, client.transport.notify)
-
-    def _find_order(self, client, op, item, request, deadline):
-        """An order that may have been made already: the item carrying its remoteid, else the
-        one item of its tariff made after it was sent that no service is linked to.
-        (note, upstream id) to adopt it; None when there is none (it is sent); UpstreamError
-        naming the candidates when several could be it."""
-        current = self.store.operation(op["id"])  # sent by this very processing, perhaps
-        sent = current["sentdate"] or current["cdate"]
-        since = datetime.datetime.fromisoformat(sent.replace("Z", "+00:00"))
-        tariff = self.store.tariff(request["pricelist"])
-        linked = {r[0] for r in self.store.all(
-            "SELECT upstream_id FROM item WHERE upstream_module = ?", (op["processingmodule"],))}
-        carrying, unknown = client.find_order(
-            item["itemtype"], item["remoteid"], (tariff["remote_id"], tariff["name"]), since,
-            linked, deadline)
-        if len(carrying) == 1:
-            return (f"adopted upstream item {carrying[0]}, which carries this order's remoteid "
-                    "(an earlier attempt made it; its answer was lost)"), carrying[0]
-        if not carrying and len(unknown) == 1:
-            return (f"adopted upstream item {unknown[0]}: the one item of tariff "
-                    f"{tariff['name']} made since this order was sent that no service is "
-                    "linked to (the upstream shows no remoteid)"), unknown[0]
-        if not carrying and not unknown:
-            return None
-        candidates = ", ".join(carrying or unknown)
-        raise UpstreamError(
-            errors.PERMANENT,
-            f"the order of service {item['id']} may have been made upstream already (its "
-            f"answer was lost), and several upstream items could be it: {candidates}; nothing "
-            "was sent again", type="ambiguous_order",
-            hint=f"Look at them upstream, then link the right one by hand: resellctl services "
-                 f"link {item['id']} UPSTREAM_ID")
 
     def _sending(self, op, attempt):
         """Mark ``op`` as possibly reaching the upstream, committed before the request leaves:
@@ -196,29 +163,14 @@ class Engine:
         customer of this one) for its own, and a later close would delete it.
         """
         upstream_id = error.params.get("id")
-        item = self.store.item(op["item"])
         if not upstream_id:
             return self._failed(op, module, error, attempt)
-        tariff = self.store.tariff(item["pricelist"])
         try:
-            seen = self.upstreams.client(module).edit_read(item["itemtype"], upstream_id)
-        except UpstreamError as read_error:
-            if read_error.kind == errors.TRANSIENT:
-                return self._failed(op, module, read_error, attempt)
-            seen = None
-        mismatch = _mismatch(item, tariff, seen)
-        if mismatch:
-            return self._failed(op, module, UpstreamError(
-                errors.PERMANENT,
-                f"the upstream answered that it has this order already, as item {upstream_id}, "
-                f"but {mismatch}; nothing was linked",
-                type="exists_mismatch",
-                hint=f"Another order may have used remoteid {item['remoteid']} (a store restored "
-                     "from a backup, or a copy of it, ordering through the same account). Look "
-                     f"at item {upstream_id} upstream before anything else."), attempt)
-        return self.accepted(op, module, upstream_id,
-                             note=f"adopted the existing upstream item {upstream_id} "
-                                  "(the upstream already had this order)")
+            note = earlier.existing_order(self.store, self.upstreams.client(module),
+                                          self.store.item(op["item"]), upstream_id)
+        except UpstreamError as problem:
+            return self._failed(op, module, problem, attempt)
+        return self.accepted(op, module, upstream_id, note=note)
 
     def dry_run(self, op_id):
         """The request ``op_id`` would send (password masked): ``{"url", "method", "form"}``,
@@ -390,32 +342,6 @@ def retried(fn, deadline=None, notify=None):
             error.message += f"; gave up after {attempts} attempts"
             error.args = (error.message,)
         raise
-
-
-def _unknown_baseline(op):
-    return UpstreamError(
-        errors.PERMANENT,
-        f"operation {op['id']} may have reached the upstream, and its expiry before that was "
-        "never read, so whether the service was prolonged cannot be told",
-        type="unknown_baseline",
-        hint="Compare the service's expiry upstream with `resellctl services show "
-             f"{op['item']}`: if it was not prolonged, give this operation up "
-             f"(`resellctl ops cancel {op['id']}`) and prolong the service anew.")
-
-
-def _mismatch(item, tariff, seen):
-    """Why the upstream item ``seen`` (``edit_read``; None: it could not be read) is not the
-    one ``item``'s order made, or "" when it is."""
-    if seen is None:
-        return f"it is not a {item['itemtype']} this account can read"
-    if seen.get("remoteid") not in (None, item["remoteid"]):
-        return f"it carries remoteid {seen['remoteid']!r}"
-    if seen.get("pricelist") != tariff["remote_id"]:
-        return (f"it has tariff {seen.get('pricelist')!r} upstream, not {tariff['name']} "
-                f"({tariff['remote_id']})")
-    if seen.get("status") == str(int(states.ItemStatus.DELETED)):
-        return "it is deleted upstream"
-    return ""
 
 
 def claim_operation(store_path, op_id):

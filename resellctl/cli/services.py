@@ -2,7 +2,7 @@
 
 import click
 
-from resellctl import kinds, lifecycle, output, views
+from resellctl import kinds, lifecycle, manual, output, views
 from resellctl.cli import ResellGroup, complete
 from resellctl.cli.common import (ITEM_LABELS, ITEM_STATUS, OUTCOME_COLUMNS, app_of, confirm,
                                   counted, emit_page, engine_of, outcome_rows, page_options,
@@ -197,8 +197,8 @@ def set_module(item_id, module, force, until_task_closed, yes):
     """
     app = app_of()
     if force:
-        switch = lifecycle.check_module_switch(app.store, item_id, module, force=True,
-                                               until_task_closed=until_task_closed)
+        switch = manual.check_module_switch(app.store, item_id, module, force=True,
+                                            until_task_closed=until_task_closed)
         waiting = switch.waiting
         left = (f", leaving operation {waiting['id']} ({waiting['operation']}) waiting under "
                 f"{switch.old['name']}" if waiting else " (no operation of it is waiting)")
@@ -206,8 +206,8 @@ def set_module(item_id, module, force, until_task_closed, yes):
                 [f"{lifecycle.service_label(app.store, switch.item)}: processing module "
                  f"{switch.old['name']} -> {switch.new['name']}{left}"],
                 "Switch this service?")
-    old, new = lifecycle.set_module(app.store, item_id, module, who=who(), force=force,
-                                    until_task_closed=until_task_closed)
+    old, new = manual.set_module(app.store, item_id, module, who=who(), force=force,
+                                 until_task_closed=until_task_closed)
     click.echo(f"service {item_id}: {old} -> {new}")
 
 

@@ -2,7 +2,7 @@
 
 import click
 
-from resellctl import lifecycle, output, views
+from resellctl import manual, output, views
 from resellctl.cli import ResellGroup, complete
 from resellctl.cli.common import ITEM, app_of, emit_page, page_options, who
 
@@ -41,7 +41,7 @@ def close(task_id, note):
     resellctl tasks close 7 --note 'disk resized to 60 GB'
     """
     app = app_of()
-    op, returned = lifecycle.close_task(app.store, task_id, note=note, who=who())
+    op, returned = manual.close_task(app.store, task_id, note=note, who=who())
     output.say(f"task {task_id} closed; operation {op['id']} ({op['operation']}) done; "
                f"service {op['item']} updated")
     if returned:
