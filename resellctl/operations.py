@@ -329,7 +329,7 @@ def may_have_reached(op):
 def retried(fn, deadline=None, notify=None):
     """``fn()`` with its transient failures retried (``transport.retrying``, ``notify`` told of
     each retry), the last error's message saying how many attempts were made."""
-    from resellctl.upstream.transport import retrying
+    from resellctl.upstream.retries import retrying
 
     attempts = 0
     try:

@@ -123,6 +123,33 @@ def test_an_event_nested_too_deep_to_log_is_rejected_and_passed(run, password_fi
     assert problem["raw"] == "(nested more than 100 levels deep: not kept)"
 
 
+def test_half_a_surrogate_pair_in_an_answer_is_replaced_not_a_blocked_feed(
+        run, password_file):
+    """JSON may escape half of a surrogate pair alone: Python decodes it to a string the
+    books' UTF-8 refuses, and the same page failed every run for ever."""
+    page = (b'{"doc": {"more": {"$": "off"}, "elem": [{"id": {"$": "101"}, '
+            b'"type": {"$": "setparam"}, "item": {"$": "4211"}, '
+            b'"param": [{"$name": "note\\udfff", "$": "a\\ud800b \\ud83d\\ude00"}]}]}}')
+    tariffs = (b'{"doc": {"pricelist": [{"id": {"$": "11"}, "name": {"$": "VDS\\udc00"}, '
+               b'"itemtype": {"$": "vds"}, "price": {"$currency": "EUR", '
+               b'"period": [{"$length": "1", "$cost": "5.00"}]}}]}}')
+    feed = hostile.by_func(hostile.answer(page), subaccount=hostile.balance(),
+                           item_event_ack=hostile.answer(hostile.OK),
+                           pricelist_export=hostile.answer(tariffs))
+    with hostile.Hostile(feed) as bad:
+        add_module(run, "bad-up", bad.url, password_file)
+        imported = run("tariffs", "import", "bad-up")
+        r = run("checkevent")
+    assert imported.exit_code == 0, imported
+    assert [t["name"] for t in json.loads(run("tariffs", "list", "--json").stdout)] == [
+        "VDS\ufffd"]
+    assert r.exit_code == 0, r
+    assert "1 unknown" in r.stdout  # no service 4211 here: logged, and the feed moved on
+    [problem] = json.loads(run("events", "list", "--problem", "--json").stdout)
+    assert problem["raw"]["param"] == [{"$name": "note\ufffd", "$": "a\ufffdb \U0001f600"}]
+    assert json.loads(run("checkevent", "--json").stdout)[0]["cursor"] == 101
+
+
 # --- hangs: every call ends by its deadline ---------------------------------------------------
 
 # A good answer, a byte a second: far longer than any deadline here.

@@ -19,7 +19,8 @@ from resellctl import upstream
 from resellctl.errors import (AUTH, BALANCE, EXISTS, PERMANENT, TRANSIENT, InputError,
                               UpstreamError)
 from resellctl.upstream.calls import EventsClient
-from resellctl.upstream.transport import Transport, redact, retrying
+from resellctl.upstream.retries import retrying
+from resellctl.upstream.transport import Transport, redact
 
 
 def Client(url, username, password, **options):

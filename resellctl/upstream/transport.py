@@ -12,7 +12,6 @@ password or a session id. What each dialect calls is its client's (calls.py, bm.
 
 import contextlib
 import http.client
-import inspect
 import json
 import os
 import re
@@ -23,7 +22,6 @@ from decimal import InvalidOperation
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 import requests
-import tenacity
 import urllib3.exceptions
 
 from resellctl import __version__, bmdoc
@@ -31,6 +29,7 @@ from resellctl.errors import (AUTH, BALANCE, EXISTS, PERMANENT, TRANSIENT, Input
                               UpstreamError)
 from resellctl.printable import one_line
 from resellctl.upstream import check_params
+from resellctl.upstream.retries import env_number, is_transient, is_unsent, retrying
 from resellctl.upstream.watchdog import WATCHDOG, Adapter
 
 MASK = "***"
@@ -41,70 +40,11 @@ _NOT_SENT = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTi
              ConnectionRefusedError, socket.gaierror, ssl.SSLCertVerificationError)
 # Statuses of a 4xx answer that say "later", not "wrong": a timeout, too many requests.
 _RETRYABLE_4XX = {408, 429}
-# tenacity 9.2 renamed wait_exponential_jitter's ``initial`` to ``multiplier``.
-_FIRST_WAIT = ("multiplier" if "multiplier" in
-               inspect.signature(tenacity.wait_exponential_jitter).parameters else "initial")
 MiB = 2**20
 _CHUNK = 64 * 1024  # bytes read at a time, decompressed, so the size cap acts as they come
 # An answer may hold one JSON value per this many bytes of its size cap: 32 MiB of ``[{},{},...``
 # would take 770 MiB as Python objects; an event page takes some 8 bytes of JSON per value.
 _BYTES_PER_VALUE = 32
-
-
-def _env_number(name, default, minimum=0.0, integer=False):
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError:
-        value = None
-    if value is None or value < minimum or value != value:  # value != value: NaN
-        kind = "an integer" if integer else "a number"
-        raise InputError(f"{name} must be {kind} of at least {minimum:g}, not {raw!r}")
-    return value
-
-
-def _is_transient(exc):
-    return isinstance(exc, UpstreamError) and exc.kind == TRANSIENT
-
-
-def _is_unsent(exc):
-    return _is_transient(exc) and not exc.maybe_sent
-
-
-def retrying(retry_if=None, deadline=None, notify=None):
-    """A ``tenacity.Retrying`` for upstream calls, configured from the environment.
-
-    Attempts: ``RESELLCTL_RETRY_ATTEMPTS`` (default 4), bounded in total by
-    ``RESELLCTL_RETRY_MAX_SECONDS`` (default 30); waits grow exponentially from
-    ``RESELLCTL_RETRY_WAIT`` (default 0.5 s, at most 8 s) plus a jitter of up to that initial wait,
-    so ``RESELLCTL_RETRY_WAIT=0`` never sleeps. ``retry_if`` decides on the exception (default:
-    an UpstreamError of kind TRANSIENT). ``deadline`` (a ``time.monotonic()`` value): no
-    attempt starts after it, whatever the settings allow. ``notify(message)`` is told of each
-    retry before its wait. After the last attempt the last exception itself is raised, never
-    tenacity's RetryError.
-    """
-    attempts = _env_number("RESELLCTL_RETRY_ATTEMPTS", 4, minimum=1, integer=True)
-    max_seconds = _env_number("RESELLCTL_RETRY_MAX_SECONDS", 30.0)
-    initial = _env_number("RESELLCTL_RETRY_WAIT", 0.5)
-    return tenacity.Retrying(
-        stop=tenacity.stop_any(
-            tenacity.stop_after_attempt(attempts), tenacity.stop_after_delay(max_seconds),
-            lambda state: deadline is not None and time.monotonic() >= deadline),
-        wait=tenacity.wait_exponential_jitter(max=8, jitter=initial, **{_FIRST_WAIT: initial}),
-        retry=tenacity.retry_if_exception(retry_if or _is_transient),
-        before_sleep=(lambda state: notify(_retry_note(state, attempts))) if notify else None,
-        reraise=True,
-    )
-
-
-def _retry_note(state, attempts):
-    """``HTTP 500; retrying in 2 s, attempt 2 of 4``: what a person at a terminal is told."""
-    error = state.outcome.exception()
-    why = error.message.split(": ", 1)[-1].split(" (a temporary failure")[0]
-    return (f"{why}; retrying in {state.next_action.sleep:.0f} s, attempt "
-            f"{state.attempt_number + 1} of {attempts}")
 
 
 def redact(text, secrets):
@@ -189,12 +129,12 @@ class Transport:
         self.trace = self.notify = None
         self._recorded = None
         if timeout is None:
-            timeout = (_env_number("RESELLCTL_CONNECT_TIMEOUT", 5.0, minimum=0.1),
-                       _env_number("RESELLCTL_READ_TIMEOUT", 30.0, minimum=0.1))
+            timeout = (env_number("RESELLCTL_CONNECT_TIMEOUT", 5.0, minimum=0.1),
+                       env_number("RESELLCTL_READ_TIMEOUT", 30.0, minimum=0.1))
         self.timeout = timeout
         # Seconds a call may take from connecting to the last byte of the answer.
-        self.call_timeout = _env_number("RESELLCTL_CALL_TIMEOUT", 60.0, minimum=0.1)
-        self.max_answer = int(_env_number("RESELLCTL_MAX_ANSWER_MB", 32.0, minimum=0.01) * MiB)
+        self.call_timeout = env_number("RESELLCTL_CALL_TIMEOUT", 60.0, minimum=0.1)
+        self.max_answer = int(env_number("RESELLCTL_MAX_ANSWER_MB", 32.0, minimum=0.01) * MiB)
         if session is None:
             # Retries live in retrying() only: urllib3 must never re-send on its own.
             session = requests.Session()
@@ -269,7 +209,7 @@ class Transport:
             return once()
         attempts = 0
         try:
-            for attempt in retrying(_is_transient if retry is True else _is_unsent, deadline,
+            for attempt in retrying(is_transient if retry is True else is_unsent, deadline,
                                     self.notify):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
@@ -433,6 +373,7 @@ class Transport:
         if len(body) > most and 1 + sum(map(body.count, (b"[", b",", b":"))) > most:
             raise self._transient(func, f"the answer holds more than {most:,} values "
                                   "(RESELLCTL_MAX_ANSWER_MB)", maybe_sent=True)
+        body_bytes = body
         try:
             body = json.loads(body)
         except ValueError:
@@ -445,6 +386,10 @@ class Transport:
             raise self._transient(func, f"the answer {why} to decode", maybe_sent=True) from None
         if not isinstance(body, dict) or not isinstance(body.get("doc"), dict):
             raise self._transient(func, "the answer is JSON without a doc", maybe_sent=True)
+        if b"\\ud" in body_bytes or b"\\uD" in body_bytes:
+            # JSON may escape half of a surrogate pair alone: no text, and the books' UTF-8
+            # refuses it. Each such half becomes U+FFFD, as undecodable bytes do.
+            body = _whole_text(body)
         doc = body["doc"]
         if "error" in doc:
             raise self._upstream_error(func, doc["error"])
@@ -502,3 +447,25 @@ class Transport:
     def _amend(self, exc, suffix):
         exc.message = self.redact(exc.message + suffix)
         exc.args = (exc.message,)
+
+
+def _whole_text(node):
+    """``node`` (decoded JSON) with every lone surrogate of its strings made U+FFFD."""
+    def whole(text):
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+    root = [node]
+    todo = [(root, 0)]
+    while todo:
+        container, key = todo.pop()
+        value = container[key]
+        if isinstance(value, str):
+            container[key] = whole(value)
+        elif isinstance(value, list):
+            todo.extend((value, i) for i in range(len(value)))
+        elif isinstance(value, dict):
+            for name in list(value):
+                if isinstance(name, str) and whole(name) != name:
+                    value[whole(name)] = value.pop(name)
+            todo.extend((value, name) for name in value)
+    return root[0]
