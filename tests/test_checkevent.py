@@ -470,3 +470,27 @@ def test_one_failing_module_does_not_stop_the_others(run, upstream, seeded, tmp_
     [result] = [s for s in json.loads(run("checkevent", "--json").stdout)
                 if s["module"] == "a-broken"]
     assert result["error_kind"] == "auth"
+
+
+def test_dry_run_shows_the_events_that_wait_and_applies_and_acknowledges_nothing(run, upstream):
+    r = run("order", "VDS-1", "--json")
+    [created] = json.loads(r.stdout)
+    upstream.open_pending()
+    remote = json.loads(run("services", "show", created["item"], "--json").stdout)["upstream_id"]
+    upstream.inject_event({"id": {"$": "999"}})  # malformed: shown rejected, not logged
+    sent = len(upstream.requests)
+    r = run("checkevent", "--dry-run", "--json")
+    assert r.exit_code == 0, r
+    [opened, rejected] = json.loads(r.stdout)
+    assert (opened["module"], opened["item"], opened["upstream_item"], opened["type"],
+            opened["event"], opened["status"]) == ("vds-up", created["item"], remote, "open",
+                                                    101, 2)
+    assert rejected["rejected"] == "the event has no type" and rejected["item"] is None
+    assert "2 change(s) would be applied; nothing was changed (--dry-run)" in r.stderr
+    funcs = [q["func"] for q in upstream.requests[sent:]]
+    assert set(funcs) == {"item.event.list"}  # no ack, no balance, no re-run
+    assert json.loads(run("events", "list", "--json").stdout) == []
+    service = json.loads(run("services", "show", created["item"], "--json").stdout)
+    assert service["status"] == 5
+    r = run("checkevent")
+    assert "1 applied" in r.stdout and "1 rejected" in r.stdout
