@@ -483,8 +483,8 @@ def test_dry_run_shows_the_events_that_wait_and_applies_and_acknowledges_nothing
     assert r.exit_code == 0, r
     [opened, rejected] = json.loads(r.stdout)
     assert (opened["module"], opened["item"], opened["upstream_item"], opened["type"],
-            opened["event"], opened["status"]) == ("vds-up", created["item"], remote, "open",
-                                                    101, 2)
+            opened["event"], opened["status"]) == (
+        "vds-up", created["item"], remote, "open", 101, 2)
     assert rejected["rejected"] == "the event has no type" and rejected["item"] is None
     assert "2 change(s) would be applied; nothing was changed (--dry-run)" in r.stderr
     funcs = [q["func"] for q in upstream.requests[sent:]]
