@@ -135,6 +135,8 @@ class Engine:
                 raise
             return "", upstream_id if kind.name == "open" else None
 
+        from resellctl.upstream.retries import retried  # tenacity: only where a call is made
+
         return retried(once, deadline, client.transport.notify)
 
     def _sending(self, op, attempt):
@@ -324,24 +326,6 @@ def may_have_reached(op):
     Every send is marked before it leaves and unmarked only when it provably did nothing (a
     refusal, a connection never made); a crash mid-send or a lost answer keeps the mark."""
     return bool(op["reached"])
-
-
-def retried(fn, deadline=None, notify=None):
-    """``fn()`` with its transient failures retried (``transport.retrying``, ``notify`` told of
-    each retry), the last error's message saying how many attempts were made."""
-    from resellctl.upstream.retries import retrying
-
-    attempts = 0
-    try:
-        for attempt in retrying(deadline=deadline, notify=notify):
-            with attempt:
-                attempts = attempt.retry_state.attempt_number
-                return fn()
-    except UpstreamError as error:
-        if attempts > 1:
-            error.message += f"; gave up after {attempts} attempts"
-            error.args = (error.message,)
-        raise
 
 
 def claim_operation(store_path, op_id):

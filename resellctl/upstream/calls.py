@@ -3,9 +3,9 @@ shares, and the ``events`` dialect's own.
 
 A client knows the calls and the shapes of their answers; how a call travels (credentials,
 sessions, deadlines, retries, caps) is its transport's (transport.py). ``deadline`` (a
-``time.monotonic()`` value) bounds a call and its retries; ``retry`` is as Transport.call takes
-it: a change is re-sent by the caller alone, after checking, so it is sent with ``"unsent"`` or
-False.
+``time.monotonic()`` value) bounds a call and its retries. A change is sent once (``retry``
+False): only the engine sends it again, after reading what the upstream shows
+(operations.py); a read or an order (de-duplicated, or looked for first) may be retried.
 """
 
 import re
@@ -66,29 +66,29 @@ class Client:
         fields.update(params or {})
         return self._call(func, fields, retry, _required("id"), deadline)
 
-    def prolong(self, elid, period, retry="unsent", deadline=None):
+    def prolong(self, elid, period, retry=False, deadline=None):
         """Extend an item by ``period`` months; return its new expiry date."""
         return self._call("service.prolong", {"elid": elid, "period": period, "sok": "ok"},
                           retry, _required("newexpiredate"), deadline)
 
-    def suspend(self, itemtype, elid, retry="unsent", deadline=None):
+    def suspend(self, itemtype, elid, retry=False, deadline=None):
         """Suspend an item; the change itself is seen later."""
         self._call(f"{itemtype}.suspend", {"elid": elid}, retry, deadline=deadline)
 
-    def resume(self, itemtype, elid, retry="unsent", deadline=None):
+    def resume(self, itemtype, elid, retry=False, deadline=None):
         """Resume a suspended item; the change itself is seen later."""
         self._call(f"{itemtype}.resume", {"elid": elid}, retry, deadline=deadline)
 
-    def delete(self, itemtype, elid, retry="unsent", deadline=None):
+    def delete(self, itemtype, elid, retry=False, deadline=None):
         """Delete an item; the change itself is seen later."""
         self._call(f"{itemtype}.delete", {"elid": elid}, retry, deadline=deadline)
 
-    def changepricelist(self, elid, pricelist, retry="unsent", deadline=None):
+    def changepricelist(self, elid, pricelist, retry=False, deadline=None):
         """Move an item to another upstream tariff."""
         self._call("service.changepricelist", {"elid": elid, "pricelist": pricelist,
                                                "sok": "ok"}, retry, deadline=deadline)
 
-    def edit_write(self, itemtype, elid, params, retry="unsent", deadline=None):
+    def edit_write(self, itemtype, elid, params, retry=False, deadline=None):
         """Set an item's parameters (``{name: value}``)."""
         check_params(params, EDIT_FIELDS)
         self._call(f"{itemtype}.edit", {**params, "elid": elid, "sok": "ok"}, retry,

@@ -40,10 +40,6 @@ def is_transient(exc):
     return isinstance(exc, UpstreamError) and exc.kind == TRANSIENT
 
 
-def is_unsent(exc):
-    return is_transient(exc) and not exc.maybe_sent
-
-
 def retrying(retry_if=None, deadline=None, notify=None):
     """A ``tenacity.Retrying`` for upstream calls, configured from the environment.
 
@@ -76,3 +72,19 @@ def _retry_note(state, attempts):
     why = error.message.split(": ", 1)[-1].split(" (a temporary failure")[0]
     return (f"{why}; retrying in {state.next_action.sleep:.0f} s, attempt "
             f"{state.attempt_number + 1} of {attempts}")
+
+
+def retried(fn, deadline=None, notify=None):
+    """``fn()`` with its transient failures retried (``retrying``), the last error's message
+    saying how many attempts were made when there were several."""
+    attempts = 0
+    try:
+        for attempt in retrying(deadline=deadline, notify=notify):
+            with attempt:
+                attempts = attempt.retry_state.attempt_number
+                return fn()
+    except UpstreamError as error:
+        if attempts > 1:
+            error.message += f"; gave up after {attempts} attempts"
+            error.args = (error.message,)
+        raise

@@ -29,7 +29,7 @@ from resellctl.errors import (AUTH, BALANCE, EXISTS, PERMANENT, TRANSIENT, Input
                               UpstreamError)
 from resellctl.printable import one_line
 from resellctl.upstream import check_params
-from resellctl.upstream.retries import env_number, is_transient, is_unsent, retrying
+from resellctl.upstream.retries import env_number, retried
 from resellctl.upstream.watchdog import WATCHDOG, Adapter
 
 MASK = "***"
@@ -183,13 +183,10 @@ class Transport:
         ``parse`` (which raises ValueError, KeyError, ... for an answer of the wrong shape:
         garbage, like a body without ``doc``, and retried as such).
 
-        ``retry``: True retries transient failures; ``"unsent"`` only those where the request
-        never left (for a call that must not be applied twice); False sends once.
+        ``retry``: True retries transient failures (``retries.retried``); False sends once.
         ``deadline`` (a ``time.monotonic()`` value): the call ends by it, and no retry starts
         after it. Raises UpstreamError of the class docs/protocol.md's error table gives.
         """
-        if retry not in (True, False, "unsent"):
-            raise ValueError(f"retry must be True, False or 'unsent', not {retry!r}")
         check_params(params)
         fields = {str(k): str(v) for k, v in (params or {}).items() if v is not None}
 
@@ -205,21 +202,7 @@ class Transport:
                                         maybe_sent=True)
             raise error
 
-        if retry is False:
-            return once()
-        attempts = 0
-        try:
-            for attempt in retrying(is_transient if retry is True else is_unsent, deadline,
-                                    self.notify):
-                with attempt:
-                    attempts = attempt.retry_state.attempt_number
-                    return once()
-        except UpstreamError as exc:
-            if attempts > 1:
-                self._amend(exc, f"; gave up after {attempts} attempts")
-            elif retry == "unsent" and exc.kind == TRANSIENT and exc.maybe_sent:
-                self._amend(exc, "; not re-sent automatically")
-            raise
+        return retried(once, deadline, self.notify) if retry else once()
 
     def _authorised(self, func, fields, deadline):
         """One request of ``func`` with its credentials. A session that ended (an ``auth``
@@ -443,10 +426,6 @@ class Transport:
                 else "the request was not sent")
         message = f"{func} on {self.host}: {what} (a temporary failure; {fate})"
         return UpstreamError(TRANSIENT, self._safe(message), maybe_sent=maybe_sent)
-
-    def _amend(self, exc, suffix):
-        exc.message = self.redact(exc.message + suffix)
-        exc.args = (exc.message,)
 
 
 def _whole_text(node):
