@@ -3,6 +3,7 @@ runs included), and the problems it has told, so that `checkevent -q` (cron's ma
 problem when it appears and then at most once a day, not at every run."""
 
 import datetime
+import json
 import os
 import sqlite3
 import subprocess
@@ -188,3 +189,5 @@ def test_cron_mails_an_outage_once_not_at_every_run(run, upstream):
     assert mails[0].startswith("error: module vds-up: item.event.list on ") and \
         len(mails[0].splitlines()) == 1
     assert mails[1] == ""
+    status = json.loads(run("status", "--json").stdout)
+    assert status["modules"][0]["last_run"]["outcome"] == "error"
