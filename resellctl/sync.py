@@ -33,8 +33,9 @@ from resellctl.storefiles import beside, open_private
 
 DEFAULT_BUDGET = 240.0  # seconds: well inside cron's five-minute tick
 DEFAULT_ACK_AFTER = 7.0  # days the upstream keeps applied events, for --from after a restore
-# Re-running stuck operations: the first try after five minutes' rest, each next one after
-# twice the rest before, never more than four hours apart; at most so many a module per run.
+# Re-running stuck operations: one never sent after five minutes' rest, one tried once after
+# ten, each next try after twice the rest before, never more than four hours apart; at most
+# so many a module per run.
 RETRY_FIRST = datetime.timedelta(minutes=5)
 RETRY_LONGEST = datetime.timedelta(hours=4)
 RETRY_PER_RUN = 20
@@ -240,9 +241,9 @@ def _money(text):
 def retry_stuck(engine, module, summary, deadline):
     """Re-run the module's operations that failed on a temporary error or were never sent (an
     order interrupted by Ctrl-C), as BILLmanager re-runs its own until they succeed: oldest
-    first, each once it has rested RETRY_FIRST after its first try and twice as long after
-    each next one (RETRY_LONGEST at most), RETRY_PER_RUN at most, until the run's
-    ``deadline``. Not for a module whose auto re-run is off.
+    first, each once it has rested RETRY_FIRST x 2^(its tries so far) since its last change
+    (RETRY_LONGEST at most), RETRY_PER_RUN at most, until the run's ``deadline``. Not for a
+    module whose auto re-run is off.
 
     Each goes through ``Engine.process``, which reads what may have reached the upstream
     before it sends anything again. The first that gets no answer ends the re-runs: each of
