@@ -4,9 +4,10 @@
 
     db = "/var/lib/resellctl/resellctl.db"
 
-so that cron and every shell use the same store without each setting RESELLCTL_DB. It is read
-only when a command needs the store and neither --db nor RESELLCTL_DB names it (never for
-``--version`` or ``--help``). A missing
+so that cron and every shell use the same store without each setting RESELLCTL_DB, and its
+``[status]`` table holds the thresholds of ``resellctl status`` (STATUS below). It is read
+only when a command needs the store and neither --db nor RESELLCTL_DB names it, or the
+thresholds (never for ``--version`` or ``--help``). A missing
 ``/etc/resellctl.conf`` is no error; a file that cannot be read, is not TOML, or holds an
 unknown key or a value of the wrong type is, naming the file and the line. This module knows
 nothing of click.
@@ -27,10 +28,28 @@ def _absolute(value):
     return None if os.path.isabs(value) else "must be an absolute path"
 
 
+def _threshold(value):
+    # nan and inf fail it too; at most some eleven years (in hours) keeps the date arithmetic
+    # of `resellctl status` in range.
+    return None if 0 < value <= 100_000 else "must be more than 0 and at most 100000"
+
+
+# The thresholds of `resellctl status`, past which it warns or is critical. checkevent runs
+# every five minutes: a module not synced for two runs is a warning, for three critical.
+STATUS = {
+    "sync_warning_minutes": 10,  # since a module's last successful sync (or since it was added)
+    "sync_critical_minutes": 15,
+    "new_warning_minutes": 15,  # an operation not sent (checkevent re-runs it after 5)
+    "waiting_warning_hours": 24,  # an operation accepted upstream whose change has not come
+    "task_warning_hours": 24,  # a task for staff (a manual module) still open
+    "problem_events_hours": 24,  # an event that could not be applied, received since
+}
+
 # Every key the file may hold, with its type, its default and an optional check (a function
 # that says what is wrong with a value, or None). A key of a TOML table is "table.key".
 KEYS = {
     "db": Key(str, None, _absolute),
+    **{f"status.{name}": Key(float, default, _threshold) for name, default in STATUS.items()},
 }
 
 _TYPE_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}

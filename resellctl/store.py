@@ -276,6 +276,28 @@ def m008_times_in_utc(db):
                        f"WHERE {column} IS NOT NULL")
 
 
+@migration
+def m009_sync_runs_and_notices(db):
+    """What checkevent keeps about itself, for ``resellctl status`` and for telling a problem
+    once (resellctl.runlog).
+
+    ``syncrun``: one row per module per run (when it started, how long it took, what it did,
+    its outcome and error), the last week or so of runs per module. ``notice``: the problems
+    checkevent has seen (a low balance, an upstream error, an operation stuck), each since when
+    and when last told under ``-q``, so that cron mails a problem when it appears and then at
+    most once a day. A partial index finds the services missing upstream without a scan.
+    """
+    db["syncrun"].create({
+        "id": int, "processingmodule": int, "started": str, "seconds": float, "outcome": str,
+        "applied": int, "skipped": int, "unknown": int, "rejected": int, "completed": int,
+        "rerun": int, "retried": int, "more": int, "error": str, "error_kind": str,
+    }, pk="id")
+    db["syncrun"].create_index(["processingmodule", "id"])
+    db["notice"].create({"processingmodule": int, "key": str, "first_seen": str, "told": str},
+                        pk=("processingmodule", "key"))
+    db.execute("CREATE INDEX item_missing ON item (missing) WHERE missing IS NOT NULL")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -284,6 +306,15 @@ def now(before=None):
     ``before``: a timedelta to go back by (``now(datetime.timedelta(days=7))``)."""
     moment = datetime.datetime.now(datetime.timezone.utc)
     return (moment - before if before else moment).strftime(STAMP)
+
+
+def when(stamp):
+    """A time as the store writes it (``now()``), as an aware datetime in UTC; None for
+    anything else."""
+    try:
+        return datetime.datetime.strptime(stamp, STAMP).replace(tzinfo=datetime.timezone.utc)
+    except (TypeError, ValueError):
+        return None
 
 
 class MissingPassword(UpstreamError):

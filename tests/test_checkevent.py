@@ -288,7 +288,7 @@ def test_json_summary(run, upstream, seeded):
         "completed": 1, "rerun": 0, "cursor": 104, "more": False, "balance": "100.00",
         "currency": "EUR", "min_balance": "20", "low_balance": False, "error": None,
         "error_kind": None, "warnings": [], "foreign": 0, "missing": 0, "new_missing": [],
-        "polled": False}
+        "polled": False, "outcome": "ok", "retried": 0, "stuck": 0}
 
 
 def invoke(*args, stderr_isatty):

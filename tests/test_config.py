@@ -108,7 +108,7 @@ def test_the_sim_commands_need_no_store(run, place, sim):
                               "column 20)"),
     ('# the store\n\ndb = 3\n', ", line 3: db must be a string, not 3"),
     ('db = "/var/lib/x.db"\ndatabase = "/var/lib/y.db"\n', ", line 2: unknown key 'database'"),
-    ('\n[status]\nwarn = 1\n', ", line 2: unknown key 'status'"),
+    ('\n[monitor]\nwarn = 1\n', ", line 2: unknown key 'monitor'"),
     ('db = "relative/x.db"\n', ", line 1: db must be an absolute path, not 'relative/x.db'"),
     ('db = "caf\xe9"\n'.encode("latin-1"), " is not valid TOML: not UTF-8 text (at line 1)"),
 ])

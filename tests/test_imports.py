@@ -67,6 +67,7 @@ def books(db_path):
     (["tasks", "list"], "\tpostopen\t"),
     (["services", "list", "--status", "ordered", "--last", "5", "-q"], "7\n"),
     (["events", "list", "--problem", "--json"], "[]"),
+    (["status"], "module vds-up"),
 ])
 def test_read_only_commands_import_nothing_heavy(books, args, shows):
     stdout, modules = imported(books, *args)

@@ -26,6 +26,7 @@ COMMANDS = {
     "tasks": "resellctl.cli.tasks:tasks",
     "checkevent": "resellctl.cli.checkevent:checkevent",
     "events": "resellctl.cli.checkevent:events",
+    "status": "resellctl.cli.status:status",
     "sim": "resellctl.cli.sim:sim",
 }
 
@@ -43,6 +44,7 @@ SHORT_HELP = {
     "tasks": "Tasks: the follow-up of operations.",
     "checkevent": "Keep every service in step with its upstream (what cron runs).",
     "events": "The event log kept by checkevent.",
+    "status": "Whether all is well, for people and monitoring (exit 0, 1 or 2).",
     "sim": "The embedded selling BILLmanager, for tests and demos.",
 }
 

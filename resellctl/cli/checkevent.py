@@ -28,6 +28,8 @@ def summary_line(s):
             f"{s.unknown} unknown, {s.rejected} rejected, {s.completed} operations completed")
     if s.rerun:
         line += f", {s.rerun} re-run for funds"
+    if s.retried:
+        line += f", {s.retried} stuck re-run"
     if s.foreign:
         line += f", {s.foreign} foreign upstream"
     if s.missing:
@@ -39,7 +41,9 @@ def summary_line(s):
 
 @click.command()
 @click.option("--module", help="Only this module.", shell_complete=complete.modules)
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing when all is well; only problems.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print nothing when all is well; only problems, each when it appears and "
+                   "then at most once a day while it lasts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--max-events", type=click.IntRange(min=1), metavar="N",
               help="Apply at most N events (or changes found by polling) per module; the rest "
@@ -65,7 +69,9 @@ def checkevent(module, quiet, as_json, max_events, time_budget, from_id, ack_aft
 
     One run at a time: a second run exits at once with status 75. Exit status 1 when an
     upstream refused (bad credentials...), 75 when one stayed unreachable; the other modules
-    are synced all the same.
+    are synced all the same. After that, operations that failed for want of funds or on a
+    temporary error, or were never sent, are re-run. Each run is recorded for `resellctl
+    status`.
 
     \b
     */5 * * * *  resellctl checkevent -q
@@ -76,7 +82,7 @@ def checkevent(module, quiet, as_json, max_events, time_budget, from_id, ack_aft
     try:
         summaries = sync.run(engine_of(app), module, max_events=max_events,
                              budget=time_budget, from_id=from_id, progress=progress,
-                             ack_after=ack_after, dry_run=dry_run)
+                             ack_after=ack_after, dry_run=dry_run, tell_once=quiet)
     finally:
         progress.close()
     if dry_run:
@@ -90,20 +96,19 @@ def checkevent(module, quiet, as_json, max_events, time_budget, from_id, ack_aft
             _report_errors(s)
             continue
         problem = s.unknown or s.rejected
-        worked = s.applied or s.skipped or problem or s.completed or s.rerun
+        worked = s.applied or s.skipped or problem or s.completed or s.rerun or s.retried
         if not as_json and (problem or not (quiet or (s.error and not worked))):
             output.say(summary_line(s), err=False)
         if problem:
             output.say(f"{s.module}: {s.unknown + s.rejected} event(s) could not be applied; "
                        "see `resellctl events list --problem`")
-        if s.low_balance:
-            output.say(f"warning: module {s.module}: balance {s.balance} "
-                       f"{output.clean(s.currency)} is below the minimum {s.min_balance}; top up "
-                       "the selling account")
         for item in s.new_missing:
             output.say(f"warning: module {s.module}: service {item} is missing upstream: its "
                        f"item is not there any more; see `resellctl services show {item}`")
-        _report_errors(s)
+        # A problem that lasts is told under -q when it appears, then once a day.
+        for p in s.problems:
+            if p.tell or not quiet:
+                output.say(f"{p.level}: module {s.module}: {output.clean(p.text)}")
     failed = [s for s in summaries if s.error]
     if failed:
         # Each failure has had its line; the exit status says the rest.
@@ -121,7 +126,7 @@ def _report_errors(s):
 
 
 def _no_preview(fields):
-    return {name: value for name, value in fields if name != "changes"}
+    return {name: value for name, value in fields if name not in ("changes", "problems")}
 
 
 PREVIEW_COLUMNS = ["module", "item", "upstream_item", "type", "event", "status", "expiredate",

@@ -60,7 +60,8 @@ def _settings(fn):
                      help="Warn when the upstream balance falls below this."),
         click.option("--auto-rerun/--no-auto-rerun", default=None,
                      help="Whether checkevent re-runs operations that failed for want of funds "
-                          "once the balance covers them (default: on)."),
+                          "once the balance covers them, or on a temporary error, or were never "
+                          "sent (default: on)."),
     ]):
         fn = decorator(fn)
     return fn
