@@ -285,7 +285,7 @@ def m009_sync_runs_and_notices(db):
     its outcome and error), the last week or so of runs per module. ``notice``: the problems
     checkevent has seen (a low balance, an upstream error, an operation stuck), each since when
     and when last told under ``-q``, so that cron mails a problem when it appears and then at
-    most once a day. A partial index finds the services missing upstream without a scan.
+    most once a day.
     """
     db["syncrun"].create({
         "id": int, "processingmodule": int, "started": str, "seconds": float, "outcome": str,
@@ -295,7 +295,6 @@ def m009_sync_runs_and_notices(db):
     db["syncrun"].create_index(["processingmodule", "id"])
     db["notice"].create({"processingmodule": int, "key": str, "first_seen": str, "told": str},
                         pk=("processingmodule", "key"))
-    db.execute("CREATE INDEX item_missing ON item (missing) WHERE missing IS NOT NULL")
 
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -196,7 +196,7 @@ def test_history_written_before_who_was_kept_names_no_one(run, upstream):
     conn = sqlite3.connect(run.db_path)
     conn.execute("ALTER TABLE itemhistory DROP COLUMN who")
     # Nor what later schemas added.
-    for statement in ("DROP TABLE syncrun", "DROP TABLE notice", "DROP INDEX item_missing"):
+    for statement in ("DROP TABLE syncrun", "DROP TABLE notice"):
         conn.execute(statement)
     before = store_module.MIGRATIONS.index(store_module.m007_history_who)
     conn.execute(f"PRAGMA user_version = {before}")
