@@ -21,7 +21,7 @@ from resellctl.sim.errors import ApiError
 API_PATH = "/billmgr"
 ADMIN_PREFIX = "/sim/"
 MAX_BODY = 16 * 2**20
-POLL_INTERVAL = 0.05  # seconds; how long close() may wait for the serving loop to notice
+POLL_INTERVAL = 0.01  # seconds: how long close() may wait for the serving loop to notice
 
 # Faults answered without processing: kind -> (status, content type, body).
 CANNED = {
