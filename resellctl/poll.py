@@ -21,6 +21,7 @@ from resellctl import errors, kinds
 from resellctl.applier import Applier
 from resellctl.changes import Change
 from resellctl.errors import UpstreamError
+from resellctl.feed import _no_cycle_collection
 from resellctl.states import ItemStatus, OpStatus
 from resellctl.store import now
 
@@ -61,10 +62,13 @@ class Poll:
     def run(self):
         """List, compare, read where needed, apply. Returns the changes described, in order
         (for --dry-run and the log)."""
-        for itemtype in self._itemtypes():
-            if self._out_of_time():
-                break
-            self._list(itemtype)
+        # A list page is a tree of thousands of dicts that reference counting frees, as the
+        # feed's pages of events are: the cyclic collector would only walk it again and again.
+        with _no_cycle_collection():
+            for itemtype in self._itemtypes():
+                if self._out_of_time():
+                    break
+                self._list(itemtype)
         self._waiting()
         self._missing()
         self._rotation()
