@@ -62,12 +62,13 @@ class Workdir:
 
 
 class SimProcess:
-    """``resellctl sim serve`` in a separate process: ``url`` is its API, ``admin()`` acts on it."""
+    """``resellctl sim serve`` in a separate process, speaking dialect ``api``: ``url`` is its
+    API, ``admin()`` acts on it."""
 
-    def __init__(self, password_file, balance="100.00"):
+    def __init__(self, password_file, balance="100.00", api="events"):
         self.proc = subprocess.Popen(
             [*RESELLCTL, "sim", "serve", "--port", "0", "--username", USERNAME,
-             "--password-file", password_file, "--balance", balance],
+             "--password-file", password_file, "--balance", balance, "--api", api],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.url = self.proc.stdout.readline().strip()
         if not self.url.startswith("http"):
@@ -112,6 +113,18 @@ def upstream_store(db_path, sim, password_file):
     cli(db_path, "modules", "add", "up", "--type", "billmanager", "--url", sim.url,
         "--username", USERNAME, "--password-file", password_file)
     cli(db_path, "tariffs", "import", "up")
+
+
+def fresh_copy(source, target):
+    """``target`` as a private copy of the store ``source`` and its secrets file, without what
+    an earlier run left."""
+    for suffix in ("", "-wal", "-shm", ".secrets"):
+        if os.path.exists(target + suffix):
+            os.remove(target + suffix)
+    for suffix in ("", ".secrets"):
+        with open(source + suffix, "rb") as src, os.fdopen(os.open(
+                target + suffix, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb") as dst:
+            shutil.copyfileobj(src, dst)
 
 
 def fill_store(db_path, services, operations, events=0, failed_every=100):

@@ -13,7 +13,6 @@ reference's (aim 1/2), checkevent's peak memory < 150 MiB.
 
 import json
 import os
-import shutil
 import sqlite3
 import statistics
 import sys
@@ -22,7 +21,7 @@ import urllib.parse
 import urllib.request
 
 from _harness import (PASSWORD, RESELLCTL, USERNAME, SimProcess, Workdir, arguments, cli_env,
-                      machine, timed, upstream_store, verdict)
+                      fresh_copy, machine, timed, upstream_store, verdict)
 
 from resellctl.store import Store, now
 
@@ -105,18 +104,6 @@ def check_applied(db_path, events, services):
     if applied != len(events) or wrong or len(last) != services:
         sys.exit(f"checkevent applied {applied} of {len(events)} events; {wrong} services hold "
                  "the wrong parameter")
-
-
-def fresh_copy(source, target):
-    """``target`` as a private copy of the store ``source`` and its secrets file, without what
-    an earlier run left."""
-    for suffix in ("", "-wal", "-shm", ".secrets"):
-        if os.path.exists(target + suffix):
-            os.remove(target + suffix)
-    for suffix in ("", ".secrets"):
-        with open(source + suffix, "rb") as src, os.fdopen(os.open(
-                target + suffix, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb") as dst:
-            shutil.copyfileobj(src, dst)
 
 
 def main():

@@ -4,7 +4,7 @@
 A run lists the account's services, type by type and page by page, and compares each row with
 the service linked to it. It reads a service's form (``<itemtype>.edit``) only where needed: its
 row differs from the books, an operation of it waits, it is missing from the lists, or its turn
-has come in a rotation that compares every service within a day of runs. Each difference is a
+has come in a rotation that compares every service within a week of runs. Each difference is a
 Change (resellctl.changes) applied by the one applier the feed uses too, so a change found by
 polling completes operations, closes tasks and writes history exactly as its event would.
 
@@ -21,13 +21,19 @@ from resellctl import errors, kinds
 from resellctl.applier import Applier
 from resellctl.changes import Change
 from resellctl.errors import UpstreamError
+from resellctl.feed import _no_cycle_collection
 from resellctl.states import ItemStatus, OpStatus
 from resellctl.store import now
 
 PAGE = 1000  # rows per list request
-ROTATION_RUNS = 288  # a day of five-minute runs: every service is read once in that many
+# A week of five-minute runs: every service is read once in that many. The rotation finds only
+# what no list shows (parameters beyond the list's columns, resources), which changes seldom;
+# over a day, its share was three forms read for each list page at 100,000 services, most of
+# the requests of a run that found nothing to change.
+ROTATION_RUNS = 2016
 MIN_SHARE = 20  # forms read per run for the rotation, at the least
 BATCH = 200  # services read, then applied in one transaction
+CHUNK = 500  # upstream ids per query, well below SQLite's oldest limit of 999 variables
 
 
 @dataclasses.dataclass
@@ -56,10 +62,13 @@ class Poll:
     def run(self):
         """List, compare, read where needed, apply. Returns the changes described, in order
         (for --dry-run and the log)."""
-        for itemtype in self._itemtypes():
-            if self._out_of_time():
-                break
-            self._list(itemtype)
+        # A list page is a tree of thousands of dicts that reference counting frees, as the
+        # feed's pages of events are: the cyclic collector would only walk it again and again.
+        with _no_cycle_collection():
+            for itemtype in self._itemtypes():
+                if self._out_of_time():
+                    break
+                self._list(itemtype)
         self._waiting()
         self._missing()
         self._rotation()
@@ -77,63 +86,77 @@ class Poll:
         return itemtypes(self.store, self.module["id"])
 
     def _list(self, itemtype):
-        tariffs = {r["remote_id"]: r for r in self.store.all(
-            "SELECT id, remote_id, name FROM pricelist WHERE processingmodule = ?",
-            (self.module["id"],))}
         for page in self.client.pages(itemtype, PAGE):
-            books = self._books([row["id"] for row in page])
+            books = self._books(page)
             for row in page:
-                self.seen.add(row["id"])
-                service = books.get(row["id"])
+                upstream_id = row["id"]
+                self.seen.add(upstream_id)
+                service = books.get(upstream_id)
                 if service is None:
                     self.summary.foreign += 1
-                elif _differs(row, service, tariffs):
-                    self.wanted[row["id"]] = Found(service["id"], row["id"], itemtype, row)
+                elif _differs(row, service):
+                    self.wanted[upstream_id] = Found(service[0], upstream_id, itemtype, row)
             if self._out_of_time():
                 return
         self.complete_types.add(itemtype)
 
-    def _books(self, upstream_ids):
-        """The linked services of a page, by upstream id, with the parameters they hold."""
+    def _books(self, page):
+        """The linked services a list page shows, by upstream id: ``(id, status, expiredate,
+        (its tariff's upstream id, its name), {parameter: value})``, of the parameters only
+        those the page shows as columns."""
+        ids = [row["id"] for row in page]
+        shown = {name for row in page for name in row["columns"]}
         books = {}
-        for start in range(0, len(upstream_ids), 500):
-            chunk = upstream_ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.store.all(
-                "SELECT item.id, item.upstream_id, item.status, item.expiredate, "
-                "pricelist.remote_id, pricelist.name FROM item LEFT JOIN pricelist "
-                "ON pricelist.id = item.pricelist WHERE item.upstream_module = ? "
-                f"AND item.upstream_id IN ({marks})", (self.module["id"], *chunk))
-            ids = {r["id"]: dict(r, params={}) for r in rows}
-            for param in self.store.all(
-                    f"SELECT item, name, value FROM itemparam WHERE item IN "
-                    f"({','.join('?' * len(ids))})", tuple(ids)) if ids else ():
-                ids[param["item"]]["params"][param["name"]] = param["value"]
-            books.update((r["upstream_id"], r) for r in ids.values())
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start:start + CHUNK]
+            services = {}
+            for item_id, upstream_id, status, expiredate, remote_id, name in self._tuples(
+                    "SELECT item.id, item.upstream_id, item.status, item.expiredate, "
+                    "pricelist.remote_id, pricelist.name FROM item LEFT JOIN pricelist "
+                    "ON pricelist.id = item.pricelist WHERE item.upstream_module = ? "
+                    f"AND item.upstream_id IN ({','.join('?' * len(chunk))})",
+                    (self.module["id"], *chunk)):
+                services[item_id] = books[upstream_id] = (item_id, status, expiredate,
+                                                          (remote_id, name), {})
+            if shown and services:
+                for item_id, name, value in self._tuples(
+                        "SELECT item, name, value FROM itemparam WHERE item IN "
+                        f"({','.join('?' * len(services))})", tuple(services)):
+                    if name in shown:
+                        services[item_id][4][name] = value
         return books
 
+    def _tuples(self, sql, args):
+        """A query's rows as plain tuples, not rows by name: for the queries of every service."""
+        cursor = self.store.conn.cursor()
+        cursor.row_factory = None
+        return cursor.execute(sql, args)
+
     def _linked(self, where, args=()):
-        return self.store.all(
+        return self._tuples(
             "SELECT id, upstream_id, itemtype FROM item WHERE upstream_module = ? AND "
             f"upstream_id IS NOT NULL AND {where}", (self.module["id"], *args))
 
-    def _want(self, row):
-        if row["upstream_id"] not in self.wanted:
-            self.wanted[row["upstream_id"]] = Found(row["id"], row["upstream_id"],
-                                                    row["itemtype"], None)
+    def _want(self, item_id, upstream_id, itemtype):
+        if upstream_id not in self.wanted:
+            self.wanted[upstream_id] = Found(item_id, upstream_id, itemtype, None)
 
     def _waiting(self):
         """Services with an operation waiting upstream: read whatever their rows show."""
         for row in self._linked("id IN (SELECT item FROM runningoperation WHERE status = ? "
                                 "AND processingmodule = ?)", (OpStatus.WAITING,
                                                               self.module["id"])):
-            self._want(row)
+            self._want(*row)
 
     def _missing(self):
         """Services the lists of a type listed to its end did not show: their forms decide."""
-        for row in self._linked("status != ?", (ItemStatus.DELETED,)):
-            if row["itemtype"] in self.complete_types and row["upstream_id"] not in self.seen:
-                self._want(row)
+        types = sorted(self.complete_types)
+        if not types:
+            return
+        for row in self._linked(f"status != ? AND itemtype IN ({','.join('?' * len(types))})",
+                                (ItemStatus.DELETED, *types)):
+            if row[1] not in self.seen:
+                self._want(*row)
 
     def _rotation(self):
         """The services compared longest ago, so each is compared within ROTATION_RUNS runs."""
@@ -142,7 +165,7 @@ class Poll:
         share = max(MIN_SHARE, math.ceil(count / ROTATION_RUNS))
         for row in self._linked("status != ? ORDER BY compared IS NOT NULL, compared, id "
                                 "LIMIT ?", (ItemStatus.DELETED, share)):
-            self._want(row)
+            self._want(*row)
 
     # -- reading and applying ------------------------------------------------------------------
 
@@ -325,16 +348,18 @@ def itemtypes(store, module_id):
         (module_id, module_id))]
 
 
-def _differs(row, service, tariffs):
-    """Whether a list row shows the service otherwise than the books do."""
-    if row["status"] is not None and int(row["status"]) != service["status"]:
+def _differs(row, service):
+    """Whether a list row shows the service (as Poll._books gives it) otherwise than the books
+    do: its status, expiry, tariff (a list may show its upstream id or its name), or one of
+    the parameters the books hold among the row's columns."""
+    _, status, expiredate, tariff, params = service
+    if row["status"] is not None and int(row["status"]) != status:
         return True
-    if row["expiredate"] is not None and row["expiredate"] != service["expiredate"]:
+    if row["expiredate"] is not None and row["expiredate"] != expiredate:
         return True
     shown = row["pricelist"]
-    if shown and shown not in (service["remote_id"], service["name"]):
+    if shown and shown not in tariff:
         return True
-    params = service["params"]
     return any(name in params and params[name] != value
                for name, value in row["columns"].items())
 

@@ -16,6 +16,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
     ("listing_scale.py", ["--small", "100", "--medium", "200", "--large", "400"]),
     ("startup.py", ["--runs", "1"]),
     ("ordering_throughput.py", ["--quantity", "3"]),
+    ("poll_sync.py", ["--small", "20", "--medium", "40", "--large", "1001"]),
 ])
 def test_bench_script_runs_and_prints_its_ratio(script, sizes):
     done = subprocess.run([sys.executable, str(BENCH / script), "--quick", *sizes],

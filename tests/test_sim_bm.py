@@ -347,6 +347,19 @@ def test_the_list_pages_with_p_cnt_and_p_num(sim, client):
     assert error(client("vds", p_cnt="0")) == ("value", "p_cnt")
 
 
+def test_items_seeded_through_the_admin_endpoint_carry_the_parameters_given(sim, client):
+    answer = requests.post(f"{sim.server.base}/sim/seed", timeout=10, json={
+        "items": 2, "events": 0, "params": {"domain": "vm.example", "ip": "192.0.2.10"}})
+    assert answer.json()["items"] == [["4201", "1"], ["4202", "2"]]
+    sim.setparam("4201", domain="other.example")
+    assert [(text(r["domain"]), text(r["ip"])) for r in rows(client)] == [
+        ("other.example", "192.0.2.10"), ("vm.example", "192.0.2.10")]
+    assert text(client("vds.edit", elid="4202")["domain"]) == "vm.example"
+    bad = requests.post(f"{sim.server.base}/sim/seed", timeout=10,
+                        json={"items": 1, "events": 0, "params": ["ip"]})
+    assert (bad.status_code, bad.json()["error"]) == (400, "params must be an object")
+
+
 @pytest.mark.parametrize("api", ["bm6", "bm5"])
 def test_upstream_changes_show_in_the_list_and_the_form(start, api):
     sim = start(api=api)

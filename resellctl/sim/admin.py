@@ -69,7 +69,7 @@ def _foreign(sim, body):
 def _seed(sim, body):
     pairs = sim.seed(_field(body, "items"), _field(body, "events"), body.get("username"),
                      int(body.get("first_remoteid", 1)), body.get("itemtype", "vds"),
-                     body.get("pricelist", 11))
+                     body.get("pricelist", 11), _params(body, required=False))
     return {"items": pairs}
 
 

@@ -365,8 +365,9 @@ class Simulator:
             return self.account(username).events.next_id
 
     def seed(self, items, events, username=None, first_remoteid=1, itemtype="vds",
-             pricelist=11):
-        """Create ``items`` active items, then ``events`` setparam events round-robin over them.
+             pricelist=11, params=None):
+        """Create ``items`` active items, each with the parameters ``params``, then ``events``
+        setparam events round-robin over them.
 
         Returns the (upstream item id, remoteid) pairs, both strings as on the wire.
         """
@@ -379,8 +380,9 @@ class Simulator:
             for n in range(items):
                 self._check_remoteid(account, str(first_remoteid + n))
             expiredate = add_months(date.today(), 1).isoformat()
+            params = {str(k): str(v) for k, v in (params or {}).items()}
             created = [self._new_item(account, tariff, str(first_remoteid + n), ACTIVE,
-                                      expiredate, 1, {}, tariff.addon_values())
+                                      expiredate, 1, dict(params), tariff.addon_values())
                        for n in range(items)]
             when = now_text()
             for k in range(events):
