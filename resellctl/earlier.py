@@ -67,7 +67,9 @@ def find_order(store, client, op, item, request, deadline):
                 "linked to (the upstream shows no remoteid)"), unknown[0]
     if not carrying and not unknown:
         return None
-    candidates = ", ".join(carrying or unknown)
+    candidates = carrying or unknown
+    candidates = ", ".join(candidates[:10]) + (
+        f" and {len(candidates) - 10} more" if len(candidates) > 10 else "")
     raise UpstreamError(
         errors.PERMANENT,
         f"the order of service {item['id']} may have been made upstream already (its "

@@ -90,11 +90,14 @@ class Poll:
             books = self._books(page)
             for row in page:
                 upstream_id = row["id"]
-                self.seen.add(upstream_id)
                 service = books.get(upstream_id)
                 if service is None:
+                    # Only counted: what the books keep grows with the books, not with
+                    # whatever the upstream lists.
                     self.summary.foreign += 1
-                elif _differs(row, service):
+                    continue
+                self.seen.add(upstream_id)
+                if _differs(row, service):
                     self.wanted[upstream_id] = Found(service[0], upstream_id, itemtype, row)
             if self._out_of_time():
                 return

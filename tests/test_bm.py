@@ -312,3 +312,21 @@ def test_bm5_orders_with_the_old_function_and_period(run, bm):
     assert order["period"] == "3" and "order_period" not in order
     checkevent(run)
     assert show(run, created["item"])["status"] == 2
+
+
+def test_an_order_search_among_too_many_candidates_reads_none_and_sends_nothing(
+        run, bm, monkeypatch):
+    """An account full of new items of the same tariff, none linked (say, ordered in the panel
+    before resellctl came): reading each to find the one order would not end in time."""
+    from resellctl.upstream import bm as bm_client
+
+    monkeypatch.setattr(bm_client, "MAX_CANDIDATES", 3)
+    for _ in range(4):
+        bm.add_foreign("11")
+    bm.fault("drop_after_commit", func="v2.vds.order.param", count=1)
+    reads = len(sent(bm, "vds.edit"))
+    r = run("order", "VDS-1", "--json")
+    assert r.exit_code == 1, r
+    assert "several upstream items could be it" in r.stderr
+    assert len(sent(bm, "vds.edit")) == reads  # none read
+    assert len(sent(bm, "v2.vds.order.param")) == 1  # none sent again

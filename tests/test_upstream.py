@@ -648,3 +648,27 @@ def test_a_proxy_from_the_environment_carries_the_calls(monkeypatch):
     thread.join(timeout=10)
     proxy.close()
     assert request_lines == ["POST http://billing.example.com/billmgr HTTP/1.1"]
+
+
+def test_a_list_that_never_ends_is_not_read_for_ever(requests_mock, monkeypatch):
+    """An upstream that pages on and on with new rows (a bug, or a hostile one): the reader
+    stops and says so, instead of walking it until memory or time runs out."""
+    from resellctl.upstream import bm
+
+    monkeypatch.setattr(bm, "MAX_LISTED", 2500)
+    pages = iter(range(100))
+
+    def page(request, context):
+        first = next(pages) * 1000
+        return {"doc": {"auth": {"$id": "sid"}, "elem": [
+            {"id": {"$": str(first + n)}, "item_status": {"$orig": "2"}} for n in range(1000)]}}
+
+    requests_mock.post(URL, json=page)
+    client = bm.BmClient(Transport(URL, "reseller", PASSWORD), "bm6")
+    read = []
+    with pytest.raises(UpstreamError) as info:
+        for rows in client.pages("vds"):
+            read += rows
+    assert info.value.kind == PERMANENT and info.value.type == "endless_list"
+    assert "the list goes on past 2,500 services" in info.value.message
+    assert len(read) == 3000 and requests_mock.call_count == 3

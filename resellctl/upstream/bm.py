@@ -21,6 +21,8 @@ OLD_ORDER_TYPES = {"domain", "certificate"}
 # Error types that answer a read of an item that is not there: ``missed`` of ``elid`` on a
 # form read, or ``missing`` [inferred].
 GONE = {"missed", "missing"}
+MAX_LISTED = 1_000_000  # services of one type a list may show before it is taken as endless
+MAX_CANDIDATES = 500  # items read, at most, to find an order whose answer was lost
 
 
 class BmClient(Client):
@@ -78,6 +80,9 @@ class BmClient(Client):
         rows = [row["id"] for page in self.pages(itemtype, deadline=deadline) for row in page
                 if row["id"] not in linked and row["pricelist"] in tariff
                 and created_since(row["createdate"], since)]
+        if len(rows) > MAX_CANDIDATES:
+            # Each would be read: too many to tell which is the order, if any.
+            return [], rows
         carrying, unknown = [], []
         for upstream_id in rows:
             shown = self.edit_read(itemtype, upstream_id, deadline=deadline)["remoteid"]
@@ -91,8 +96,13 @@ class BmClient(Client):
         """The account's services of ``itemtype``, a page (a list of normalise.list_row) at a
         time. An upstream that ignores paging (a page longer than asked, or the same rows
         again) is read once, never looped over. A type the account cannot list has none."""
-        number, before = 1, set()
+        number, before, read = 1, set(), 0
         while True:
+            if read >= MAX_LISTED:
+                # No reseller's account holds as many: an upstream that pages for ever.
+                raise UpstreamError(errors.PERMANENT, f"{itemtype} on {self.transport.host}: "
+                                    f"the list goes on past {MAX_LISTED:,} services; it was "
+                                    "not read further", type="endless_list")
             try:
                 rows = self._call(itemtype, {"p_cnt": size, "p_num": number}, True,
                                   _list_page, deadline)
@@ -106,7 +116,7 @@ class BmClient(Client):
             yield rows
             if len(rows) != size:
                 return
-            number, before = number + 1, ids
+            number, before, read = number + 1, ids, read + len(rows)
 
 
 def _list_page(doc):
