@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from conftest import resellctl_env, tsv
+from conftest import PASSWORD, resellctl_env, tsv
 
 
 def test_an_order_of_several_shows_its_progress_on_a_terminal_only(run, upstream):
@@ -48,3 +48,22 @@ def test_a_mistyped_command_gets_a_suggestion(run):
     assert r.stderr.endswith("Did you mean 'checkevent'?\n")
     r = run("xyzzy")
     assert r.exit_code == 2 and r.stderr.endswith("Error: No such command 'xyzzy'.\n")
+
+
+def test_retries_are_said_on_a_terminal_and_in_verbose_mode_only(run, upstream):
+    upstream.fault("500", func="pricelist.export", count=2)
+    r = run("tariffs", "import", "vds-up", stderr_tty=True)
+    assert r.exit_code == 0, r
+    retries = [line for line in r.stderr.splitlines() if line.startswith("upstream: ")]
+    assert retries == ["upstream: HTTP 500 Internal Server Error; retrying in 0 s, attempt 2 of 3",
+                       "upstream: HTTP 500 Internal Server Error; retrying in 0 s, attempt 3 of 3"]
+    upstream.fault("500", func="pricelist.export", count=2)
+    r = run("tariffs", "import", "vds-up")  # a pipe, cron: nothing of it
+    assert r.exit_code == 0 and "retrying" not in r.stderr, r
+    upstream.fault("500", func="pricelist.export", count=1)
+    r = run("-v", "tariffs", "import", "vds-up")
+    lines = [line for line in r.stderr.splitlines() if line.startswith("upstream: ")]
+    assert [line.split()[1] for line in lines] == ["pricelist.export", "HTTP",
+                                                   "pricelist.export"]
+    assert lines[0].endswith(" transient") and lines[2].endswith(" ok")
+    assert PASSWORD not in r.stderr

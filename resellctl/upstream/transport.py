@@ -282,8 +282,8 @@ class Transport:
                 except UpstreamError as exc:
                     error = exc
         if self.trace is not None:
-            self.trace(func, time.monotonic() - started,
-                       "ok" if error is None else f"{error.kind} ({error.type})")
+            self.trace(func, time.monotonic() - started, "ok" if error is None else
+                       error.kind if error.type == error.kind else f"{error.kind}: {error.type}")
         # Raised outside the except block, so the error holds no reference to the request
         # (whose body has the credentials).
         if error is not None:
