@@ -120,11 +120,11 @@ class Applier:
         self.services[change.item] = row
         return row
 
-    def apply(self, change, row, pending, label, closed_by):
+    def apply(self, change, row, pending, label, closed_by=None):
         """Apply ``change`` to the service ``row`` (kept up to date), complete the operation of
         ``pending`` ({(item, kind): op}) it completes, and write the history line that starts
-        with ``label``. ``closed_by`` names the closer of a completed operation's task.
-        Returns the id of the operation it completed, or None."""
+        with ``label``. ``closed_by`` names the closer of a completed operation's task (by
+        default the change's event). Returns the id of the operation it completed, or None."""
         item_id = row["id"]
         changes = self._fields(change, row)
         kind, succeeded = kinds.completed_by(change.type)
@@ -137,7 +137,8 @@ class Applier:
                 states.open_failed(self.conn, op["id"],
                                    one_line(change.msg or "opening failed upstream"), self.stamp)
             if op["task"]:
-                states.task_closed(self.conn, op["task"], closed_by, self.stamp)
+                states.task_closed(self.conn, op["task"], closed_by or f"event {change.id}",
+                                   self.stamp)
             changes.append(f"operation {op['id']} {'done' if succeeded else 'failed'}")
         elif op is not None:
             pending[(item_id, kind)] = op  # failed or new: its own restart completes it

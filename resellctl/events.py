@@ -252,6 +252,8 @@ class _Page:
         applier = self.applier
         items = applier.items([event for _, event in parsed])
         pending = applier.pending({items[e.item]["id"] for _, e in parsed if items.get(e.item)})
+        # Locals: this loop runs for every event of a backlog.
+        apply, log, module_id, stamp = applier.apply, self.log.append, self.module_id, self.stamp
         for raw, event in parsed:
             row = items.get(event.item)
             if row is None:
@@ -263,10 +265,9 @@ class _Page:
                               f"no service with upstream item {event.item}"
                               + (f" or remoteid {event.remoteid}" if event.remoteid else ""))
                 continue
-            applier.apply(event, row, pending, f"{event.type} (event {event.id})",
-                          closed_by=f"event {event.id}")
-            self.log.append((self.module_id, event.id, event.type, event.date, self.stamp,
-                             row["id"], event.item, "applied", None, None))
+            apply(event, row, pending, f"{event.type} (event {event.id})")
+            log((module_id, event.id, event.type, event.date, stamp, row["id"], event.item,
+                 "applied", None, None))
         applier.flush()
         self.result.applied += applier.applied
         self.result.completed += applier.completed
