@@ -53,7 +53,7 @@ class Poll:
                  dry_run=False):
         self.store, self.client, self.module = engine.store, client, module
         self.summary, self.deadline = summary, deadline
-        self.budget = max_changes
+        self.budget = self.max_changes = max_changes
         self.dry_run = dry_run
         self.seen = set()  # upstream ids the lists showed
         self.wanted = {}  # upstream id -> Found
@@ -214,16 +214,19 @@ class Poll:
                 row, changes = self._changes_of(conn, entry, view, pending)
                 if row is None:
                     continue  # unlinked or relinked meanwhile
+                if (self.budget is not None and len(changes) > self.budget
+                        and self.budget < self.max_changes):
+                    # All of a service's changes or none (but the first service's, which may
+                    # hold more than the budget): one compared is all in step.
+                    self.summary.more = True
+                    break
                 for change in changes:
-                    if self.budget is not None:
-                        if self.budget <= 0:
-                            self.summary.more = True
-                            break
-                        self.budget -= 1
                     described.append((entry.item, change))
                     applier.apply(change, row, pending, f"{change.type} (seen upstream)",
                                   closed_by="upstream")
                     self._log(conn, stamp, row["id"], change)
+                if self.budget is not None:
+                    self.budget -= len(changes)
                 conn.execute("UPDATE item SET compared = ?, missing = NULL WHERE id = ?",
                              (stamp, entry.item))
             for entry, error in gone.values():
@@ -283,6 +286,13 @@ class Poll:
         pricelist = view.get("pricelist")
         new_tariff = pricelist if pricelist and (tariff is None
                                                  or tariff["remote_id"] != pricelist) else None
+        if new_tariff and not store.one("SELECT 1 FROM pricelist WHERE processingmodule = ? AND "
+                                        "remote_id = ?", (module_id, new_tariff)):
+            # Applied, it would only say so in the history at every run until imported.
+            self.summary.warnings.append(
+                f"service {row['id']}: its upstream item shows tariff {new_tariff}, which is not "
+                f"imported here; run: resellctl tariffs import {self.module['name']}")
+            new_tariff = None
         expiry = view.get("expiredate")
         new_expiry = expiry if expiry and expiry != row["expiredate"] else None
         item, was = entry.upstream_id, row["status"]

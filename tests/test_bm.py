@@ -330,3 +330,40 @@ def test_an_order_search_among_too_many_candidates_reads_none_and_sends_nothing(
     assert "several upstream items could be it" in r.stderr
     assert len(sent(bm, "vds.edit")) == reads  # none read
     assert len(sent(bm, "v2.vds.order.param")) == 1  # none sent again
+
+
+def test_a_tariff_not_imported_is_said_not_written_into_the_history_at_every_run(run, bm):
+    from resellctl.sim.tariffs import _tariff
+
+    [created] = ordered(run)
+    checkevent(run)
+    remote = show(run, created["item"])["upstream_id"]
+    bm.tariffs["14"] = _tariff(14, "VDS-3", "vds", {1: "12.00"}, (109, "disk", 90, "GB"))
+    bm.changepricelist(remote, "14", check_disk=False)
+    history = show(run, created["item"])["history"]
+    for _ in range(2):
+        r = run("checkevent")
+        assert r.exit_code == 0, r
+        assert (f"service {created['item']}: its upstream item shows tariff 14, which is not "
+                "imported here; run: resellctl tariffs import vds-up") in r.stderr
+    assert show(run, created["item"])["history"] == history
+    assert run("tariffs", "import", "vds-up").exit_code == 0
+    checkevent(run)
+    service = show(run, created["item"])
+    assert (service["pricelist"], service["addons"]["disk"]) == ("VDS-3", "90")
+
+
+def test_max_events_applies_a_services_changes_together_and_the_rest_next_run(run, bm):
+    created = ordered(run, "--quantity", "2")
+    checkevent(run)
+    remotes = [show(run, c["item"])["upstream_id"] for c in created]
+    for remote in remotes:
+        bm.suspend(remote)
+        bm.setparam(remote, note="moved")  # seen in the form only, not in the list
+    first = checkevent(run, "--max-events", "3")
+    assert (first["applied"], first["more"]) == (2, True)  # the first service's two
+    second = checkevent(run)
+    assert second["applied"] == 2
+    for c in created:
+        service = show(run, c["item"])
+        assert (service["status"], service["params"]["note"]) == (3, "moved")
