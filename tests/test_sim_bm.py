@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from conftest import sim_serve
 from resellctl.bmdoc import as_list, text
 from resellctl.cli import cli
-from resellctl.cli import sim as sim_cli
+from resellctl.cli import simserve as sim_cli
 from resellctl.sim import Simulator, dialects, serve
 from resellctl.sim.tariffs import _tariff, add_months
 
