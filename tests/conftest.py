@@ -2,20 +2,14 @@
 and a `run` helper that invokes the real command line in-process."""
 
 import os
-import shutil
-import signal
-import subprocess
-import sys
-from contextlib import contextmanager
+import time
 
 import pytest
 from click.testing import CliRunner
 
+from helpers import PASSWORD, USERNAME
 from resellctl.cli import App, cli
 from resellctl.sim import Simulator, serve
-
-USERNAME = "reseller@example.net"
-PASSWORD = "s3cret-Pa55word-xyzzy"
 
 
 @pytest.fixture(autouse=True)
@@ -110,74 +104,18 @@ def upstream(run, sim, password_file):
     return sim
 
 
-def number(remoteid):
-    """The service number a ``remoteid`` (``<store uid>-<number>-<random>``) carries."""
-    uid, number, random = remoteid.split("-")
-    assert len(uid) == 8 and len(random) == 12, remoteid
-    return int(number)
+@pytest.fixture
+def zone():
+    """``zone("MSK-3")``: the local zone of this process from now on (a POSIX TZ, so that no
+    time zone database is needed); the zone it had is back after the test."""
+    before = os.environ.get("TZ")
 
-
-def is_table(text):
-    """Whether ``text`` is a table as resellctl draws it on a terminal: headings over a rule,
-    no TSV tab."""
-    return "\t" not in text and "\u2500" * 10 in text
-
-
-def tsv(text):
-    """TSV output as a list of dicts keyed by the header row."""
-    lines = [line.split("\t") for line in text.splitlines() if line]
-    return [dict(zip(lines[0], row)) for row in lines[1:]]
-
-
-def copy_store(source, target):
-    """A copy of the store ``source`` at ``target``, with its secrets file (the modules'
-    passwords) if it has one: as a restore of `resellctl backup --with-secrets` would be."""
-    for suffix in ("", ".secrets"):
-        if os.path.exists(source + suffix):
-            shutil.copy(source + suffix, target + suffix)
-
-
-def read_terminal(fd, until, seen=b"", seconds=30):
-    """What the terminal whose controlling side is ``fd`` shows, read on from ``seen`` until
-    ``until`` appears, the other side closes, or ``seconds`` pass (a guard against a hang)."""
-    import select
-    import time
-
-    stop = time.monotonic() + seconds
-    while until not in seen and time.monotonic() < stop:
-        if select.select([fd], [], [], 0.1)[0]:
-            try:
-                chunk = os.read(fd, 1024)
-            except OSError:  # the other side is gone
-                break
-            if not chunk:
-                break
-            seen += chunk
-    return seen
-
-
-def resellctl_env(db_path):
-    env = dict(os.environ, RESELLCTL_DB=db_path, RESELLCTL_RETRY_WAIT="0")
-    return env
-
-
-@contextmanager
-def sim_serve(tmp_path, *args, password="from-file"):
-    """Run ``resellctl sim serve ARGS`` in a subprocess, the account's password in a file.
-
-    Yields the process with ``url`` set; on leaving, sends SIGTERM and waits, and its
-    ``returncode``, ``out`` and ``err`` hold how it ended and what it printed.
-    """
-    password_file = tmp_path / "sim-password"
-    password_file.write_text(password + "\n")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "resellctl", "sim", "serve", "--password-file", str(password_file),
-         *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        process.url = process.stdout.readline().strip()
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.out, process.err = process.communicate(timeout=10)
+    def set_zone(name):
+        os.environ["TZ"] = name
+        time.tzset()
+    yield set_zone
+    if before is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = before
+    time.tzset()

@@ -7,16 +7,7 @@ import sqlite3
 import threading
 
 import pytest
-from conftest import PASSWORD, tsv
-from test_store import digest, mode, refused
-
-
-def query(path, sql):
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+from helpers import PASSWORD, digest, mode, query, refused, tsv
 
 
 def test_a_backup_is_private_checked_and_holds_no_password(run, upstream, tmp_path):

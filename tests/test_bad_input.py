@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from conftest import USERNAME
+from helpers import USERNAME
 
 TABLES = ("processingmodule", "pricelist", "item", "runningoperation", "task", "itemhistory")
 BIG = str(2**63)  # one past SQLite's largest integer

@@ -6,7 +6,7 @@ import shlex
 import subprocess
 import sys
 
-from conftest import resellctl_env, tsv
+from helpers import resellctl_env, tsv
 
 
 def active(run, sim, count, client="acme"):

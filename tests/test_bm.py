@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import PASSWORD, USERNAME, tsv
+from helpers import PASSWORD, USERNAME, checkevent, op, sent, show, tsv
 from resellctl.sim import Simulator, serve
 
 
@@ -27,27 +27,6 @@ def bm(run, password_file, request):
         assert run("modules", "add", "manual", "--type", "manual").exit_code == 0
         assert run("tariffs", "import", "vds-up").exit_code == 0
         yield state
-
-
-def show(run, item):
-    r = run("services", "show", item, "--json")
-    assert r.exit_code == 0, r
-    return json.loads(r.stdout)
-
-
-def op(run, op_id):
-    return json.loads(run("ops", "show", op_id, "--json").stdout)
-
-
-def sent(sim, func):
-    return [q["params"] for q in sim.requests if q["func"] == func]
-
-
-def checkevent(run, *args):
-    r = run("checkevent", "--json", *args)
-    assert r.exit_code == 0, r
-    [summary] = json.loads(r.stdout)
-    return summary
 
 
 def ordered(run, *args):

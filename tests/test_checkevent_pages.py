@@ -7,10 +7,9 @@ import sqlite3
 
 import pytest
 
-from conftest import USERNAME
+from helpers import USERNAME, adopt
 from resellctl import feed
 from resellctl.store import Store
-from test_checkevent import adopt
 
 PAGE_OF_SETPARAMS = 1000  # feed.PAGE: the first page holds only these
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import PASSWORD, USERNAME, is_table, number, tsv
+from helpers import PASSWORD, USERNAME, is_table, number, tsv
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")  # UTC, ISO 8601
 

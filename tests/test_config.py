@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from test_store import digest, mode, refused
+from helpers import configured, digest, mode, refused
 
 
 @pytest.fixture
@@ -17,13 +17,6 @@ def place(tmp_path, monkeypatch):
     monkeypatch.delenv("RESELLCTL_DB")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     return lambda name: str(tmp_path / name)
-
-
-def config(tmp_path, monkeypatch, text):
-    path = tmp_path / "resellctl.conf"
-    path.write_text(text)
-    monkeypatch.setenv("RESELLCTL_CONFIG", str(path))
-    return str(path)
 
 
 def make_store(run, path, module):
@@ -47,7 +40,7 @@ def test_the_flag_beats_the_variable_beats_the_file_beats_the_default(
         make_store(run, place(f"{source}.db"), source)
     make_store(run, str(tmp_path / "xdg/resellctl/resellctl.db"), "default")
     assert module_in_use(run) == "default"
-    config(tmp_path, monkeypatch, f'db = "{place("file.db")}"\n')
+    configured(tmp_path, monkeypatch, f'db = "{place("file.db")}"\n')
     assert module_in_use(run) == "file"
     monkeypatch.setenv("RESELLCTL_DB", place("env.db"))
     assert module_in_use(run) == "env"
@@ -66,7 +59,7 @@ def test_a_mistyped_store_path_is_an_error_naming_the_path_and_its_source(
     args = ["--db", typo] if source == "flag" else []
     if source == "env":
         monkeypatch.setenv("RESELLCTL_DB", typo)
-    conf = config(tmp_path, monkeypatch, f'db = "{typo}"\n' if source == "file" else "")
+    conf = configured(tmp_path, monkeypatch, f'db = "{typo}"\n' if source == "file" else "")
     if source == "default":
         typo = str(tmp_path / "xdg/resellctl/resellctl.db")
     for command in (["ops", "list"], ["checkevent", "-q"], ["order", "VDS-1"]):
@@ -121,7 +114,7 @@ def test_a_bad_configuration_file_is_an_error_naming_it_and_the_line(
 
 
 def test_toml_errors_carry_their_line(run, place, tmp_path, monkeypatch):
-    path = config(tmp_path, monkeypatch, '# resellctl\n\ndb = = "x"\n')
+    path = configured(tmp_path, monkeypatch, '# resellctl\n\ndb = = "x"\n')
     refused(run("ops", "list"), f"{path} is not valid TOML: Invalid value (at line 3, column 6)")
 
 

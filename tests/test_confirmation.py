@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import read_terminal, resellctl_env, tsv
+from helpers import read_terminal, resellctl_env, tsv
 
 
 def active(run, sim, *clients):

@@ -4,7 +4,7 @@ import json
 import os
 import stat
 
-from conftest import PASSWORD, number, tsv
+from helpers import PASSWORD, number, tsv
 
 
 def test_low_balance_topup_start_checkevent(run, upstream):

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 import hostile
-from conftest import PASSWORD, USERNAME
+from helpers import PASSWORD, USERNAME
 from hostile import MiB
 
 SMALL_CAP = "0.05"  # MiB: 52,428 bytes, and 1,638 values at 32 bytes a value

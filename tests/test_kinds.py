@@ -7,21 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tsv
-from test_lifecycle import change, complete, op, order_active, show
-
+from helpers import change, complete, months_after, op, order_active, show, tsv
 from resellctl import changes, kinds
-
-
-def months_later(day, count):
-    return kinds.add_months(day, count)
 
 
 # kind -> (what to do first, the command asking for it, what the service shows once done)
 WALKS = {
     "open": (None, None, lambda before, after: after["status"] == 2),
     "prolong": (None, ["prolong", "{item}", "--period", "1"],
-                lambda before, after: after["expiredate"] == months_later(before["expiredate"], 1)),
+                lambda before, after: after["expiredate"] == months_after(before["expiredate"], 1)),
     "suspend": (None, ["suspend", "{item}"], lambda before, after: after["status"] == 3),
     "resume": (["suspend", "{item}"], ["resume", "{item}"],
                lambda before, after: after["status"] == 2),

@@ -5,54 +5,8 @@ import json
 
 import pytest
 
-from conftest import is_table, tsv
-
-
-def show(run, item):
-    r = run("services", "show", item, "--json")
-    assert r.exit_code == 0, r
-    return json.loads(r.stdout)
-
-
-def op(run, op_id):
-    return json.loads(run("ops", "show", op_id, "--json").stdout)
-
-
-def funcs(sim):
-    """The API functions the upstream received, in order (event polls and balance reads left
-    out)."""
-    return [q["func"] for q in sim.requests if q["func"] not in
-            ("item.event.list", "item.event.ack", "subaccount")]
-
-
-def order_active(run, sim, tariff="VDS-1", client="acme", period=1):
-    """Order one service and open it with `checkevent`; (service id, upstream item id)."""
-    r = run("order", tariff, "--client", client, "--period", period, "--json")
-    assert r.exit_code == 0, r
-    [created] = json.loads(r.stdout)
-    assert run("checkevent").exit_code == 0
-    service = show(run, created["item"])
-    assert service["status"] == 2, service
-    return created["item"], service["upstream_id"]
-
-
-def change(run, *args):
-    """Run a lifecycle command; its one outcome row (item, runningoperation, status, task)."""
-    r = run("services", *args)
-    assert r.exit_code == 0, r
-    [row] = tsv(r.stdout)
-    return row
-
-
-def complete(run, row):
-    """`checkevent` applies the operation's event: the operation is done, its task closed."""
-    r = run("checkevent")
-    assert r.exit_code == 0, r
-    assert "1 operations completed" in r.stdout, r
-    done = op(run, row["runningoperation"])
-    assert done["status"] == "done"
-    [task] = [t for t in show(run, row["item"])["tasks"] if t["id"] == int(row["task"])]
-    assert task["status"] == "closed" and task["closedate"]
+from helpers import (PASSWORD, USERNAME, change, complete, failed_orders, funcs, is_table, op,
+                     order_active, show, tsv)
 
 
 def test_prolong_suspend_resume_set_param_change_tariff_close(run, upstream):
@@ -288,21 +242,10 @@ def test_upstream_params_never_reach_the_terminal_as_markup_or_control(run, upst
 
 # --- money-aware failures --------------------------------------------------------------------
 
-def failed_orders(run, sim, count):
-    """``count`` VDS-1 orders (5.00 each) refused for want of funds; their operation ids."""
-    sim.set_balance("0.00")
-    r = run("order", "VDS-1", "--quantity", count, "--json")
-    assert r.exit_code == 1, r
-    created = json.loads(r.stdout)
-    assert [c["status"] for c in created] == ["failed"] * count
-    return [c["runningoperation"] for c in created]
-
-
 def test_a_tariff_named_like_another_tariffs_id_is_not_mistaken_for_it(
         run, sim, password_file):
     """Tariff names are the upstream's: one may be "1". The books refer to tariffs by id, and
     a service of tariff 1 is ordered and prolonged as tariff 1, not as the tariff named "1"."""
-    from conftest import USERNAME
     from resellctl.sim.tariffs import _tariff
 
     sim.tariffs["31"] = _tariff(31, "1", "vds", {1: "3.00", 6: "15.00"},
@@ -425,7 +368,6 @@ def test_funds_rerun_stops_once_the_upstream_does_not_answer(run, upstream):
 
 
 def test_no_auto_rerun_leaves_them_to_ops_start(run, upstream, password_file):
-    from conftest import USERNAME
 
     sim = upstream
     r = run("modules", "add", "vds-up", "--type", "billmanager", "--url", sim.server.url,
@@ -471,7 +413,6 @@ def test_ops_start_refuses_what_is_not_failed_or_new(run, upstream):
 
 
 def test_dry_run_prints_the_request_and_errors_and_sends_nothing(run, upstream):
-    from conftest import PASSWORD, USERNAME
 
     sim = upstream
     item, remote = order_active(run, sim)

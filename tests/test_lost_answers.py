@@ -7,12 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import number, tsv
-from test_lifecycle import complete, failed_orders, funcs, op, order_active, show
-
-
-def open_tasks(run):
-    return json.loads(run("tasks", "list", "--status", "open", "--json").stdout)
+from helpers import (complete, failed_orders, free_port, funcs, months_after, number, op,
+                     open_tasks, order_active, resellctl_env, show, tsv)
 
 
 def history(run, item):
@@ -207,14 +203,6 @@ def test_a_prolong_that_never_arrived_is_sent_again(run, upstream, monkeypatch):
     assert not any("not sent again" in m for m in history(run, item))
 
 
-def months_after(day, months):
-    from datetime import date
-
-    from resellctl.sim.tariffs import add_months
-
-    return add_months(date.fromisoformat(day), months).isoformat()
-
-
 # --- two processes at once -------------------------------------------------------------------
 
 HOLD_CLAIM = """
@@ -327,16 +315,6 @@ def test_an_order_whose_first_answer_was_lost_is_not_cancelled_after_a_later_ref
 
 # --- a try that provably never sent its change leaves it safe to send -----------------------
 
-def closed_port_url():
-    """The URL of a loopback port nothing listens on: every connection is refused."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/billmgr"
-
-
 def point_module_at(run, url):
     r = run("modules", "add", "vds-up", "--type", "billmanager", "--replace", "--url", url)
     assert r.exit_code == 0, r
@@ -348,7 +326,7 @@ def test_a_prolong_whose_read_before_sending_failed_is_sent_on_restart(run, upst
     sim = upstream
     item, remote = order_active(run, sim)
     expiry, balance = sim.items[remote].expiredate, sim.balance()
-    point_module_at(run, closed_port_url())
+    point_module_at(run, f"http://127.0.0.1:{free_port()}/billmgr")  # refuses connections
     r = run("services", "prolong", item, "--period", "1")
     assert r.exit_code == 75, r
     assert "the request was not sent" in r.stderr
@@ -372,8 +350,6 @@ def test_a_prolong_killed_before_it_was_sent_is_sent_on_restart(run, upstream):
     import subprocess
     import sys
     import time
-
-    from conftest import resellctl_env
 
     sim = upstream
     item, remote = order_active(run, sim)

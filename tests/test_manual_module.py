@@ -5,13 +5,8 @@ import json
 
 import pytest
 
-from conftest import tsv
+from helpers import USERNAME, change, complete, funcs, op, open_tasks, order_active, show, tsv
 from resellctl.cli.common import who
-from test_lifecycle import change, complete, funcs, op, order_active, show
-
-
-def open_tasks(run, item):
-    return json.loads(run("tasks", "list", "--status", "open", "--item", item, "--json").stdout)
 
 
 def test_vds_disk_change_is_refused_upstream_without_asking_it(run, upstream):
@@ -35,7 +30,6 @@ def test_vds_disk_change_is_refused_upstream_without_asking_it(run, upstream):
 
 def test_the_refusal_names_the_manual_module_to_add_when_there_is_none(run, sim,
                                                                        password_file):
-    from conftest import USERNAME
 
     assert run("modules", "add", "vds-up", "--type", "billmanager", "--url", sim.server.url,
                "--username", USERNAME, "--password-file", password_file).exit_code == 0
@@ -161,7 +155,6 @@ def test_a_same_disk_change_goes_upstream_and_completes_by_its_event(run, upstre
 
 
 def test_set_module_checks(run, upstream, password_file):
-    from conftest import USERNAME
 
     sim = upstream
     item, _ = order_active(run, sim)

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
+from helpers import number, read_terminal, resellctl_env, tsv
 from resellctl.sim.errors import ApiError
 from resellctl.store import Store
-from conftest import number, tsv
 
 
 def _books(db_path, sql, params=()):
@@ -203,8 +203,6 @@ def test_a_password_typed_at_a_terminal_is_not_echoed(db_path):
     import os
     import pty
     import sys
-
-    from conftest import read_terminal
 
     typed = "Typed-Secret-42"
     pid, terminal = pty.fork()
@@ -402,8 +400,6 @@ def test_an_order_interrupted_by_ctrl_c_says_how_to_send_the_rest(run, upstream)
     import subprocess
     import sys
     import time
-
-    from conftest import resellctl_env
 
     upstream.fault("delay", func="vds.order.param", count=20, seconds=0.2)
     process = subprocess.Popen(

@@ -9,11 +9,7 @@ import sqlite3
 import subprocess
 import sys
 
-from conftest import USERNAME, resellctl_env
-from test_checkevent import adopt, query
-from test_lifecycle import failed_orders
-from test_stuck import aged
-
+from helpers import USERNAME, adopt, aged, failed_orders, query, resellctl_env
 from resellctl import runlog
 from resellctl.store import now
 

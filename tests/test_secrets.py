@@ -5,8 +5,7 @@ import os
 import sqlite3
 
 import pytest
-from conftest import PASSWORD, USERNAME
-from test_store import mode, old_store, refused
+from helpers import PASSWORD, USERNAME, mode, old_store, refused
 
 
 def raw(path):

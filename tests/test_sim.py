@@ -10,7 +10,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from conftest import sim_serve
+from helpers import sim_serve
 from resellctl.bmdoc import as_list, named_values, text
 from resellctl.cli import cli
 from resellctl.sim import Simulator, serve

@@ -9,7 +9,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from conftest import sim_serve
+from helpers import sim_serve
 from resellctl.bmdoc import as_list, text
 from resellctl.cli import cli
 from resellctl.cli import sim as sim_cli

@@ -12,12 +12,7 @@ import sqlite3
 
 import pytest
 
-from test_checkevent import event
-from test_lifecycle import funcs
-from test_store import digest
-from test_stuck import unanswered_orders
-from test_times import zone  # noqa: F401 (a fixture)
-
+from helpers import configured, digest, funcs, raw_event, unanswered_orders
 from resellctl.bmdoc import scalar
 from resellctl.store import now
 
@@ -42,13 +37,6 @@ def moved_back(db_path, table, column, where="1", **ago):
         conn.execute(f"UPDATE {table} SET {column} = ? WHERE {where}",
                      (now(datetime.timedelta(**ago)),))
     conn.close()
-
-
-def configured(tmp_path, monkeypatch, text):
-    path = tmp_path / "resellctl.conf"
-    path.write_text(text)
-    monkeypatch.setenv("RESELLCTL_CONFIG", str(path))
-    return str(path)
 
 
 def test_a_store_without_a_billmanager_module_is_a_warning(run):
@@ -153,7 +141,7 @@ def test_what_waits_too_long_is_a_warning(run, upstream):
     assert run("checkevent").exit_code == 0  # services 1 to 3 active
     # An event that could not be applied, an order failed for want of funds, and two more of
     # which the first got no answer and the second was never sent.
-    sim.inject_event(event(sim, item=scalar("9999"), remoteid=scalar("777")))
+    sim.inject_event(raw_event(sim, item=scalar("9999"), remoteid=scalar("777")))
     assert run("order", "VDS-1").exit_code == 1
     unanswered_orders(run, sim, 2)
     assert run("checkevent").exit_code == 0
@@ -208,7 +196,7 @@ def test_status_asks_no_upstream_and_writes_nothing(run, upstream):
     assert files == {suffix: digest(run.db_path + suffix) for suffix in files}
 
 
-def test_a_terminal_shows_local_times(run, upstream, zone):  # noqa: F811 (the fixture)
+def test_a_terminal_shows_local_times(run, upstream, zone):
     zone("MSK-3")
     assert run("checkevent").exit_code == 0
     r = run("status", tty=True)

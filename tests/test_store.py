@@ -1,22 +1,13 @@
 """Where the store lives, how it is created, and what happens with files that are not one."""
 
-import hashlib
 import os
 import sqlite3
-import stat
 
 import pytest
 
+from helpers import digest, mode, old_store, refused
 from resellctl import store as store_module
 from resellctl.store import APPLICATION_ID, SCHEMA_VERSION, Store
-
-
-def mode(path):
-    return stat.S_IMODE(os.stat(path).st_mode)
-
-
-def digest(path):
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
 @pytest.fixture
@@ -120,20 +111,6 @@ def test_an_older_store_is_migrated_on_open_and_keeps_its_data(run, monkeypatch)
         conn.close()
 
 
-def old_store(path, version):
-    """A store of schema ``version``, as an older resellctl left it, to fill before commit():
-    ``(connection, sqlite_utils Database)``."""
-    import sqlite_utils
-
-    conn = sqlite3.connect(path)
-    db = sqlite_utils.Database(conn)
-    for step in store_module.MIGRATIONS[:version]:
-        step(db)
-    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    conn.execute(f"PRAGMA user_version = {version}")
-    return conn, db
-
-
 def test_services_ordered_before_remoteids_had_a_store_uid_keep_their_bare_number(tmp_path):
     """A store of schema 2 ordered services with remoteid = the service number; after the
     migration they still match their upstream items by it, and new orders get the uid."""
@@ -210,15 +187,6 @@ def test_history_written_before_who_was_kept_names_no_one(run, upstream):
 
 
 # --- what is not a store -----------------------------------------------------------------------
-
-def refused(result, fragment):
-    """Exit 2, nothing on stdout, one `Error:` line holding ``fragment``, no traceback."""
-    assert result.exit_code == 2, result
-    assert result.stdout == "" and "Traceback" not in result.stderr
-    [line] = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert fragment in line, result
-    assert len(result.stderr.splitlines()) <= 2  # the line and perhaps a hint
-
 
 def test_a_newer_store_is_refused_and_left_alone(run):
     create(run)

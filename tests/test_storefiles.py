@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from test_store import mode, refused
+from helpers import PASSWORD, USERNAME, mode, refused
 
 PRECIOUS = "root:x:0:0:root:/root:/bin/bash\n"
 
@@ -93,7 +93,6 @@ def test_a_store_others_may_read_is_used_with_one_warning_saying_how_to_fix_it(r
 
 
 def test_a_password_file_every_user_may_read_gets_a_warning(run, sim, tmp_path):
-    from conftest import PASSWORD, USERNAME
 
     path = tmp_path / "open.pw"
     path.write_text(PASSWORD + "\n")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PASSWORD, USERNAME, tsv
+from helpers import PASSWORD, USERNAME, tsv
 
 SCRIPT = Path(sys.executable).parent / "resellctl"
 ENTRY_POINTS = [pytest.param([sys.executable, "-m", "resellctl"], id="python-m")]

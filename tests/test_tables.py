@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import is_table, tsv
+from helpers import is_table, tsv
 
 # The columns of each listing whose values a table never cuts (the ids, statuses and names).
 LISTINGS = {

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from conftest import resellctl_env, tsv
+from helpers import resellctl_env, tsv
 
 
 def test_an_order_of_several_shows_its_progress_on_a_terminal_only(run, upstream):

@@ -3,35 +3,13 @@ ISO 8601 with a Z, and for a person at a terminal in the local time with the zon
 
 import datetime
 import json
-import os
 import sqlite3
-import time
 
-import pytest
-
-from conftest import tsv
+from helpers import old_store, tsv
 from resellctl.store import TIME_COLUMNS, Store
-from test_store import old_store
 
 UTC = datetime.timezone.utc
 ISO = "%Y-%m-%dT%H:%M:%SZ"
-
-
-@pytest.fixture
-def zone():
-    """``zone("MSK-3")``: the local zone of this process from now on (a POSIX TZ, so that no
-    time zone database is needed); the zone it had is back after the test."""
-    before = os.environ.get("TZ")
-
-    def set_zone(name):
-        os.environ["TZ"] = name
-        time.tzset()
-    yield set_zone
-    if before is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = before
-    time.tzset()
 
 
 def utc(text):

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 
+from helpers import free_port
 from resellctl import upstream
 from resellctl.errors import (AUTH, BALANCE, EXISTS, PERMANENT, TRANSIENT, InputError,
                               UpstreamError)
@@ -356,12 +357,6 @@ def test_order_is_retried_after_a_lost_answer_and_adopts_through_exists(client, 
 
 
 # -- real sockets: what requests and urllib3 actually raise -----------------------------------
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def test_a_refused_connection_was_not_sent():
     client = Client(f"http://127.0.0.1:{free_port()}/billmgr", "u", PASSWORD)

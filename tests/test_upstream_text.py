@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import tsv
+from helpers import tsv
 from resellctl.output import clean, to_json
 from resellctl.sim.errors import ApiError
 

@@ -7,7 +7,7 @@ import pwd
 
 import pytest
 
-from conftest import tsv
+from helpers import tsv
 
 REAL = pwd.getpwuid(os.getuid()).pw_name
 OTHER = next(p for p in pwd.getpwall() if p.pw_name != REAL and p.pw_uid != 0)
