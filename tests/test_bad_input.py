@@ -4,12 +4,12 @@ import sqlite3
 
 import pytest
 
-from helpers import USERNAME
+from helpers import USERNAME, error_line
 
 TABLES = ("processingmodule", "pricelist", "item", "runningoperation", "task", "itemhistory")
 BIG = str(2**63)  # one past SQLite's largest integer
 
-# With the `books` below: operation 1 is done, operation 2 waits upstream.
+# With the `done_and_waiting` below: operation 1 is done, operation 2 waits upstream.
 CASES = [
     # order
     (["order", "VDS-1", "--quantity", "0"], "quantity must be between 1 and 100, not 0"),
@@ -114,7 +114,7 @@ CASES = [
 
 
 @pytest.fixture
-def books(run, upstream, tmp_path):
+def done_and_waiting(run, upstream, tmp_path):
     assert run("order", "VDS-1").exit_code == 0
     assert run("checkevent").exit_code == 0
     assert run("order", "VDS-1").exit_code == 0
@@ -131,22 +131,10 @@ def counts(db_path):
         conn.close()
 
 
-def error_line(result):
-    """The one `Error:` line of a refused command, after checking it is the only one."""
-    assert result.exit_code == 2, result
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("Error: ")]
-    assert len(errors) == 1, result
-    # Besides it, at most click's usage lines or one hint of ours.
-    assert len(lines) <= 3, result
-    return errors[0]
-
-
 @pytest.mark.parametrize("args, expected", CASES, ids=[" ".join(a) for a, _ in CASES])
-def test_bad_input_is_refused_with_one_line(run, books, password_file, tmp_path, args, expected):
-    sim = books
+def test_bad_input_is_refused_with_one_line(run, done_and_waiting, password_file, tmp_path, args,
+                                            expected):
+    sim = done_and_waiting
     fill = {"password_file": password_file, "tmp": str(tmp_path)}
     before, sent = counts(run.db_path), len(sim.requests)
     result = run(*(a.format(**fill) for a in args), input="")
@@ -155,13 +143,13 @@ def test_bad_input_is_refused_with_one_line(run, books, password_file, tmp_path,
     assert len(sim.requests) == sent
 
 
-def test_the_hint_names_the_next_step(run, books):
+def test_the_hint_names_the_next_step(run, done_and_waiting):
     result = run("order", "VDS-9")
     assert error_line(result) == "Error: no tariff 'VDS-9'"
     assert "resellctl tariffs list" in result.stderr
 
 
-def test_a_password_on_stdin_that_is_not_utf8_is_refused_with_one_line(run, books):
+def test_a_password_on_stdin_that_is_not_utf8_is_refused_with_one_line(run, done_and_waiting):
     before = counts(run.db_path)
     result = run("modules", "add", "up2", "--type", "billmanager", "--url",
                  "https://example.com/b", "--username", USERNAME, "--password-stdin",

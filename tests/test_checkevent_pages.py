@@ -43,7 +43,7 @@ def service(db_path, item_id=7):
 
 
 @pytest.fixture
-def backlog(run, upstream):
+def page_behind(run, upstream):
     """A service whose upstream item has a first page of setparam events behind it."""
     sim = upstream
     pairs = sim.seed(1, PAGE_OF_SETPARAMS, username=USERNAME, first_remoteid=7)
@@ -52,8 +52,8 @@ def backlog(run, upstream):
     return sim, upstream_id
 
 
-def test_a_change_another_process_makes_between_pages_is_seen(run, backlog, monkeypatch):
-    sim, upstream_id = backlog
+def test_a_change_another_process_makes_between_pages_is_seen(run, page_behind, monkeypatch):
+    sim, upstream_id = page_behind
     sim.suspend(upstream_id, msg="abuse")  # the second page: status 3
 
     def resumed_locally_meanwhile():  # e.g. an admin's `tasks close`, in another process
@@ -76,9 +76,9 @@ def test_a_change_another_process_makes_between_pages_is_seen(run, backlog, monk
     assert "status 2 -> 3" in history[-1] and "reason: abuse" in history[-1]
 
 
-def test_a_service_unlinked_on_one_page_is_looked_for_afresh_on_the_next(run, backlog,
+def test_a_service_unlinked_on_one_page_is_looked_for_afresh_on_the_next(run, page_behind,
                                                                          monkeypatch):
-    sim, upstream_id = backlog
+    sim, upstream_id = page_behind
     sim.suspend(upstream_id)
 
     def unlinked_meanwhile():  # as an `openfail` of another run would leave it
@@ -96,7 +96,7 @@ def test_a_service_unlinked_on_one_page_is_looked_for_afresh_on_the_next(run, ba
     assert linked == upstream_id and status == 3
 
 
-def test_a_full_page_is_written_within_the_variables_older_sqlite_allows(run, backlog,
+def test_a_full_page_is_written_within_the_variables_older_sqlite_allows(run, page_behind,
                                                                          monkeypatch):
     # SQLite before 3.32 binds at most 999 values per statement; rows go many to a statement.
     open_store = Store.open.__func__

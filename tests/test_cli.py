@@ -24,20 +24,20 @@ def as_json(result):
     return json.loads(ok(result).stdout)
 
 
-def order(run, *args):
+def order_rows(run, *args):
     """Order and return the created rows (order --json)."""
     return json.loads(run("order", *args, "--json").stdout)
 
 
 @pytest.fixture
-def books(run, upstream):
+def ops_in_every_status(run, upstream):
     """Operations in every status: 1 done, 2 waiting, 3 and 4 failed (for want of funds)."""
     sim = upstream
-    order(run, "VDS-1", "--client", "acme")
+    order_rows(run, "VDS-1", "--client", "acme")
     ok(run("checkevent"))
-    order(run, "VDS-1", "--client", "bob")
+    order_rows(run, "VDS-1", "--client", "bob")
     sim.set_balance("1.00")
-    failed = order(run, "VDS-2", "--quantity", "2", "--client", "acme")
+    failed = order_rows(run, "VDS-2", "--quantity", "2", "--client", "acme")
     assert [row["status"] for row in failed] == ["failed", "failed"]
     return sim
 
@@ -185,9 +185,9 @@ def test_tariffs_import_of_a_manual_module_is_refused(run, upstream):
 
 def test_order_with_every_option(run, upstream):
     sim = upstream
-    created = order(run, "VDS-1", "--quantity", "2", "--period", "3", "--client", "acme",
-                    "--param", "ostempl=debian-12", "--param", "hostname=a=b",
-                    "--addon", "disk=40")
+    created = order_rows(run, "VDS-1", "--quantity", "2", "--period", "3", "--client", "acme",
+                         "--param", "ostempl=debian-12", "--param", "hostname=a=b",
+                         "--addon", "disk=40")
     assert [sorted(row) for row in created] == [
         ["error", "item", "runningoperation", "status", "task"]] * 2
     assert [row["status"] for row in created] == ["waiting", "waiting"]
@@ -227,7 +227,7 @@ def test_order_failures_say_what_to_do_and_data_stays_on_stdout(run, upstream):
 
 # --- ops ---------------------------------------------------------------------------------------
 
-def test_ops_list_filters_and_formats(run, books):
+def test_ops_list_filters_and_formats(run, ops_in_every_status):
     rows = tsv(ok(run("ops", "list")).stdout)
     assert [(row["id"], row["status"]) for row in rows] == [
         ("1", "done"), ("2", "waiting"), ("3", "failed"), ("4", "failed")]
@@ -242,7 +242,7 @@ def test_ops_list_filters_and_formats(run, books):
     assert ok(run("ops", "list", "--limit", "2", "--after", "1", "-q")).stdout == "2\n3\n"
 
 
-def test_ops_show_has_the_error_history(run, books):
+def test_ops_show_has_the_error_history(run, ops_in_every_status):
     op = as_json(run("ops", "show", "3", "--json"))
     assert (op["id"], op["item"], op["status"], op["trycount"], op["task"]) == (
         3, 3, "failed", 1, None)
@@ -256,8 +256,8 @@ def test_ops_show_has_the_error_history(run, books):
     assert "status\tfailed" in text and "errors:" in text and "Insufficient funds" in text
 
 
-def test_ops_start_by_ids_and_from_stdin(run, books):
-    sim = books
+def test_ops_start_by_ids_and_from_stdin(run, ops_in_every_status):
+    sim = ops_in_every_status
     r = run("ops", "start", "3", "4")
     assert r.exit_code == 1
     assert as_json(run("ops", "show", "3", "--json"))["trycount"] == 2
@@ -273,7 +273,7 @@ def test_ops_start_by_ids_and_from_stdin(run, books):
         "done", "waiting", "waiting", "waiting"]
 
 
-def test_ops_start_refuses_done_and_waiting_operations_and_starts_none(run, books):
+def test_ops_start_refuses_done_and_waiting_operations_and_starts_none(run, ops_in_every_status):
     r = run("ops", "start", "1", "2", "3")
     assert r.exit_code == 2
     assert "operation 1 is done" in r.stderr and "operation 2 is waiting" in r.stderr
@@ -282,7 +282,7 @@ def test_ops_start_refuses_done_and_waiting_operations_and_starts_none(run, book
 
 # --- tasks, set-module, checkevent --------------------------------------------------------------
 
-def test_tasks_list_filters(run, books):
+def test_tasks_list_filters(run, ops_in_every_status):
     tasks = as_json(run("tasks", "list", "--json"))
     assert [(t["type"], t["item"], t["runningoperation"], t["status"]) for t in tasks] == [
         ("postopen", 1, 1, "closed"), ("postopen", 2, 2, "open")]
@@ -294,7 +294,7 @@ def test_tasks_list_filters(run, books):
         "VDS-1", "VDS-1"]
 
 
-def test_set_module_prints_old_and_new_and_switches_back(run, books):
+def test_set_module_prints_old_and_new_and_switches_back(run, ops_in_every_status):
     r = ok(run("set-module", "1", "manual"))
     assert r.stdout.strip() == "service 1: vds-up -> manual"
     assert as_json(run("services", "show", "1", "--json"))["processingmodule"] == "manual"
@@ -312,13 +312,13 @@ def test_sim_commands_drive_the_upstream_side(run, upstream, monkeypatch):
 
     ok(run("sim", "fault", "500", "--func", "vds.order.param", "--count", "5"))
     ok(run("sim", "clear-faults"))
-    [first] = order(run, "VDS-1")
+    [first] = order_rows(run, "VDS-1")
     assert first["status"] == "waiting"
     ok(run("sim", "open"))
     assert [sim.items[i].status for i in sim.items] == [2]
 
     ok(run("sim", "fail-next-open", "--msg", "no capacity left"))
-    [second] = order(run, "VDS-1")
+    [second] = order_rows(run, "VDS-1")
     ok(run("checkevent"))
     assert as_json(run("ops", "show", first["runningoperation"], "--json"))["status"] == "done"
     failed = as_json(run("ops", "show", second["runningoperation"], "--json"))
@@ -352,7 +352,7 @@ def test_an_empty_store_lists_nothing_in_every_format(run, command):
     assert is_table(ok(run(*command, tty=True)).stdout)
 
 
-def test_lists_show_a_table_on_a_terminal_and_tsv_in_a_pipe(run, books):
+def test_lists_show_a_table_on_a_terminal_and_tsv_in_a_pipe(run, ops_in_every_status):
     piped = ok(run("ops", "list")).stdout.splitlines()
     assert piped[0].split("\t")[:3] == ["id", "operation", "item"]
     assert all(len(line.split("\t")) == len(piped[0].split("\t")) for line in piped)
@@ -440,12 +440,12 @@ def test_markup_and_control_characters_from_upstream_are_shown_not_obeyed(
     ok(run("modules", "add", "vds-up", "--type", "billmanager", "--url", sim.server.url,
            "--username", USERNAME, "--password-file", password_file))
     ok(run("tariffs", "import", "vds-up"))
-    [row] = order(run, "1")
+    [row] = order_rows(run, "1")
     ok(run("checkevent"))
     upstream_id = as_json(run("services", "show", row["item"], "--json"))["upstream_id"]
     sim.setparam(upstream_id, hostname=EVIL)
     sim.fail_next_open(msg="refused: " + EVIL)
-    order(run, "1")
+    order_rows(run, "1")
     ok(run("checkevent"))
 
     shown = r"[bold red]Evil[/]\x1b[31m\x9b2J\x07\ttab\nline"
@@ -472,8 +472,8 @@ def test_markup_and_control_characters_from_upstream_are_shown_not_obeyed(
     assert json.loads(service)["params"]["hostname"] == EVIL
 
 
-def test_ops_start_of_the_same_id_twice_sends_it_once(run, books):
-    sim = books
+def test_ops_start_of_the_same_id_twice_sends_it_once(run, ops_in_every_status):
+    sim = ops_in_every_status
     sim.topup("50")
     sent = len(sim.requests)
     [row] = tsv(ok(run("ops", "start", "3", "3")).stdout)

@@ -39,7 +39,7 @@ def ids(run, *args):
     return [int(i) for i in r.stdout.split()]
 
 
-LISTINGS = [
+FILTERS = [
     ((), lambda module, outcome: True),
     (("--problem",), lambda module, outcome: outcome != "applied"),
     (("--module", "vds-up"), lambda module, outcome: module == "vds-up"),
@@ -48,7 +48,7 @@ LISTINGS = [
 ]
 
 
-@pytest.mark.parametrize("args, keep", LISTINGS)
+@pytest.mark.parametrize("args, keep", FILTERS)
 def test_pages_follow_each_other_in_id_order(run, log, args, keep):
     expected = [n for n, module, outcome in log if keep(module, outcome)]
     assert ids(run, *args, "--limit", "0") == expected
@@ -63,7 +63,7 @@ def test_pages_follow_each_other_in_id_order(run, log, args, keep):
     assert pages == expected
 
 
-@pytest.mark.parametrize("args, keep", LISTINGS)
+@pytest.mark.parametrize("args, keep", FILTERS)
 def test_a_page_cut_short_says_how_to_see_the_next(run, log, args, keep):
     expected = [n for n, module, outcome in log if keep(module, outcome)]
     seen, command = [], ["events", "list", *args, "--limit", "4", "-q"]
@@ -82,7 +82,7 @@ def test_a_page_cut_short_says_how_to_see_the_next(run, log, args, keep):
     assert whole.stderr == "" and len(whole.stdout.split()) == len(expected)
 
 
-@pytest.mark.parametrize("args, keep", LISTINGS)
+@pytest.mark.parametrize("args, keep", FILTERS)
 def test_last_shows_the_newest_still_in_id_order(run, log, args, keep):
     expected = [n for n, module, outcome in log if keep(module, outcome)]
     assert ids(run, *args, "--last", "5") == expected[-5:]

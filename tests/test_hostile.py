@@ -27,9 +27,9 @@ def add_module(run, name, url, password_file):
 
 
 @pytest.fixture
-def books(run, sim, password_file):
-    """``books(url)``: module bad-up on ``url``, then vds-up on the simulator with service 1
-    ordered, which opens with the next event poll."""
+def store_with_bad_module(run, sim, password_file):
+    """``store_with_bad_module(url)``: module bad-up on ``url``, then vds-up on the simulator
+    with service 1 ordered, which opens with the next event poll."""
     def setup(url):
         add_module(run, "bad-up", url, password_file)
         add_module(run, "vds-up", sim.server.url, password_file)
@@ -50,7 +50,7 @@ def one_line(stderr, start):
     return stderr
 
 
-def resellctl(db_path, *args, memory=None, **env):
+def run_in_process(db_path, *args, memory=None, **env):
     """``resellctl ARGS`` in a process of its own; ``memory``: its address space limit."""
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
@@ -78,10 +78,10 @@ MALFORMED = {
 
 @pytest.mark.parametrize("behaviour, message", MALFORMED.values(), ids=MALFORMED)
 def test_checkevent_fails_the_module_of_a_malformed_answer_and_syncs_the_others(
-        run, books, monkeypatch, behaviour, message):
+        run, store_with_bad_module, monkeypatch, behaviour, message):
     monkeypatch.setenv("RESELLCTL_MAX_ANSWER_MB", SMALL_CAP)
     with hostile.Hostile(behaviour) as bad:
-        books(bad.url)
+        store_with_bad_module(bad.url)
         r = run("checkevent")
     assert r.exit_code == 75, r
     line = one_line(r.stderr, "error: module bad-up: item.event.list on 127.0.0.1:")
@@ -157,11 +157,11 @@ DRIP = hostile.OK[:-1] + b" " * 600 + b"}"
 
 
 @pytest.mark.parametrize("headers_too", [False, True], ids=["body", "status-line-and-headers"])
-def test_a_dripping_answer_ends_with_the_call_deadline(run, books, headers_too):
+def test_a_dripping_answer_ends_with_the_call_deadline(run, store_with_bad_module, headers_too):
     with hostile.Hostile(hostile.drip(DRIP, headers_too=headers_too)) as bad:
-        books(bad.url)
-        r = resellctl(run.db_path, "checkevent", RESELLCTL_CALL_TIMEOUT="2",
-                      RESELLCTL_RETRY_ATTEMPTS="1")
+        store_with_bad_module(bad.url)
+        r = run_in_process(run.db_path, "checkevent", RESELLCTL_CALL_TIMEOUT="2",
+                           RESELLCTL_RETRY_ATTEMPTS="1")
     assert r.returncode == 75, r
     line = one_line(r.stderr, "error: module bad-up: item.event.list on 127.0.0.1:")
     assert "the answer did not complete within 2 s (a temporary failure; the request may " in line
@@ -183,11 +183,12 @@ def certificate(tmp_path_factory):
     return cert, key
 
 
-def test_a_dripping_answer_over_tls_ends_with_the_call_deadline(run, books, certificate):
+def test_a_dripping_answer_over_tls_ends_with_the_call_deadline(run, store_with_bad_module,
+                                                                certificate):
     with hostile.Hostile(hostile.drip(DRIP), tls=certificate) as bad:
-        books(bad.url)
-        r = resellctl(run.db_path, "checkevent", RESELLCTL_CALL_TIMEOUT="2",
-                      RESELLCTL_RETRY_ATTEMPTS="1", REQUESTS_CA_BUNDLE=certificate[0])
+        store_with_bad_module(bad.url)
+        r = run_in_process(run.db_path, "checkevent", RESELLCTL_CALL_TIMEOUT="2",
+                           RESELLCTL_RETRY_ATTEMPTS="1", REQUESTS_CA_BUNDLE=certificate[0])
     assert r.returncode == 75, r
     line = one_line(r.stderr, "error: module bad-up: item.event.list on 127.0.0.1:")
     assert "the answer did not complete within 2 s" in line
@@ -195,11 +196,11 @@ def test_a_dripping_answer_over_tls_ends_with_the_call_deadline(run, books, cert
 
 
 def test_an_untrusted_certificate_is_a_configuration_error_said_at_once(
-        run, books, certificate):
+        run, store_with_bad_module, certificate):
     """A certificate that fails today fails at every retry and every cron tick: exit 1 at once
     with what to check, not four tries and a 'temporary' 75."""
     with hostile.Hostile(hostile.answer(hostile.OK), tls=certificate) as bad:
-        books(bad.url)
+        store_with_bad_module(bad.url)
         r = run("checkevent", "--module", "bad-up")
     assert r.exit_code == 1, r
     line = one_line(r.stderr, "error: module bad-up: item.event.list on 127.0.0.1:")
@@ -207,11 +208,11 @@ def test_an_untrusted_certificate_is_a_configuration_error_said_at_once(
     assert "resellctl modules edit bad-up --url URL" in line and "REQUESTS_CA_BUNDLE" in line
 
 
-def test_connecting_ends_with_the_call_deadline(run, books, monkeypatch):
+def test_connecting_ends_with_the_call_deadline(run, store_with_bad_module, monkeypatch):
     monkeypatch.setenv("RESELLCTL_CALL_TIMEOUT", "1")
     monkeypatch.setenv("RESELLCTL_RETRY_ATTEMPTS", "1")
     with hostile.Backlogged() as bad:
-        books(bad.url)
+        store_with_bad_module(bad.url)
         r = run("checkevent")
     assert r.exit_code == 75, r
     line = one_line(r.stderr, "error: module bad-up: item.event.list on 127.0.0.1:")
@@ -219,12 +220,12 @@ def test_connecting_ends_with_the_call_deadline(run, books, monkeypatch):
     assert synced(run)
 
 
-def test_no_call_runs_past_the_time_budget(run, books):
+def test_no_call_runs_past_the_time_budget(run, store_with_bad_module):
     """Retries and a read timeout that a drip never reaches would carry the run on for ever."""
     with hostile.Hostile(hostile.drip(DRIP)) as bad:
-        books(bad.url)
-        r = resellctl(run.db_path, "checkevent", "--time-budget", "2",
-                      RESELLCTL_RETRY_ATTEMPTS="100", RESELLCTL_READ_TIMEOUT="3")
+        store_with_bad_module(bad.url)
+        r = run_in_process(run.db_path, "checkevent", "--time-budget", "2",
+                           RESELLCTL_RETRY_ATTEMPTS="100", RESELLCTL_READ_TIMEOUT="3")
     assert r.returncode == 75, r
     assert "Traceback" not in r.stderr
     error, warning = r.stderr.splitlines()
@@ -245,8 +246,8 @@ def test_order_and_ops_start_end_with_the_call_deadline(run, password_file):
         add_module(run, "bad-up", bad.url, password_file)
         assert run("tariffs", "import", "bad-up").exit_code == 0
         env = dict(RESELLCTL_CALL_TIMEOUT="1", RESELLCTL_RETRY_ATTEMPTS="1")
-        ordered = resellctl(run.db_path, "order", "VDS-1", **env)
-        started = resellctl(run.db_path, "ops", "start", "1", **env)
+        ordered = run_in_process(run.db_path, "order", "VDS-1", **env)
+        started = run_in_process(run.db_path, "ops", "start", "1", **env)
     for r in (ordered, started):
         assert r.returncode == 75, r
         assert "Traceback" not in r.stderr
@@ -267,11 +268,12 @@ HUGE = {
 
 
 @pytest.mark.parametrize("behaviour, message", HUGE.values(), ids=HUGE)
-def test_a_huge_answer_is_refused_within_the_memory_of_a_small_machine(run, books, behaviour,
-                                                                       message):
+def test_a_huge_answer_is_refused_within_the_memory_of_a_small_machine(run, store_with_bad_module,
+                                                                       behaviour, message):
     with hostile.Hostile(behaviour) as bad:
-        books(bad.url)
-        r = resellctl(run.db_path, "checkevent", memory=512 * MiB, RESELLCTL_RETRY_ATTEMPTS="1")
+        store_with_bad_module(bad.url)
+        r = run_in_process(run.db_path, "checkevent", memory=512 * MiB,
+                           RESELLCTL_RETRY_ATTEMPTS="1")
     assert r.returncode == 75, r
     line = one_line(r.stderr, "error: module bad-up: item.event.list on 127.0.0.1:")
     assert f"{message} (RESELLCTL_MAX_ANSWER_MB)" in line
@@ -295,6 +297,6 @@ def test_a_bad_setting_is_bad_input(run, upstream, monkeypatch, name, value):
 
 def test_a_call_timeout_of_inf_sets_no_deadline(run, upstream):
     upstream.fault("delay", func="pricelist.export", seconds=0.3)  # a call the watchdog sees
-    r = resellctl(run.db_path, "tariffs", "import", "vds-up", RESELLCTL_CALL_TIMEOUT="inf")
+    r = run_in_process(run.db_path, "tariffs", "import", "vds-up", RESELLCTL_CALL_TIMEOUT="inf")
     assert (r.returncode, r.stderr) == (
         0, "tariffs of vds-up: 0 added, 0 updated, 4 unchanged\n"), r

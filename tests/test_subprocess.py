@@ -45,7 +45,7 @@ def clean(result, code=0):
 
 
 @pytest.fixture
-def sim_serve(resellctl, tmp_path):
+def low_balance_sim(resellctl, tmp_path):
     """`resellctl sim serve` on port 0, its balance too low for an order; its URL."""
     password_file = tmp_path / "upstream.pw"
     password_file.write_text(PASSWORD + "\n")
@@ -64,8 +64,8 @@ def sim_serve(resellctl, tmp_path):
     assert PASSWORD not in err and "Traceback" not in err
 
 
-def test_low_balance_topup_start_from_a_pipe_then_checkevent(resellctl, sim_serve):
-    url, password_file = sim_serve
+def test_low_balance_topup_start_from_a_pipe_then_checkevent(resellctl, low_balance_sim):
+    url, password_file = low_balance_sim
     r = clean(resellctl("modules", "add", "vds-up", "--type", "billmanager", "--url", url,
                         "--username", USERNAME, "--password-file", password_file))
     assert r.stdout == "" and "vds-up" in r.stderr

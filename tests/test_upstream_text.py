@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from helpers import tsv
+from helpers import order_active, tsv
 from resellctl.output import clean, to_json
 from resellctl.sim.errors import ApiError
 
@@ -26,15 +26,6 @@ def shown(*results):
         for line in text.splitlines():
             assert not line.lstrip(" │┃").startswith(FORGED), line
         assert all(ch.isprintable() or ch in "\n\t" for ch in text), repr(text)
-
-
-def active(run, sim):
-    """Order a VDS-1 and let it open; (service number, upstream item id)."""
-    [row] = tsv(run("order", "VDS-1").stdout)
-    sim.open_pending()
-    assert run("checkevent").exit_code == 0
-    service = json.loads(run("services", "show", row["item"], "--json").stdout)
-    return row["item"], service["upstream_id"]
 
 
 def test_a_shortfall_with_line_breaks_prints_no_line_of_its_own(run, upstream, monkeypatch):
@@ -93,7 +84,7 @@ def test_a_tariff_name_and_currency_stay_in_their_cells_and_lines(run, upstream,
     assert "VDS-2\\u202e\\nhx" in as_json.stdout
 
     # Quoted in a refusal's hint, the name stays on its step's line.
-    item, _ = active(run, sim)
+    item, _ = order_active(run, sim)
     r = run("services", "change-tariff", item, "2")
     assert r.exit_code == 2, r
     shown(r)
@@ -121,7 +112,7 @@ def test_a_tariff_name_and_currency_stay_in_their_cells_and_lines(run, upstream,
 def test_an_events_reason_and_params_are_one_line_in_the_history(run, upstream, monkeypatch):
     sim = upstream
     monkeypatch.setenv("COLUMNS", "400")
-    item, remote = active(run, sim)
+    item, remote = order_active(run, sim)
     sim.setparam(remote, note="x\u2066y\nhx: forged")
     sim.suspend(remote, msg=REASON)
     r = run("checkevent")

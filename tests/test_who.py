@@ -7,7 +7,7 @@ import pwd
 
 import pytest
 
-from helpers import tsv
+from helpers import show, tsv
 
 REAL = pwd.getpwuid(os.getuid()).pw_name
 OTHER = next(p for p in pwd.getpwall() if p.pw_name != REAL and p.pw_uid != 0)
@@ -21,13 +21,7 @@ def claimed(monkeypatch):
     monkeypatch.delenv("SUDO_USER", raising=False)
 
 
-def show(run, item):
-    r = run("services", "show", item, "--json")
-    assert r.exit_code == 0, r
-    return json.loads(r.stdout)
-
-
-def walk(run, sim):
+def every_local_change(run, sim):
     """Order a service, cancel a waiting change with --force, switch it to the manual module,
     ask for a change there and close its task: every kind of local change. The service."""
     r = run("order", "VDS-1", "--client", "acme", "--json")
@@ -50,7 +44,7 @@ def local_changes(service):
 
 
 def test_every_local_change_records_the_real_user_not_the_claimed_one(run, upstream, claimed):
-    item = walk(run, upstream)
+    item = every_local_change(run, upstream)
     service = show(run, item)
     assert [(h["who"], h["message"].split(" by ")[0].split(":")[0])
             for h in service["history"]] == [
@@ -84,7 +78,7 @@ def test_services_show_has_a_who_column(run, upstream, claimed):
 def test_under_sudo_the_user_who_ran_sudo(run, upstream, claimed, monkeypatch):
     monkeypatch.setattr(os, "getuid", lambda: 0)
     monkeypatch.setenv("SUDO_USER", OTHER.pw_name)
-    item = walk(run, upstream)
+    item = every_local_change(run, upstream)
     assert local_changes(show(run, item)) == [OTHER.pw_name] * 7
     tasks = json.loads(run("tasks", "list", "--json").stdout)
     assert tasks[-1]["closedby"] == OTHER.pw_name
