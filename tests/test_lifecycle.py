@@ -7,6 +7,7 @@ import pytest
 
 from helpers import (PASSWORD, USERNAME, change, complete, failed_orders, funcs, is_table, op,
                      order_active, show, tsv)
+from resellctl.sim.errors import ApiError
 
 
 def test_prolong_suspend_resume_set_param_change_tariff_close(run, upstream):
@@ -317,6 +318,25 @@ def test_several_refused_for_funds_say_what_they_need_together(run, upstream):
     assert r.stderr.count("by at least 3.00 EUR") == 3
     assert ("together these 3 operations need 15.00 EUR, the selling account has 2.00: top up "
             "by at least 13.00 EUR to run them all") in r.stderr
+
+
+@pytest.mark.parametrize("amount, have", [
+    (None, "sNaN"), (None, "NaN"), (None, "Infinity"), ("1e999999999", "0"), (None, "99.00")])
+def test_shortfalls_whose_amounts_make_no_sense_are_reported_without_a_sum(
+        run, upstream, monkeypatch, amount, have):
+    """The sum of several shortfalls is ours to compute from the upstream's amounts."""
+    sim = upstream
+
+    def charge(account, cost):
+        raise ApiError("not_enough_money", "", "Insufficient funds", amount=amount or cost,
+                       have=have, currency="EUR", deficit="1.00")
+
+    monkeypatch.setattr(sim, "_charge", charge)
+    r = run("order", "VDS-1", "--quantity", "2")
+    assert r.exit_code == 1, r
+    lines = r.stderr.splitlines()
+    assert len(lines) == 5 and lines[-1] == "Error: 2 of 2 operation(s) failed", r
+    assert "together these" not in r.stderr
 
 
 def test_funds_rerun_keeps_the_queue_order(run, upstream):

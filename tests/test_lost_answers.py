@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from helpers import (complete, failed_orders, free_port, funcs, months_after, number, op,
-                     open_tasks, order_active, resellctl_env, show, tsv)
+                     open_tasks, order_active, resellctl_env, run_json, show, tsv)
 
 
 def history(run, item):
@@ -497,3 +497,24 @@ def test_an_order_answered_with_another_services_upstream_item_links_nothing(run
             f"{first['item']} in the books; nothing was linked") in r.stderr
     assert show(run, first["item"])["upstream_id"] == taken
     assert show(run, second["item"])["upstream_id"] is None
+
+
+def test_an_order_stops_sending_once_the_upstream_does_not_answer(run, upstream):
+    # Each request is dropped before the upstream does anything.
+    upstream.fault("drop", func="vds.order.param", count=100)
+    r = run("order", "VDS-1", "--quantity", "5")
+    assert r.exit_code == 75, r
+    assert [(row["runningoperation"], row["status"]) for row in tsv(r.stdout)] == [
+        ("1", "failed"), ("2", "new"), ("3", "new"), ("4", "new"), ("5", "new")]
+    assert ("operation(s) 2 to 5 not sent, as the upstream did not answer; once it does: "
+            "resellctl ops list --status new -q | resellctl ops start -") in r.stderr
+    assert "Error: 1 of 5 operation(s) failed, 4 not sent" in r.stderr
+    # Only the first order was tried (with its retries); the rest waited for nothing.
+    orders = [req["params"]["remoteid"] for req in upstream.requests
+              if req["func"] == "vds.order.param"]
+    assert {number(o) for o in orders} == {1}
+    upstream.clear_faults()
+    assert run("ops", "start", "1").exit_code == 0
+    left = run("ops", "list", "--status", "new", "-q").stdout
+    assert run("ops", "start", "-", input=left).exit_code == 0
+    assert sorted(op["status"] for op in run_json(run, "ops", "list")) == ["waiting"] * 5

@@ -2,10 +2,13 @@
 
 import json
 import os
+import pty
 import sqlite3
+import sys
 
 import pytest
-from helpers import PASSWORD, USERNAME, mode, old_store, refused
+from helpers import PASSWORD, USERNAME, mode, old_store, query, read_terminal, refused
+from resellctl.store import Store
 
 
 def raw(path):
@@ -112,3 +115,27 @@ def test_a_symlinked_secrets_file_is_neither_read_nor_written_through(
     refused(run("tariffs", "import", "vds-up"), ".secrets is a symbolic link")
     refused(add_vds_up(run, upstream, password_file, "--replace"), ".secrets is a symbolic link")
     assert target.read_text() == before
+
+
+def test_a_password_typed_at_a_terminal_is_not_echoed(db_path):
+    typed = "Typed-Secret-42"
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: resellctl on a terminal, as a sysadmin runs it
+        os.execve(sys.executable, [sys.executable, "-m", "resellctl", "modules", "add", "up",
+                                   "--type", "billmanager", "--url",
+                                   "http://127.0.0.1:9/billmgr", "--username", "u",
+                                   "--api", "events", "--password-stdin"],
+                  dict(os.environ, RESELLCTL_DB=db_path))
+    screen = read_terminal(terminal, b"Password: ")
+    os.write(terminal, typed.encode() + b"\n")
+    screen = read_terminal(terminal, b"added", screen)
+    os.waitpid(pid, 0)
+    os.close(terminal)
+    assert b"module up (billmanager, dialect events) added" in screen, screen
+    assert typed.encode() not in screen
+    store = Store.open(db_path)
+    try:
+        assert store.password(store.module("up")) == typed
+    finally:
+        store.close()
+    assert query(db_path, "SELECT password FROM processingmodule") == [(None,)]

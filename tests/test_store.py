@@ -1,12 +1,15 @@
-"""Where the store lives, how it is created, and what happens with files that are not one."""
+"""Where the store lives, how it is created, what happens with files that are not one, and a store
+that cannot be written (a full disk, a read-only file, a lock held too long)."""
 
 import os
 import sqlite3
 
 import pytest
+from click.testing import CliRunner
 
-from helpers import digest, mode, old_store, refused
+from helpers import digest, mode, old_store, query, refused
 from resellctl import store as store_module
+from resellctl.cli import App, cli
 from resellctl.store import APPLICATION_ID, SCHEMA_VERSION, Store
 
 
@@ -281,3 +284,53 @@ def test_a_dangling_symlink_is_refused_and_its_target_not_created(run, tmp_path)
     refused(run("--db", link, "modules", "add", "manual", "--type", "manual"),
             f"{link} is a symbolic link to {tmp_path}/nowhere/resellctl.db, which does not exist")
     assert not (tmp_path / "nowhere").exists()
+
+
+# --- a store that cannot be written ------------------------------------------------------------
+
+
+def _run_with_store(db_path, *args, prepare):
+    """``resellctl ARGS`` on an App whose store connection ``prepare`` has set up first."""
+    app = App(stdout_isatty=False, stderr_isatty=False)
+    app.db_path = db_path
+    prepare(app.store.conn)
+    return CliRunner().invoke(cli, list(args), obj=app)
+
+
+def test_a_full_disk_is_one_line_that_says_so_and_the_books_are_unchanged(run, upstream):
+    def fill(conn):
+        # The store may grow no further: SQLite answers as it does on a full disk.
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    r = _run_with_store(run.db_path, "order", "VDS-1", "--quantity", "50", prepare=fill)
+    assert r.exit_code == 1, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert r.stderr.splitlines() == [
+        f"Error: cannot write the store at {run.db_path}: the disk is full",
+        "Free some space on it, then run the command again."]
+    assert query(run.db_path, "SELECT count(*) FROM item") == [(0,)]
+    assert not [req for req in upstream.requests if req["func"] == "vds.order.param"]
+
+
+def test_a_read_only_store_is_one_line_not_a_traceback(run, upstream):
+    r = _run_with_store(run.db_path, "modules", "add", "staff", "--type", "manual",
+                        prepare=lambda conn: conn.execute("PRAGMA query_only = 1"))
+    assert r.exit_code == 1, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert f"Error: cannot write the store at {run.db_path}: " in r.stderr
+    assert "Check that the file and its directory are writable" in r.stderr
+
+
+def test_a_store_locked_past_the_busy_timeout_exits_75(run, upstream, monkeypatch):
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 50)
+    other = sqlite3.connect(run.db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        r = run("modules", "add", "staff", "--type", "manual")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert r.exit_code == 75, r
+    assert "stayed locked by another resellctl process" in r.stderr
+    assert "Run the command again in a moment." in r.stderr

@@ -114,3 +114,12 @@ def test_a_secrets_file_others_may_read_gets_the_warning_too(run, upstream):
     assert result.stderr.splitlines() == [
         f"warning: other users may read the store: {secrets} (mode 0640)",
         f"  fix it with: chmod 600 {secrets}"]
+
+
+def test_a_store_that_cannot_be_opened_is_not_called_foreign(run, upstream):
+    # Something that cannot be the write-ahead log is where SQLite would open it.
+    os.mkdir(run.db_path + "-wal")
+    r = run("ops", "list")
+    assert r.exit_code == 2, r
+    assert "not a resellctl store" not in r.stderr
+    assert f"{run.db_path}-wal is not a regular file: resellctl does not use it" in r.stderr

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from helpers import resellctl_env, tsv
+from helpers import number, query, resellctl_env, run_json, tsv
 
 
 def test_an_order_of_several_shows_its_progress_on_a_terminal_only(run, upstream):
@@ -48,3 +48,30 @@ def test_a_mistyped_command_gets_a_suggestion(run):
     assert r.stderr.endswith("Did you mean 'checkevent'?\n")
     r = run("xyzzy")
     assert r.exit_code == 2 and r.stderr.endswith("Error: No such command 'xyzzy'.\n")
+
+
+def test_an_order_interrupted_by_ctrl_c_says_how_to_send_the_rest(run, upstream):
+    upstream.fault("delay", func="vds.order.param", count=20, seconds=0.2)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "resellctl", "order", "VDS-1", "--quantity", "20"],
+        env=resellctl_env(run.db_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    stop = time.monotonic() + 60
+    while time.monotonic() < stop and not query(
+            run.db_path, "SELECT id FROM runningoperation WHERE status = 'waiting'"):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err  # as a shell reports an interrupted command
+    assert "Traceback" not in err
+    assert "Error: interrupted\nThe services are in the books, but operation(s) " in err
+    assert "resellctl ops list --status new -q | resellctl ops start -" in err
+    left = run("ops", "list", "--status", "new", "-q").stdout
+    assert left.split(), "the interrupt came after every order was sent"
+    upstream.clear_faults()
+    r = run("ops", "start", "-", input=left)
+    assert r.exit_code == 0, r
+    # Every service is ordered once upstream, none twice.
+    assert sorted(op["status"] for op in run_json(run, "ops", "list")) == ["waiting"] * 20
+    remoteids = sorted(number(item.remoteid) for item in upstream.items.values())
+    assert remoteids == list(range(1, 21))

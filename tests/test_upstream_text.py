@@ -4,6 +4,7 @@ bidi and other invisible characters are spelled out, never sent to the terminal 
 
 import dataclasses
 import json
+import sqlite3
 import sys
 
 import pytest
@@ -168,6 +169,20 @@ def test_a_dry_run_shows_each_field_of_the_request_on_its_own_line(run, upstream
     shown(r)
     lines = r.stdout.splitlines()
     assert "  pricelist=11\\nhx: forged" in lines and "  note=a\\nhx: b" in lines
+
+
+def test_an_error_message_never_carries_control_characters_from_upstream(run, upstream):
+    """A tariff name from the upstream, with an escape sequence, quoted in a refusal."""
+    conn = sqlite3.connect(run.db_path)
+    with conn:
+        conn.execute("UPDATE pricelist SET name = 'VDS-2\x1b[2J\x9b' WHERE name = 'VDS-2'")
+    conn.close()
+    assert run("order", "VDS-1").exit_code == 0
+    run("checkevent")
+    r = run("services", "change-tariff", "1", "2")  # VDS-2, 60 GB: refused with its name
+    assert r.exit_code == 2, r
+    assert "\x1b" not in r.stderr and "\x9b" not in r.stderr
+    assert "VDS-2\\x1b[2J\\x9b" in r.stderr
 
 
 @pytest.mark.parametrize("ch", ["\n", "\r", "\x1b", "\x9b", "\u061c", "\u200e", "\u200f",
