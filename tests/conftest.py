@@ -7,7 +7,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from helpers import PASSWORD, USERNAME
+from helpers import PASSWORD, SUCCESS, USERNAME
 from resellctl.cli import App, cli
 from resellctl.sim import Simulator, serve
 
@@ -39,7 +39,7 @@ def db_path(tmp_path, monkeypatch):
     """The path of a new, empty store (made by `resellctl init`), which RESELLCTL_DB names."""
     path = str(tmp_path / "store" / "resellctl.db")
     result = CliRunner().invoke(cli, ["--db", path, "init"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == SUCCESS, result.output
     monkeypatch.setenv("RESELLCTL_DB", path)
     return path
 
@@ -98,9 +98,9 @@ def upstream(run, sim, password_file):
     manual module `manual`."""
     r = run("modules", "add", "vds-up", "--type", "billmanager", "--url", sim.server.url,
             "--username", USERNAME, "--password-file", password_file, "--min-balance", "20")
-    assert r.exit_code == 0, r
-    assert run("modules", "add", "manual", "--type", "manual").exit_code == 0
-    assert run("tariffs", "import", "vds-up").exit_code == 0
+    assert r.exit_code == SUCCESS, r
+    assert run("modules", "add", "manual", "--type", "manual").exit_code == SUCCESS
+    assert run("tariffs", "import", "vds-up").exit_code == SUCCESS
     return sim
 
 

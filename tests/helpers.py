@@ -33,6 +33,14 @@ PASSWORD = "s3cret-Pa55word-xyzzy"
 # The simulator's own tests' account password: a colon inside, where authinfo splits.
 COLON_PASSWORD = "s3cret:pass"
 
+# resellctl's exit statuses, by their names (`resellctl status` has its own:
+# resellctl.health.MonitoringExit).
+SUCCESS = ExitStatus.SUCCESS
+ERROR = ExitStatus.ERROR
+USAGE = ExitStatus.USAGE
+TEMPFAIL = ExitStatus.TEMPFAIL
+INTERRUPTED = ExitStatus.INTERRUPTED
+
 
 # --- what a command printed ------------------------------------------------------------------
 
@@ -58,7 +66,7 @@ def number(remoteid):
 def run_json(run, *args):
     """``resellctl ARGS --json``, checked to succeed: what it printed, decoded."""
     r = run(*args, "--json")
-    assert r.exit_code == ExitStatus.SUCCESS, r
+    assert r.exit_code == SUCCESS, r
     return json.loads(r.stdout)
 
 
@@ -82,7 +90,7 @@ def error_line(result, most_lines=3):
     """The one `Error:` line of a command refused as bad input (exit 2, nothing on stdout),
     after checking that it is the only one and that stderr holds at most ``most_lines``
     lines besides blank ones (click's usage lines, or a hint of ours)."""
-    assert result.exit_code == ExitStatus.USAGE, result
+    assert result.exit_code == USAGE, result
     assert result.stdout == "", result
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("Error: ")]
@@ -132,9 +140,9 @@ def raw_event(sim, **fields):
 def order_active(run, sim, tariff="VDS-1", client="acme", period=1):
     """Order one service and open it with `checkevent`; (service id, upstream item id)."""
     r = run("order", tariff, "--client", client, "--period", period, "--json")
-    assert r.exit_code == ExitStatus.SUCCESS, r
+    assert r.exit_code == SUCCESS, r
     [created] = json.loads(r.stdout)
-    assert run("checkevent").exit_code == ExitStatus.SUCCESS
+    assert run("checkevent").exit_code == SUCCESS
     service = show(run, created["item"])
     assert service["status"] == 2, service
     return created["item"], service["upstream_id"]
@@ -144,7 +152,7 @@ def change(run, *args):
     """Run `services ARGS`, checked to succeed; its one outcome row (item, runningoperation,
     status, task)."""
     r = run("services", *args)
-    assert r.exit_code == ExitStatus.SUCCESS, r
+    assert r.exit_code == SUCCESS, r
     [row] = tsv(r.stdout)
     return row
 
@@ -153,7 +161,7 @@ def complete(run, row):
     """Check that `checkevent` applies the event of the operation of ``row`` (as `change`
     returns it): the operation is done, its task closed."""
     r = run("checkevent")
-    assert r.exit_code == ExitStatus.SUCCESS, r
+    assert r.exit_code == SUCCESS, r
     assert "1 operations completed" in r.stdout, r
     assert op(run, row["runningoperation"])["status"] == "done"
     [task] = [t for t in show(run, row["item"])["tasks"] if t["id"] == int(row["task"])]
@@ -164,7 +172,7 @@ def failed_orders(run, sim, count):
     """``count`` VDS-1 orders (5.00 each) refused for want of funds; their operation ids."""
     sim.set_balance("0.00")
     r = run("order", "VDS-1", "--quantity", count, "--json")
-    assert r.exit_code == ExitStatus.ERROR, r
+    assert r.exit_code == ERROR, r
     created = json.loads(r.stdout)
     assert [c["status"] for c in created] == ["failed"] * count
     return [c["runningoperation"] for c in created]
@@ -183,7 +191,7 @@ def unanswered_orders(run, sim, count):
     ids."""
     sim.fault("drop", func="vds.order.param", count=100)
     r = run("order", "VDS-1", "--quantity", count)
-    assert r.exit_code == ExitStatus.TEMPFAIL, r
+    assert r.exit_code == TEMPFAIL, r
     ops = [row["runningoperation"] for row in tsv(r.stdout)]
     assert statuses(run, ops) == ["failed"] + ["new"] * (count - 1)
     sim.clear_faults()
@@ -193,7 +201,7 @@ def unanswered_orders(run, sim, count):
 def checkevent(run, *args):
     """`checkevent --json ARGS`, checked to succeed: the summary of its one module, a dict."""
     r = run("checkevent", "--json", *args)
-    assert r.exit_code == ExitStatus.SUCCESS, r
+    assert r.exit_code == SUCCESS, r
     [summary] = json.loads(r.stdout)
     return summary
 
@@ -280,7 +288,7 @@ def new_store(db_path, url, password_file, api="events"):
                   api],
                  ["tariffs", "import", "vds-up"]):
         result = runner.invoke(cli, ["--db", db_path, *args], obj=App())
-        assert result.exit_code == ExitStatus.SUCCESS, result.output
+        assert result.exit_code == SUCCESS, result.output
 
 
 def adopt(db_path, pairs, module="vds-up", pricelist="11"):
@@ -362,7 +370,7 @@ def checkevent_process(db_path, *args):
 def finish(process):
     """Wait for ``process`` to end, checked to succeed with nothing on stderr; its stdout."""
     out, err = process.communicate(timeout=120)
-    assert process.returncode == ExitStatus.SUCCESS, (process.returncode, out, err)
+    assert process.returncode == SUCCESS, (process.returncode, out, err)
     assert err == ""
     return out
 

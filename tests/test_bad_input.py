@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from helpers import USERNAME, error_line, order_active, query, run_json, tsv
+from helpers import SUCCESS, USAGE, USERNAME, error_line, order_active, query, run_json, tsv
 
 TABLES = ("processingmodule", "pricelist", "item", "runningoperation", "task", "itemhistory")
 BIG = str(2**63)  # one past SQLite's largest integer
@@ -139,9 +139,9 @@ CASES = [
 
 @pytest.fixture
 def done_and_waiting(run, upstream, tmp_path):
-    assert run("order", "VDS-1").exit_code == 0
-    assert run("checkevent").exit_code == 0
-    assert run("order", "VDS-1").exit_code == 0
+    assert run("order", "VDS-1").exit_code == SUCCESS
+    assert run("checkevent").exit_code == SUCCESS
+    assert run("order", "VDS-1").exit_code == SUCCESS
     (tmp_path / "empty.pw").write_text("\n")
     (tmp_path / "latin1.pw").write_bytes("pässword\n".encode("latin-1"))
     return upstream
@@ -192,13 +192,13 @@ def test_a_parameter_the_protocol_sets_is_refused_before_anything_is_written(run
     order_active(run, upstream)
     before = query(run.db_path, "SELECT id, status FROM runningoperation ORDER BY id")
     r = run(*args)
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     assert "is reserved for the protocol" in r.stderr
     # No service and no operation were written, so nothing is left stuck in status new...
     assert query(run.db_path, "SELECT id, status FROM runningoperation ORDER BY id") == before
     assert query(run.db_path, "SELECT count(*) FROM item") == [(1,)]
     # ...and the service can still be changed.
-    assert run("services", "set-param", "1", "hostname=www.example.com").exit_code == 0
+    assert run("services", "set-param", "1", "hostname=www.example.com").exit_code == SUCCESS
 
 
 @pytest.mark.parametrize("args, name", [
@@ -214,7 +214,7 @@ def test_a_resource_is_set_through_addon_never_through_a_parameter(run, upstream
     before = query(run.db_path, "SELECT id, status FROM runningoperation ORDER BY id")
     sent = len(upstream.requests)
     r = run(*args)
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     error, hint = r.stderr.splitlines()
     assert error == f"Error: parameter {name!r} names a resource, which no parameter may set"
     assert hint.startswith("Set resources with --addon NAME=VALUE, ")
@@ -224,7 +224,7 @@ def test_a_resource_is_set_through_addon_never_through_a_parameter(run, upstream
     # Through --addon, the upstream and the books agree on the disk.
     [row] = tsv(run("order", "VDS-1", "--addon", "disk=50").stdout)
     upstream.open_pending()
-    assert run("checkevent").exit_code == 0
+    assert run("checkevent").exit_code == SUCCESS
     service = json.loads(run("services", "show", row["item"], "--json").stdout)
     assert service["addons"]["disk"] == "50"
     assert upstream.item(service["upstream_id"]).addons["disk"] == "50"
@@ -237,10 +237,10 @@ def test_a_resource_is_set_through_addon_never_through_a_parameter(run, upstream
     (["--time-budget", "nan"], "'nan' is not a number"),
 ])
 def test_checkevent_refuses_a_number_that_is_none_or_endless(run, upstream, args, says):
-    assert run("order", "VDS-1").exit_code == 0
+    assert run("order", "VDS-1").exit_code == SUCCESS
     upstream.open_pending()  # an event waits
     r = run("checkevent", *args)
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     assert says in r.stderr
     # Nothing was read: the feed is where it was.
     assert query(run.db_path, "SELECT event_cursor FROM processingmodule "
@@ -250,7 +250,7 @@ def test_checkevent_refuses_a_number_that_is_none_or_endless(run, upstream, args
 @pytest.mark.parametrize("amount", ["1e400", "9" * 40])
 def test_sim_refuses_an_amount_too_large_for_money(run, sim, amount):
     r = run("sim", "topup", amount, "--url", sim.server.url)
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     assert f"not an amount of money: {amount!r}" in r.stderr
     assert str(sim.balance()) == "100.00"
 
@@ -266,7 +266,7 @@ def test_sim_refuses_an_amount_too_large_for_money(run, sim, amount):
 def test_modules_add_refuses_a_url_the_client_could_never_call(run, password_file, url, says):
     r = run("modules", "add", "up", "--type", "billmanager", "--url", url, "--username", "u",
             "--password-file", password_file)
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     assert says in r.stderr
     assert "Pw-in-url" not in r.stderr
     assert query(run.db_path, "SELECT count(*) FROM processingmodule") == [(0,)]
@@ -277,7 +277,7 @@ def test_modules_add_refuses_a_username_authinfo_cannot_carry(run, sim, password
                                                               username):
     r = run("modules", "add", "up", "--type", "billmanager", "--url", sim.server.url,
             "--username", username, "--password-file", password_file)
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     assert f"--username must hold no ':', blank or control character, not {username!r}" in (
         r.stderr)
     assert query(run.db_path, "SELECT count(*) FROM processingmodule") == [(0,)]
@@ -287,7 +287,7 @@ def test_an_order_whose_sending_fails_on_a_setting_says_what_was_written(run, up
                                                                          monkeypatch):
     monkeypatch.setenv("RESELLCTL_READ_TIMEOUT", "abc")
     r = run("order", "VDS-1", "--quantity", "3")
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     assert r.stderr.splitlines() == [
         "Error: RESELLCTL_READ_TIMEOUT must be a number of at least 0.1, not 'abc'",
         "The services are in the books, but operation(s) 1 to 3 may not have been sent. Send "
@@ -295,5 +295,5 @@ def test_an_order_whose_sending_fails_on_a_setting_says_what_was_written(run, up
         "never made twice upstream), or give them up: resellctl ops cancel ID..."]
     monkeypatch.delenv("RESELLCTL_READ_TIMEOUT")
     left = run("ops", "list", "--status", "new", "-q").stdout
-    assert run("ops", "start", "-", input=left).exit_code == 0
+    assert run("ops", "start", "-", input=left).exit_code == SUCCESS
     assert sorted(op["status"] for op in run_json(run, "ops", "list")) == ["waiting"] * 3

@@ -7,7 +7,8 @@ import sqlite3
 
 import pytest
 
-from helpers import USERNAME, add_waiting, adopt, books, checkevent, query, raw_event, tsv
+from helpers import (ERROR, SUCCESS, TEMPFAIL, USERNAME, add_waiting, adopt, books, checkevent,
+                     query, raw_event, tsv)
 from resellctl.bmdoc import scalar
 from resellctl.store import now
 
@@ -36,7 +37,7 @@ def seeded(run, upstream):
 def test_max_events_leaves_the_rest_to_the_next_run(run, upstream, seeded):
     last = seeded(50, 2500)
     r = run("checkevent", "--max-events", "1000")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert r.stdout == ("vds-up: 1000 applied, 0 skipped (already applied), 0 unknown, "
                         "0 rejected, 0 operations completed; more events wait for the next run\n")
     assert history_count(run.db_path) == 1000
@@ -76,7 +77,7 @@ def test_the_time_budget_ends_the_retries_of_an_upstream_that_keeps_failing(run,
     upstream.fault("delay", func="item.event.list", seconds=1.1)
     upstream.fault("500", func="*", count=100_000)
     r = run("checkevent", "--time-budget", "1")
-    assert r.exit_code == 75, r
+    assert r.exit_code == TEMPFAIL, r
     # One slow answer spends the budget; after it, one attempt per call, no retries.
     calls = [q["func"] for q in upstream.requests[sent:]]
     assert calls.count("item.event.list") == 1, calls
@@ -194,11 +195,11 @@ def test_quiet_prints_nothing_when_all_is_well_and_only_problems_otherwise(run, 
     sim = upstream
     seeded(5, 20)
     r = run("checkevent", "-q")
-    assert (r.exit_code, r.stdout, r.stderr) == (0, "", "")
+    assert (r.exit_code, r.stdout, r.stderr) == (SUCCESS, "", "")
     assert history_count(run.db_path) == 20
     sim.inject_event(raw_event(sim, item=scalar("9999")))
     r = run("checkevent", "-q")
-    assert r.exit_code == 0
+    assert r.exit_code == SUCCESS
     assert r.stdout == ("vds-up: 0 applied, 0 skipped (already applied), 1 unknown, 0 rejected,"
                         " 0 operations completed\n")
     assert r.stderr == ("vds-up: 1 event(s) could not be applied; see `resellctl events list "
@@ -211,7 +212,7 @@ def test_json_summary(run, upstream, seeded):
     seeded(2, 4)
     add_waiting(run.db_path, [1], "setparam")
     r = run("checkevent", "--json")
-    assert r.exit_code == 0 and r.stderr == ""
+    assert r.exit_code == SUCCESS and r.stderr == ""
     [result] = json.loads(r.stdout)
     assert result == {
         "module": "vds-up", "applied": 4, "skipped": 0, "unknown": 0, "rejected": 0,
@@ -227,7 +228,7 @@ def test_a_progress_bar_only_on_a_terminal_and_for_a_large_backlog(run, upstream
                                                                    stderr_isatty, events, shown):
     seeded(100, events)
     result = run("checkevent", stderr_tty=stderr_isatty)
-    assert result.exit_code == 0, result
+    assert result.exit_code == SUCCESS, result
     assert result.stdout.startswith(f"vds-up: {events} applied")
     assert ("vds-up: 6000 events" in result.stderr) is shown
     assert (result.stderr == "") is not shown
@@ -236,10 +237,10 @@ def test_a_progress_bar_only_on_a_terminal_and_for_a_large_backlog(run, upstream
 def test_no_progress_bar_when_quiet_or_json_even_on_a_terminal(run, upstream, seeded):
     seeded(100, 6000)
     quiet = run("checkevent", "-q", stderr_tty=True)
-    assert (quiet.exit_code, quiet.stderr) == (0, "")
+    assert (quiet.exit_code, quiet.stderr) == (SUCCESS, "")
     adopt(run.db_path, upstream.seed(10, 6000, first_remoteid=101))
     result = run("checkevent", "--json", stderr_tty=True)
-    assert (result.exit_code, result.stderr) == (0, "")
+    assert (result.exit_code, result.stderr) == (SUCCESS, "")
 
 
 # --- the balance watch ------------------------------------------------------------------------
@@ -249,7 +250,7 @@ def test_a_balance_below_the_minimum_is_warned_and_modules_list_shows_it(run, up
     modules = json.loads(run("modules", "list", "--json").stdout)
     assert modules[0]["balance"] is None and modules[0]["balance_date"] is None
     r = run("checkevent")
-    assert r.exit_code == 0 and r.stderr == ""
+    assert r.exit_code == SUCCESS and r.stderr == ""
     [module] = [m for m in json.loads(run("modules", "list", "--json").stdout)
                 if m["name"] == "vds-up"]
     assert (module["balance"], module["currency"]) == ("100.00", "EUR")
@@ -258,7 +259,7 @@ def test_a_balance_below_the_minimum_is_warned_and_modules_list_shows_it(run, up
     sim.set_balance("12.50")
     for args in ((), ("-q",)):
         r = run("checkevent", *args)
-        assert r.exit_code == 0
+        assert r.exit_code == SUCCESS
         assert r.stderr == ("warning: module vds-up: balance 12.50 EUR is below the minimum 20; "
                             "top up the selling account\n")
     assert checkevent(run)["low_balance"] is True
@@ -268,7 +269,7 @@ def test_a_balance_below_the_minimum_is_warned_and_modules_list_shows_it(run, up
 
     sim.topup("10")
     r = run("checkevent", "-q")
-    assert (r.exit_code, r.stdout, r.stderr) == (0, "", "")
+    assert (r.exit_code, r.stdout, r.stderr) == (SUCCESS, "", "")
     assert tsv(run("modules", "list").stdout)[0]["balance"] == "22.50"
 
 
@@ -339,13 +340,13 @@ def test_events_are_acknowledged_only_once_old_enough(run, upstream, seeded):
 def test_an_unreachable_upstream_exits_75_with_one_line(run, upstream):
     upstream.server.close()
     r = run("checkevent")
-    assert r.exit_code == 75, r
+    assert r.exit_code == TEMPFAIL, r
     assert r.stdout == ""
     [line] = r.stderr.splitlines()
     assert line.startswith("error: module vds-up: item.event.list on 127.0.0.1:")
     assert "temporary failure" in line
     r = run("checkevent", "-q")
-    assert r.exit_code == 75 and len(r.stderr.splitlines()) == 1
+    assert r.exit_code == TEMPFAIL and len(r.stderr.splitlines()) == 1
 
 
 def test_bad_credentials_exit_1_and_say_to_check_them(run, upstream, tmp_path):
@@ -353,9 +354,9 @@ def test_bad_credentials_exit_1_and_say_to_check_them(run, upstream, tmp_path):
     wrong.write_text("not-the-password\n")
     r = run("modules", "add", "vds-up", "--replace", "--type", "billmanager",
             "--url", upstream.server.url, "--username", USERNAME, "--password-file", wrong)
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     r = run("checkevent")
-    assert r.exit_code == 1, r
+    assert r.exit_code == ERROR, r
     [line] = r.stderr.splitlines()
     assert line.startswith("error: module vds-up: ") and "login refused" in line
     assert "check the module's username and password" in line
@@ -371,9 +372,9 @@ def test_one_failing_module_does_not_stop_the_others(run, upstream, seeded, tmp_
     # Its dialect given: asked, the upstream would have refused the password at once.
     r = run("modules", "add", "a-broken", "--type", "billmanager", "--url", sim.server.url,
             "--username", "other@example.net", "--password-file", other_pw, "--api", "events")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     r = run("checkevent")
-    assert r.exit_code == 1, r
+    assert r.exit_code == ERROR, r
     assert r.stdout.startswith("vds-up: 50 applied")
     assert "a-broken" not in r.stdout
     [line] = r.stderr.splitlines()
@@ -392,7 +393,7 @@ def test_dry_run_shows_the_events_that_wait_and_applies_and_acknowledges_nothing
     upstream.inject_event({"id": {"$": "999"}})  # malformed: shown rejected, not logged
     sent = len(upstream.requests)
     r = run("checkevent", "--dry-run", "--json")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     [opened, rejected] = json.loads(r.stdout)
     assert (opened["module"], opened["item"], opened["upstream_item"], opened["type"],
             opened["event"], opened["status"]) == (

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from helpers import USERNAME, adopt
+from helpers import SUCCESS, USERNAME, adopt
 from resellctl import feed
 from resellctl.store import Store
 
@@ -68,7 +68,7 @@ def test_a_change_another_process_makes_between_pages_is_seen(run, page_behind, 
     conn.close()
     calls = between_pages(monkeypatch, resumed_locally_meanwhile)
     r = run("checkevent")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert len(calls) == 2
     status, _, history = service(run.db_path)
     # Read from the store as it now is (2), not as the first page left it (3): suspended again.
@@ -90,7 +90,7 @@ def test_a_service_unlinked_on_one_page_is_looked_for_afresh_on_the_next(run, pa
 
     between_pages(monkeypatch, unlinked_meanwhile)
     r = run("checkevent")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     status, linked, history = service(run.db_path)
     # Not applied to the unlinked service from memory: found again by its remoteid, relinked.
     assert linked == upstream_id and status == 3
@@ -108,7 +108,7 @@ def test_a_full_page_is_written_within_the_variables_older_sqlite_allows(run, pa
 
     monkeypatch.setattr(Store, "open", classmethod(limited))
     r = run("checkevent", "--json")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     [summary] = json.loads(r.stdout)
     assert summary["applied"] == PAGE_OF_SETPARAMS
     _, _, history = service(run.db_path)

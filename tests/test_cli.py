@@ -9,13 +9,13 @@ from decimal import Decimal
 
 import pytest
 
-from helpers import PASSWORD, USERNAME, is_table, number, tsv
+from helpers import ERROR, PASSWORD, SUCCESS, TEMPFAIL, USAGE, USERNAME, is_table, number, tsv
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")  # UTC, ISO 8601
 
 
 def ok(result):
-    assert result.exit_code == 0, result
+    assert result.exit_code == SUCCESS, result
     assert "Traceback" not in result.stderr
     return result
 
@@ -81,7 +81,7 @@ def test_modules_add_replace_updates_and_duplicates_are_refused(run, upstream, p
     again = ["modules", "add", "vds-up", "--type", "billmanager", "--url", upstream.server.url,
              "--username", USERNAME, "--password-file", password_file]
     r = run(*again, "--min-balance", "50")
-    assert r.exit_code == 2 and "exists already" in r.stderr
+    assert r.exit_code == USAGE and "exists already" in r.stderr
     assert "resellctl modules edit vds-up" in r.stderr
     r = ok(run(*again, "--min-balance", "50", "--replace"))
     assert r.stderr == "module vds-up (billmanager, dialect events) updated\n"
@@ -89,7 +89,7 @@ def test_modules_add_replace_updates_and_duplicates_are_refused(run, upstream, p
     assert [m["name"] for m in modules] == ["vds-up", "manual"]
     assert modules[0]["min_balance"] == "50"
     r = run("modules", "add", "vds-up", "--type", "manual", "--replace")
-    assert r.exit_code == 2 and "cannot change" in r.stderr
+    assert r.exit_code == USAGE and "cannot change" in r.stderr
 
 
 # --- tariffs -----------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ def test_a_malformed_tariff_is_the_upstreams_error_and_nothing_is_imported(run, 
     sim.tariffs["14"] = dataclasses.replace(vds1, id="14", name="VDS-3")
     sim.tariffs["12"] = _malformed_vds2(sim.tariffs["12"], fault)
     r = run("tariffs", "import", "vds-up")
-    assert r.exit_code == 1, r
+    assert r.exit_code == ERROR, r
     assert r.stdout == ""
     assert r.stderr.splitlines() == [
         f"Error: module 'vds-up': the upstream sent a malformed tariff 'VDS-2' (upstream id 12): "
@@ -149,7 +149,7 @@ def test_a_malformed_tariff_on_the_first_import_leaves_no_tariff(run, sim, passw
     ok(run("modules", "add", "vds-up", "--type", "billmanager", "--url", sim.server.url,
            "--username", USERNAME, "--password-file", password_file))
     r = run("tariffs", "import", "vds-up")
-    assert r.exit_code == 1 and "malformed tariff 'VDS-2'" in r.stderr, r
+    assert r.exit_code == ERROR and "malformed tariff 'VDS-2'" in r.stderr, r
     assert ok(run("tariffs", "list")).stdout == ("id\tname\titemtype\tprocessingmodule\t"
                                                  "currency\tprices\taddons\n")
     del sim.tariffs["12"]
@@ -170,7 +170,7 @@ def test_tariffs_import_from_an_upstream_that_does_not_answer(run, sim, password
            "--username", USERNAME, "--password-file", password_file))
     sim.fault("html", func="pricelist.export", count=10)
     r = run("tariffs", "import", "vds-up")
-    assert r.exit_code == 75 and r.stdout == "" and "Traceback" not in r.stderr
+    assert r.exit_code == TEMPFAIL and r.stdout == "" and "Traceback" not in r.stderr
     [line] = r.stderr.splitlines()
     assert line.startswith("Error: pricelist.export on 127.0.0.1:") and "not JSON" in line
     assert as_json(run("tariffs", "list", "--json")) == []
@@ -178,7 +178,7 @@ def test_tariffs_import_from_an_upstream_that_does_not_answer(run, sim, password
 
 def test_tariffs_import_of_a_manual_module_is_refused(run, upstream):
     r = run("tariffs", "import", "manual")
-    assert r.exit_code == 2 and "manual module" in r.stderr
+    assert r.exit_code == USAGE and "manual module" in r.stderr
 
 
 # --- order -------------------------------------------------------------------------------------
@@ -218,7 +218,7 @@ def test_order_prints_tsv_rows_and_ids(run, upstream):
 def test_order_failures_say_what_to_do_and_data_stays_on_stdout(run, upstream):
     upstream.set_balance("3.00")
     r = run("order", "VDS-1", "--quantity", "2")
-    assert r.exit_code == 1
+    assert r.exit_code == ERROR
     assert [row["status"] for row in tsv(r.stdout)] == ["failed", "failed"]
     assert "Insufficient funds" not in r.stdout
     assert "resellctl ops start 1" in r.stderr and "resellctl ops start 2" in r.stderr
@@ -259,7 +259,7 @@ def test_ops_show_has_the_error_history(run, ops_in_every_status):
 def test_ops_start_by_ids_and_from_stdin(run, ops_in_every_status):
     sim = ops_in_every_status
     r = run("ops", "start", "3", "4")
-    assert r.exit_code == 1
+    assert r.exit_code == ERROR
     assert as_json(run("ops", "show", "3", "--json"))["trycount"] == 2
     sim.topup("50")
     ok(run("ops", "start", "3"))
@@ -275,7 +275,7 @@ def test_ops_start_by_ids_and_from_stdin(run, ops_in_every_status):
 
 def test_ops_start_refuses_done_and_waiting_operations_and_starts_none(run, ops_in_every_status):
     r = run("ops", "start", "1", "2", "3")
-    assert r.exit_code == 2
+    assert r.exit_code == USAGE
     assert "operation 1 is done" in r.stderr and "operation 2 is waiting" in r.stderr
     assert as_json(run("ops", "show", "3", "--json"))["trycount"] == 1  # not tried either
 
@@ -300,7 +300,7 @@ def test_set_module_prints_old_and_new_and_switches_back(run, ops_in_every_statu
     assert as_json(run("services", "show", "1", "--json"))["processingmodule"] == "manual"
     assert ok(run("set-module", "1", "vds-up")).stdout.strip() == "service 1: manual -> vds-up"
     r = run("set-module", "2", "manual")  # its order waits upstream
-    assert r.exit_code == 2 and "--force" in r.stderr
+    assert r.exit_code == USAGE and "--force" in r.stderr
     assert ok(run("set-module", "2", "manual", "--force", "--yes")).stdout.strip() == (
         "service 2: vds-up -> manual")
 
@@ -371,7 +371,7 @@ def test_the_password_never_appears_in_output_logs_urls_or_the_books(
     sim = upstream
     seen = []
 
-    def look(*args, code=0, **kwargs):
+    def look(*args, code=SUCCESS, **kwargs):
         result = run(*args, **kwargs)
         assert result.exit_code == code, result
         seen.extend([result.stdout, result.stderr])
@@ -381,11 +381,11 @@ def test_the_password_never_appears_in_output_logs_urls_or_the_books(
     look("modules", "list", "--json")
     look("modules", "list", tty=True)
     sim.set_balance("1.00")
-    look("order", "VDS-1", code=1)  # balance
+    look("order", "VDS-1", code=ERROR)  # balance
     sim.topup("100")
     for kind in ("500", "garbage", "html", "drop"):
         sim.fault(kind, func="vds.order.param", count=10)
-        look("order", "VDS-1", code=75)
+        look("order", "VDS-1", code=TEMPFAIL)
         sim.clear_faults()
     look("order", "VDS-1")
     for op_id in range(1, 7):
@@ -395,19 +395,19 @@ def test_the_password_never_appears_in_output_logs_urls_or_the_books(
     assert json.loads(dry.stdout)["request"]["form"]["authinfo"] == f"{USERNAME}:***"
     look("ops", "start", "--dry-run", "2", tty=True)
     sim.fault("drop", func="item.event.list", count=10)
-    look("checkevent", code=75)
+    look("checkevent", code=TEMPFAIL)
     sim.clear_faults()
 
     wrong = tmp_path / "wrong.pw"
     wrong.write_text(WRONG_PASSWORD + "\n")
     look("modules", "add", "vds-up", "--type", "billmanager", "--url", sim.server.url,
          "--username", USERNAME, "--password-file", wrong, "--replace")
-    r = look("order", "VDS-1", code=1)  # auth
+    r = look("order", "VDS-1", code=ERROR)  # auth
     assert "username and password of module 'vds-up'" in r.stderr
     look("ops", "show", "7", "--json")
-    look("checkevent", code=1)
-    look("checkevent", "--json", code=1)
-    look("tariffs", "import", "vds-up", code=1)
+    look("checkevent", code=ERROR)
+    look("checkevent", "--json", code=ERROR)
+    look("tariffs", "import", "vds-up", code=ERROR)
     look("modules", "list", "--json")
 
     for text in [*seen, caplog.text]:
@@ -487,10 +487,10 @@ def test_ops_start_of_the_same_id_twice_sends_it_once(run, ops_in_every_status):
 def test_modules_add_replace_keeps_what_is_not_given(run, upstream):
     r = run("modules", "add", "vds-up", "--type", "billmanager", "--min-balance", "50",
             "--no-auto-rerun", "--replace")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     [module] = [m for m in json.loads(run("modules", "list", "--json").stdout)
                 if m["name"] == "vds-up"]
     assert module["min_balance"] == "50" and module["auto_rerun"] is False
     assert module["url"] == upstream.server.url
     # The stored password still works: the upstream accepts the next call.
-    assert run("tariffs", "import", "vds-up").exit_code == 0
+    assert run("tariffs", "import", "vds-up").exit_code == SUCCESS

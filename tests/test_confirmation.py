@@ -10,12 +10,13 @@ import sys
 
 import pytest
 
-from helpers import elids_sent, order_active, read_terminal, resellctl_env, show, tsv
+from helpers import (ERROR, SUCCESS, USAGE, elids_sent, order_active, read_terminal, resellctl_env,
+                     show, tsv)
 
 
 def declined(result):
     """A question answered no: exit 1, nothing done; the lines it showed before asking."""
-    assert result.exit_code == 1, result
+    assert result.exit_code == ERROR, result
     lines = result.stderr.splitlines()
     assert lines[-1] == "Error: not confirmed: nothing was done"
     return lines[:-1]
@@ -25,7 +26,7 @@ def test_close_without_a_terminal_needs_yes_and_does_nothing(run, upstream):
     item, _ = order_active(run, upstream)
     operations = len(show(run, item)["operations"])
     r = run("services", "close", item)
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     assert r.stderr.splitlines() == [
         "Error: services close asks before it acts, and stdin is not a terminal to ask on: "
         "give --yes to go ahead without asking"]
@@ -34,7 +35,7 @@ def test_close_without_a_terminal_needs_yes_and_does_nothing(run, upstream):
     service = show(run, item)
     assert service["status"] == 2 and len(service["operations"]) == operations
     r = run("services", "close", item, "--yes")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert elids_sent(upstream, "vds.delete") == [service["upstream_id"]]
 
 
@@ -54,7 +55,7 @@ def test_close_on_a_terminal_names_each_service_and_asks_once(run, upstream):
     assert [show(run, item)["status"] for item in (first, second)] == [2, 2]
 
     r = run("services", "close", first, second, stdin_tty=True, input="y\n")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert sorted(elids_sent(upstream, "vds.delete")) == sorted([one, two])
 
 
@@ -63,7 +64,7 @@ def test_close_says_what_happens_to_each_kind_of_service(run, upstream):
     given up in the books: the question says so, service by service."""
     sim = upstream
     manual, _ = order_active(run, sim)
-    assert run("set-module", manual, "manual").exit_code == 0
+    assert run("set-module", manual, "manual").exit_code == SUCCESS
     sim.set_balance("0.00")
     r = run("order", "VDS-1", "--json")
     [failed] = json.loads(r.stdout)
@@ -81,7 +82,7 @@ def test_close_says_what_happens_to_each_kind_of_service(run, upstream):
 def test_a_refused_service_is_named_before_anything_is_asked(run, upstream):
     item, _ = order_active(run, upstream)
     r = run("services", "close", item, 99, stdin_tty=True, input="y\n")
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     assert "[y/N]" not in r.stderr
     assert r.stderr.splitlines()[0] == (
         "Error: 1 of 2 services refused, so nothing was done: no service 99")
@@ -96,7 +97,7 @@ def test_ops_cancel_force_asks_naming_the_operation_its_service_and_its_task(run
     upstream_id = show(run, item)["upstream_id"]
 
     r = run("ops", "cancel", op_id, "--force")
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     assert r.stderr.splitlines() == [
         "Error: ops cancel --force asks before it acts, and stdin is not a terminal to ask on: "
         "give --yes to go ahead without asking"]
@@ -110,7 +111,7 @@ def test_ops_cancel_force_asks_naming_the_operation_its_service_and_its_task(run
     assert json.loads(run("ops", "show", op_id, "--json").stdout)["status"] == "waiting"
 
     r = run("ops", "cancel", op_id, "--force", stdin_tty=True, input="y\n")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert json.loads(run("ops", "show", op_id, "--json").stdout)["status"] == "cancelled"
 
 
@@ -119,7 +120,7 @@ def test_ops_cancel_without_force_does_not_ask(run, upstream):
     r = run("order", "VDS-1", "--json")
     [created] = json.loads(r.stdout)
     r = run("ops", "cancel", created["runningoperation"])
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert show(run, created["item"])["status"] == 4
 
 
@@ -128,7 +129,7 @@ def test_set_module_force_asks_naming_the_waiting_operation(run, upstream):
     [row] = tsv(run("services", "suspend", item).stdout)
     upstream_id = show(run, item)["upstream_id"]
     r = run("set-module", item, "manual", "--force")
-    assert r.exit_code == 2 and "give --yes" in r.stderr, r
+    assert r.exit_code == USAGE and "give --yes" in r.stderr, r
     r = run("set-module", item, "manual", "--force", stdin_tty=True, input="no\n")
     assert declined(r)[:2] == [
         "resellctl set-module --force:",
@@ -137,7 +138,7 @@ def test_set_module_force_asks_naming_the_waiting_operation(run, upstream):
         "(suspend) waiting under vds-up"]
     assert show(run, item)["processingmodule"] == "vds-up"
     r = run("set-module", item, "manual", "--force", stdin_tty=True, input="yes\n")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert show(run, item)["processingmodule"] == "manual"
 
 
@@ -163,7 +164,7 @@ def test_a_pipe_never_answers_even_with_stderr_on_a_terminal(run, upstream, args
         err = read_terminal(main, b"--yes").decode()
     finally:
         os.close(main)
-    assert process.returncode == 2, err
+    assert process.returncode == USAGE, err
     assert err.splitlines() == [
         "Error: services close asks before it acts, and stdin is not a terminal to ask on: "
         "give --yes to go ahead without asking"]
@@ -185,7 +186,7 @@ def test_a_person_at_a_terminal_is_asked_and_the_rows_still_go_to_stdout(run, up
         out, _ = process.communicate(timeout=60)
     finally:
         os.close(main)
-    assert process.returncode == 0
+    assert process.returncode == SUCCESS
     [row] = tsv(out.decode())
     assert row["item"] == str(item) and row["status"] == "waiting"
     assert elids_sent(upstream, "vds.delete") == [show(run, item)["upstream_id"]]

@@ -6,7 +6,9 @@ import shlex
 
 import pytest
 
+from helpers import SUCCESS, USAGE
 from resellctl.store import Store, now
+
 
 OUTCOMES = ["applied", "unknown", "applied", "rejected", "unknown", "applied", "rejected"]
 
@@ -35,7 +37,7 @@ def log(db_path):
 
 def ids(run, *args):
     r = run("events", "list", *args, "-q")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     return [int(i) for i in r.stdout.split()]
 
 
@@ -69,7 +71,7 @@ def test_a_page_cut_short_says_how_to_see_the_next(run, log, args, keep):
     seen, command = [], ["events", "list", *args, "--limit", "4", "-q"]
     while command:
         r = run(*command)
-        assert r.exit_code == 0, r
+        assert r.exit_code == SUCCESS, r
         seen += [int(i) for i in r.stdout.split()]
         [*more] = [line for line in r.stderr.splitlines() if line.startswith("more rows: ")]
         assert len(more) <= 1 and r.stderr == "".join(f"{line}\n" for line in more)
@@ -91,7 +93,7 @@ def test_last_shows_the_newest_still_in_id_order(run, log, args, keep):
     assert json.loads(run("events", "list", *args, "--last", "2", "--json").stdout)[1]["id"] == (
         expected[-1])
     r = run("events", "list", *args, "--last", "5", "--limit", "5")
-    assert r.exit_code == 2 and "give --limit or --last, not both" in r.stderr
+    assert r.exit_code == USAGE and "give --limit or --last, not both" in r.stderr
 
 
 def test_problem_rows_keep_their_fields(run, log):

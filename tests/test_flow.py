@@ -4,14 +4,14 @@ import json
 import os
 import stat
 
-from helpers import PASSWORD, number, tsv
+from helpers import ERROR, PASSWORD, SUCCESS, number, tsv
 
 
 def test_low_balance_topup_start_checkevent(run, upstream):
     sim = upstream
     sim.set_balance("3.00")
     r = run("order", "VDS-1", "--period", "1", "--client", "acme", "--json")
-    assert r.exit_code == 1, r
+    assert r.exit_code == ERROR, r
     [created] = json.loads(r.stdout)
     assert created["status"] == "failed" and created["task"] is None
     assert "Insufficient funds" in r.stderr
@@ -29,14 +29,14 @@ def test_low_balance_topup_start_checkevent(run, upstream):
     r = run("ops", "list", "--status", "failed", "-q")
     assert r.stdout.split() == [str(created["runningoperation"])]
     r = run("ops", "start", "-", input=r.stdout)
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     [task] = json.loads(run("tasks", "list", "--json").stdout)
     assert task["type"] == "postopen" and task["status"] == "open"
     assert task["item"] == created["item"]
     assert sim.balance() == 48
 
     r = run("checkevent")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert "1 applied" in r.stdout and "1 operations completed" in r.stdout
     service = json.loads(run("services", "show", created["item"], "--json").stdout)
     assert service["status"] == 2
@@ -56,7 +56,7 @@ def test_low_balance_topup_start_checkevent(run, upstream):
 
 def test_order_quantity_makes_one_service_operation_task_each(run, upstream):
     r = run("order", "VDS-1", "--quantity", "3", "--client", "acme")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     rows = tsv(r.stdout)
     assert [row["status"] for row in rows] == ["waiting"] * 3
     assert len({row["item"] for row in rows}) == 3

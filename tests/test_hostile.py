@@ -13,7 +13,7 @@ import sys
 import pytest
 
 import hostile
-from helpers import PASSWORD, USERNAME
+from helpers import ERROR, PASSWORD, SUCCESS, TEMPFAIL, USAGE, USERNAME
 from hostile import MiB
 
 SMALL_CAP = "0.05"  # MiB: 52,428 bytes, and 1,638 values at 32 bytes a value
@@ -23,7 +23,7 @@ def add_module(run, name, url, password_file):
     # The dialect is given: asking a hostile upstream which it speaks is not the point here.
     r = run("modules", "add", name, "--type", "billmanager", "--url", url, "--username",
             USERNAME, "--password-file", password_file, "--api", "events")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
 
 
 @pytest.fixture
@@ -33,8 +33,8 @@ def store_with_bad_module(run, sim, password_file):
     def setup(url):
         add_module(run, "bad-up", url, password_file)
         add_module(run, "vds-up", sim.server.url, password_file)
-        assert run("tariffs", "import", "vds-up").exit_code == 0
-        assert run("order", "VDS-1", "--client", "acme").exit_code == 0
+        assert run("tariffs", "import", "vds-up").exit_code == SUCCESS
+        assert run("order", "VDS-1", "--client", "acme").exit_code == SUCCESS
     return setup
 
 
@@ -83,7 +83,7 @@ def test_checkevent_fails_the_module_of_a_malformed_answer_and_syncs_the_others(
     with hostile.Hostile(behaviour) as bad:
         store_with_bad_module(bad.url)
         r = run("checkevent")
-    assert r.exit_code == 75, r
+    assert r.exit_code == TEMPFAIL, r
     line = one_line(r.stderr, "error: module bad-up: item.event.list on 127.0.0.1:")
     assert message in line and "(a temporary failure; the request may have reached" in line
     assert "vds-up: 1 applied" in r.stdout
@@ -95,14 +95,14 @@ def test_a_malformed_answer_is_a_temporary_failure_of_tariffs_import_and_order(
     nested = hostile.nested(3000)
     with hostile.Hostile(hostile.by_func(nested, pricelist_export=hostile.pricelists())) as bad:
         add_module(run, "bad-up", bad.url, password_file)
-        assert run("tariffs", "import", "bad-up").exit_code == 0
+        assert run("tariffs", "import", "bad-up").exit_code == SUCCESS
         r = run("order", "VDS-1")
         bad.behaviour = nested
         imported = run("tariffs", "import", "bad-up")
-    assert r.exit_code == 75, r
+    assert r.exit_code == TEMPFAIL, r
     assert "Traceback" not in r.stderr and "the answer nests too deep to decode" in r.stderr
     assert r.stderr.splitlines()[-1] == "Error: 1 of 1 operation(s) failed"
-    assert imported.exit_code == 75, imported
+    assert imported.exit_code == TEMPFAIL, imported
     one_line(imported.stderr, "Error: pricelist.export on 127.0.0.1:")
     assert "the answer nests too deep to decode" in imported.stderr
 
@@ -115,7 +115,7 @@ def test_an_event_nested_too_deep_to_log_is_rejected_and_passed(run, password_fi
     with hostile.Hostile(feed) as bad:
         add_module(run, "bad-up", bad.url, password_file)
         r = run("checkevent")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert r.stdout.startswith("bad-up: 0 applied, 0 skipped (already applied), 0 unknown, "
                                "1 rejected")
     [problem] = json.loads(run("events", "list", "--problem", "--json").stdout)
@@ -140,10 +140,10 @@ def test_half_a_surrogate_pair_in_an_answer_is_replaced_not_a_blocked_feed(
         add_module(run, "bad-up", bad.url, password_file)
         imported = run("tariffs", "import", "bad-up")
         r = run("checkevent")
-    assert imported.exit_code == 0, imported
+    assert imported.exit_code == SUCCESS, imported
     assert [t["name"] for t in json.loads(run("tariffs", "list", "--json").stdout)] == [
         "VDS\ufffd"]
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert "1 unknown" in r.stdout  # no service 4211 here: logged, and the feed moved on
     [problem] = json.loads(run("events", "list", "--problem", "--json").stdout)
     assert problem["raw"]["param"] == [{"$name": "note\ufffd", "$": "a\ufffdb \U0001f600"}]
@@ -162,7 +162,7 @@ def test_a_dripping_answer_ends_with_the_call_deadline(run, store_with_bad_modul
         store_with_bad_module(bad.url)
         r = run_in_process(run.db_path, "checkevent", RESELLCTL_CALL_TIMEOUT="2",
                            RESELLCTL_RETRY_ATTEMPTS="1")
-    assert r.returncode == 75, r
+    assert r.returncode == TEMPFAIL, r
     line = one_line(r.stderr, "error: module bad-up: item.event.list on 127.0.0.1:")
     assert "the answer did not complete within 2 s (a temporary failure; the request may " in line
     assert "vds-up: 1 applied" in r.stdout
@@ -189,7 +189,7 @@ def test_a_dripping_answer_over_tls_ends_with_the_call_deadline(run, store_with_
         store_with_bad_module(bad.url)
         r = run_in_process(run.db_path, "checkevent", RESELLCTL_CALL_TIMEOUT="2",
                            RESELLCTL_RETRY_ATTEMPTS="1", REQUESTS_CA_BUNDLE=certificate[0])
-    assert r.returncode == 75, r
+    assert r.returncode == TEMPFAIL, r
     line = one_line(r.stderr, "error: module bad-up: item.event.list on 127.0.0.1:")
     assert "the answer did not complete within 2 s" in line
     assert synced(run)
@@ -202,7 +202,7 @@ def test_an_untrusted_certificate_is_a_configuration_error_said_at_once(
     with hostile.Hostile(hostile.answer(hostile.OK), tls=certificate) as bad:
         store_with_bad_module(bad.url)
         r = run("checkevent", "--module", "bad-up")
-    assert r.exit_code == 1, r
+    assert r.exit_code == ERROR, r
     line = one_line(r.stderr, "error: module bad-up: item.event.list on 127.0.0.1:")
     assert "TLS failed: " in line and "certificate verify failed" in line
     assert "resellctl modules edit bad-up --url URL" in line and "REQUESTS_CA_BUNDLE" in line
@@ -214,7 +214,7 @@ def test_connecting_ends_with_the_call_deadline(run, store_with_bad_module, monk
     with hostile.Backlogged() as bad:
         store_with_bad_module(bad.url)
         r = run("checkevent")
-    assert r.exit_code == 75, r
+    assert r.exit_code == TEMPFAIL, r
     line = one_line(r.stderr, "error: module bad-up: item.event.list on 127.0.0.1:")
     assert "no connection within 1 s (a temporary failure; the request was not sent)" in line
     assert synced(run)
@@ -226,7 +226,7 @@ def test_no_call_runs_past_the_time_budget(run, store_with_bad_module):
         store_with_bad_module(bad.url)
         r = run_in_process(run.db_path, "checkevent", "--time-budget", "2",
                            RESELLCTL_RETRY_ATTEMPTS="100", RESELLCTL_READ_TIMEOUT="3")
-    assert r.returncode == 75, r
+    assert r.returncode == TEMPFAIL, r
     assert "Traceback" not in r.stderr
     error, warning = r.stderr.splitlines()
     assert error.startswith("error: module bad-up: item.event.list on 127.0.0.1:")
@@ -236,7 +236,7 @@ def test_no_call_runs_past_the_time_budget(run, store_with_bad_module):
     assert warning == ("warning: module vds-up: not synced: the time budget ran out before its "
                        "turn")
     assert not synced(run)
-    assert run("checkevent").exit_code == 75  # bad-up, gone now, cannot be reached
+    assert run("checkevent").exit_code == TEMPFAIL  # bad-up, gone now, cannot be reached
     assert synced(run)
 
 
@@ -244,12 +244,12 @@ def test_order_and_ops_start_end_with_the_call_deadline(run, password_file):
     with hostile.Hostile(hostile.by_func(hostile.drip(DRIP),
                                          pricelist_export=hostile.pricelists())) as bad:
         add_module(run, "bad-up", bad.url, password_file)
-        assert run("tariffs", "import", "bad-up").exit_code == 0
+        assert run("tariffs", "import", "bad-up").exit_code == SUCCESS
         env = dict(RESELLCTL_CALL_TIMEOUT="1", RESELLCTL_RETRY_ATTEMPTS="1")
         ordered = run_in_process(run.db_path, "order", "VDS-1", **env)
         started = run_in_process(run.db_path, "ops", "start", "1", **env)
     for r in (ordered, started):
-        assert r.returncode == 75, r
+        assert r.returncode == TEMPFAIL, r
         assert "Traceback" not in r.stderr
         assert "the answer did not complete within 1 s" in r.stderr
         assert r.stderr.splitlines()[-1] == "Error: 1 of 1 operation(s) failed"
@@ -274,7 +274,7 @@ def test_a_huge_answer_is_refused_within_the_memory_of_a_small_machine(run, stor
         store_with_bad_module(bad.url)
         r = run_in_process(run.db_path, "checkevent", memory=512 * MiB,
                            RESELLCTL_RETRY_ATTEMPTS="1")
-    assert r.returncode == 75, r
+    assert r.returncode == TEMPFAIL, r
     line = one_line(r.stderr, "error: module bad-up: item.event.list on 127.0.0.1:")
     assert f"{message} (RESELLCTL_MAX_ANSWER_MB)" in line
     assert synced(run)
@@ -290,7 +290,7 @@ def test_a_bad_setting_is_bad_input(run, upstream, monkeypatch, name, value):
     sent = len(upstream.requests)
     monkeypatch.setenv(name, value)
     r = run("checkevent")
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     one_line(r.stderr, f"Error: {name} must be a number of at least ")
     assert len(upstream.requests) == sent  # nothing sent
 
@@ -299,4 +299,4 @@ def test_a_call_timeout_of_inf_sets_no_deadline(run, upstream):
     upstream.fault("delay", func="pricelist.export", seconds=0.3)  # a call the watchdog sees
     r = run_in_process(run.db_path, "tariffs", "import", "vds-up", RESELLCTL_CALL_TIMEOUT="inf")
     assert (r.returncode, r.stderr) == (
-        0, "tariffs of vds-up: 0 added, 0 updated, 4 unchanged\n"), r
+        SUCCESS, "tariffs of vds-up: 0 added, 0 updated, 4 unchanged\n"), r

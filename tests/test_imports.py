@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
+from helpers import SUCCESS
 from resellctl.store import Store, now
+
 
 HEAVY = {"requests", "tenacity", "rich", "sqlite_utils", "urllib3"}
 
@@ -31,7 +33,7 @@ def imported(db_path, *args):
     """``(stdout, set of modules)`` of ``resellctl ARGS`` in a new process."""
     done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
                           env={**os.environ, "RESELLCTL_DB": db_path}, timeout=60)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == SUCCESS, done.stderr
     stdout, modules = json.loads(done.stdout.splitlines()[-1])
     return stdout, set(modules)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import change, complete, months_after, op, order_active, show, tsv
+from helpers import SUCCESS, change, complete, months_after, op, order_active, show, tsv
 from resellctl import changes, kinds
 
 
@@ -70,17 +70,17 @@ def test_each_kind_completes_when_staff_close_its_manual_task(run, upstream, nam
     item, _ = order_active(run, upstream)
     if setup:
         complete(run, change(run, *_args(setup, item)))
-    assert run("set-module", item, "manual").exit_code == 0
+    assert run("set-module", item, "manual").exit_code == SUCCESS
     before = show(run, item)
     sent = len(upstream.requests)
     r = run("services", *_args(args, item))
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     [row] = tsv(r.stdout)
     assert row["status"] == "waiting" and row["task"]
     assert f"resellctl tasks close {row['task']}" in r.stderr
     assert len(upstream.requests) == sent  # nothing goes upstream
     r = run("tasks", "close", row["task"], "--note", "done by hand")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert op(run, row["runningoperation"])["status"] == "done"
     after = show(run, item)
     assert done(before, after)

@@ -10,7 +10,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from helpers import COLON_PASSWORD, USERNAME, sim_serve
+from helpers import COLON_PASSWORD, SUCCESS, TEMPFAIL, USAGE, USERNAME, sim_serve
 from resellctl.bmdoc import as_list, named_values, text
 from resellctl.cli import cli
 from resellctl.sim import Simulator, serve
@@ -410,26 +410,29 @@ def test_cli_admin_commands_talk_to_a_running_simulator(server, call, sim):
     runner = CliRunner()
     env = {"RESELLCTL_SIM_URL": server.url}
     result = runner.invoke(cli, ["sim", "topup", "5"], env=env)
-    assert (result.exit_code, result.stdout) == (0, "105.00\n")
+    assert (result.exit_code, result.stdout) == (SUCCESS, "105.00\n")
     result = runner.invoke(cli, ["sim", "seed", "--items", "2", "--events", "3",
                                  "--url", server.base])
     assert result.stdout == "4201\t1\n4202\t2\n"
-    assert runner.invoke(cli, ["sim", "setparam", "4201", "ip=192.0.2.5"], env=env).exit_code == 0
-    assert runner.invoke(cli, ["sim", "suspend", "4202", "--msg", "abuse"], env=env).exit_code == 0
-    assert runner.invoke(cli, ["sim", "fault", "drop", "--func", "vds.*"], env=env).exit_code == 0
+    assert runner.invoke(cli, ["sim", "setparam", "4201", "ip=192.0.2.5"],
+                         env=env).exit_code == SUCCESS
+    assert runner.invoke(cli, ["sim", "suspend", "4202", "--msg", "abuse"],
+                         env=env).exit_code == SUCCESS
+    assert runner.invoke(cli, ["sim", "fault", "drop", "--func", "vds.*"],
+                         env=env).exit_code == SUCCESS
     assert sim.items["4201"].params["ip"] == "192.0.2.5" and sim.items["4202"].status == 3
     assert '"events": 5' in runner.invoke(cli, ["sim", "state"], env=env).stdout
 
     refused = runner.invoke(cli, ["sim", "resume", "9999"], env=env)
-    assert refused.exit_code == 2 and "9999" in refused.stderr
-    assert runner.invoke(cli, ["sim", "setparam", "4201", "ip"], env=env).exit_code == 2
+    assert refused.exit_code == USAGE and "9999" in refused.stderr
+    assert runner.invoke(cli, ["sim", "setparam", "4201", "ip"], env=env).exit_code == USAGE
     gone = runner.invoke(cli, ["sim", "state", "--url", "http://127.0.0.1:9/billmgr"])
-    assert gone.exit_code == 75 and len(gone.stderr.strip().splitlines()) == 1
+    assert gone.exit_code == TEMPFAIL and len(gone.stderr.strip().splitlines()) == 1
 
 
 def test_serve_refuses_a_public_address_without_public():
     result = CliRunner().invoke(cli, ["sim", "serve", "--host", "0.0.0.0"])
-    assert result.exit_code == 2 and "--public" in result.stderr
+    assert result.exit_code == USAGE and "--public" in result.stderr
 
 
 def test_sim_serve_prints_its_url_and_stops_cleanly_on_sigterm(tmp_path):
@@ -439,7 +442,7 @@ def test_sim_serve_prints_its_url_and_stops_cleanly_on_sigterm(tmp_path):
         answer = requests.post(url, data={"func": "subaccount", "out": "json",
                                           "authinfo": f"{USERNAME}:from-file"}, timeout=5)
         assert text(answer.json()["doc"]["elem"][0]["balance"]) == "20.00"
-    assert process.returncode == 0 and process.out == ""
+    assert process.returncode == SUCCESS and process.out == ""
     assert "from-file" not in process.err
 
 
@@ -462,7 +465,7 @@ def test_sim_serve_answers_what_is_not_http_with_400_and_keeps_serving(tmp_path)
         still = requests.post(url, data={"func": "subaccount", "out": "json",
                                          "authinfo": f"{USERNAME}:from-file"}, timeout=5)
         assert text(still.json()["doc"]["elem"][0]["balance"]) == "100.00"
-    assert process.returncode == 0
+    assert process.returncode == SUCCESS
     assert "Traceback" not in process.err and "Exception" not in process.err
     assert "garbage authinfo=reseller@example.net:***" in process.err
     assert "from-file" not in process.err

@@ -9,7 +9,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from helpers import COLON_PASSWORD, USERNAME, sim_serve
+from helpers import COLON_PASSWORD, SUCCESS, USAGE, USERNAME, sim_serve
 from resellctl.bmdoc import as_list, text
 from resellctl.cli import cli
 from resellctl.cli import sim as sim_cli
@@ -481,19 +481,19 @@ def test_cli_sim_commands_act_on_a_running_bm_simulator(sim, client):
     assert text(client("dashboard.info")["elem"][0]["balance"]) == "1 234.50 EUR"
     result = sim_command("foreign", "11", "ip=192.0.2.50", "domain=old.example",
                          "--expiredate", "2031-05-01")
-    assert (result.exit_code, result.stdout) == (0, "4201\n")
-    assert sim_command("expiredate", "4201", "2032-01-31").exit_code == 0
-    assert sim_command("change-tariff", "4201", "12").exit_code == 0
-    assert sim_command("setparam", "4201", "ip=192.0.2.51").exit_code == 0
-    assert sim_command("suspend", "4201").exit_code == 0
+    assert (result.exit_code, result.stdout) == (SUCCESS, "4201\n")
+    assert sim_command("expiredate", "4201", "2032-01-31").exit_code == SUCCESS
+    assert sim_command("change-tariff", "4201", "12").exit_code == SUCCESS
+    assert sim_command("setparam", "4201", "ip=192.0.2.51").exit_code == SUCCESS
+    assert sim_command("suspend", "4201").exit_code == SUCCESS
     [row] = rows(client)
     assert (text(row["pricelist"]), text(row["expiredate"]), text(row["ip"]),
             text(row["domain"]), row["item_status"]["$orig"]) == (
         "VDS-2", "2032-01-31", "192.0.2.51", "old.example", "3")
-    assert sim_command("vanish", "4201").exit_code == 0
+    assert sim_command("vanish", "4201").exit_code == SUCCESS
     assert "elem" not in client("vds")
     assert refusal(client("vds.edit", elid="4201")) == ("missed", "elid")
-    assert sim_command("expire-sessions").exit_code == 0
+    assert sim_command("expire-sessions").exit_code == SUCCESS
     assert refusal(client("vds")) == ("auth", "")
     state = sim_command("state").stdout
     assert '"api": "bm6"' in state and '"password_requests": 1' in state
@@ -502,12 +502,12 @@ def test_cli_sim_commands_act_on_a_running_bm_simulator(sim, client):
                  ("expiredate", "4201", "2032-01-31"), ("foreign", "11", "ip"),
                  ("set-balance", "lots")):
         refused = sim_command(*args)
-        assert refused.exit_code == 2 and refused.stderr, args
+        assert refused.exit_code == USAGE and refused.stderr, args
 
 
 def test_serve_refuses_quirks_without_a_bm_dialect():
     result = CliRunner().invoke(cli, ["sim", "serve", "--quirk", "no-paging"])
-    assert result.exit_code == 2 and "bm6 or bm5" in result.stderr
+    assert result.exit_code == USAGE and "bm6 or bm5" in result.stderr
 
 
 def test_sim_serve_speaks_the_dialect_and_quirks_it_is_given(tmp_path):
@@ -526,6 +526,6 @@ def test_sim_serve_speaks_the_dialect_and_quirks_it_is_given(tmp_path):
                                   "pricelist": "11", "order_period": "1", "remoteid": "1"},
                        timeout=5).json()["doc"]
         assert refusal(v2) == ("missing", "func")
-    assert process.returncode == 0 and process.out == ""
+    assert process.returncode == SUCCESS and process.out == ""
     assert "(bm5)" in process.err and "from-file" not in process.err
     assert session not in process.err

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 from click.testing import CliRunner
 
-from helpers import digest, mode, old_store, query, refused
+from helpers import ERROR, SUCCESS, TEMPFAIL, USAGE, digest, mode, old_store, query, refused
 from resellctl import store as store_module
 from resellctl.cli import App, cli
 from resellctl.store import APPLICATION_ID, SCHEMA_VERSION, Store
@@ -26,7 +26,7 @@ def home(tmp_path, monkeypatch):
 
 def create(run, *db):
     result = run(*db, "modules", "add", "manual", "--type", "manual")
-    assert result.exit_code == 0, result
+    assert result.exit_code == SUCCESS, result
 
 
 def module_names(path):
@@ -103,7 +103,7 @@ def test_an_older_store_is_migrated_on_open_and_keeps_its_data(run, monkeypatch)
     monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, m_next])
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     result = run("modules", "list", "--json")
-    assert result.exit_code == 0, result
+    assert result.exit_code == SUCCESS, result
     assert '"name": "manual"' in result.stdout
     conn = sqlite3.connect(run.db_path)
     try:
@@ -172,7 +172,7 @@ def test_history_written_before_who_was_kept_names_no_one(run, upstream):
 
     from resellctl.cli.common import who
 
-    assert run("order", "VDS-1").exit_code == 0
+    assert run("order", "VDS-1").exit_code == SUCCESS
     conn = sqlite3.connect(run.db_path)
     conn.execute("ALTER TABLE itemhistory DROP COLUMN who")
     # Nor what later schemas added.
@@ -182,9 +182,9 @@ def test_history_written_before_who_was_kept_names_no_one(run, upstream):
     conn.execute(f"PRAGMA user_version = {before}")
     conn.commit()
     conn.close()
-    assert run("services", "suspend", "1").exit_code == 2  # not open yet: nothing written
-    assert run("checkevent").exit_code == 0
-    assert run("services", "suspend", "1").exit_code == 0
+    assert run("services", "suspend", "1").exit_code == USAGE  # not open yet: nothing written
+    assert run("checkevent").exit_code == SUCCESS
+    assert run("services", "suspend", "1").exit_code == SUCCESS
     history = json.loads(run("services", "show", "1", "--json").stdout)["history"]
     assert [h["who"] for h in history if h["source"] == "local"] == [None, None, who(), None]
 
@@ -304,7 +304,7 @@ def test_a_full_disk_is_one_line_that_says_so_and_the_books_are_unchanged(run, u
         conn.execute(f"PRAGMA max_page_count = {pages}")
 
     r = _run_with_store(run.db_path, "order", "VDS-1", "--quantity", "50", prepare=fill)
-    assert r.exit_code == 1, r.output
+    assert r.exit_code == ERROR, r.output
     assert r.exception is None or isinstance(r.exception, SystemExit)
     assert r.stderr.splitlines() == [
         f"Error: cannot write the store at {run.db_path}: the disk is full",
@@ -316,7 +316,7 @@ def test_a_full_disk_is_one_line_that_says_so_and_the_books_are_unchanged(run, u
 def test_a_read_only_store_is_one_line_not_a_traceback(run, upstream):
     r = _run_with_store(run.db_path, "modules", "add", "staff", "--type", "manual",
                         prepare=lambda conn: conn.execute("PRAGMA query_only = 1"))
-    assert r.exit_code == 1, r.output
+    assert r.exit_code == ERROR, r.output
     assert r.exception is None or isinstance(r.exception, SystemExit)
     assert f"Error: cannot write the store at {run.db_path}: " in r.stderr
     assert "Check that the file and its directory are writable" in r.stderr
@@ -331,6 +331,6 @@ def test_a_store_locked_past_the_busy_timeout_exits_75(run, upstream, monkeypatc
     finally:
         other.execute("ROLLBACK")
         other.close()
-    assert r.exit_code == 75, r
+    assert r.exit_code == TEMPFAIL, r
     assert "stayed locked by another resellctl process" in r.stderr
     assert "Run the command again in a moment." in r.stderr

@@ -10,15 +10,15 @@ import sqlite3
 
 import pytest
 
-from helpers import (aged, checkevent, funcs, number, op, order_active, statuses, tsv,
-                     unanswered_orders)
+from helpers import (ERROR, SUCCESS, TEMPFAIL, aged, checkevent, funcs, number, op, order_active,
+                     statuses, tsv, unanswered_orders)
 
 
 def test_an_order_failed_on_a_temporary_error_is_re_run_once_it_has_rested(run, upstream):
     sim = upstream
     sim.fault("500", func="vds.order.param", count=100)
     r = run("order", "VDS-1", "--json")
-    assert r.exit_code == 75, r
+    assert r.exit_code == TEMPFAIL, r
     [row] = json.loads(r.stdout)
     op_id = row["runningoperation"]
     assert op(run, op_id)["error_type"] == "transient"
@@ -30,7 +30,7 @@ def test_an_order_failed_on_a_temporary_error_is_re_run_once_it_has_rested(run, 
     assert op(run, op_id)["status"] == "failed"
     aged(run.db_path, [op_id], minutes=11)
     r = run("checkevent")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert ", 1 stuck re-run" in r.stdout
     again = op(run, op_id)
     assert (again["status"], again["trycount"]) == ("waiting", 2)
@@ -117,7 +117,7 @@ def test_a_change_whose_answer_was_lost_is_looked_for_upstream_not_sent_twice(ru
     sim.fault("drop_after_commit", func="vds.suspend")
     sim.fault("500", func="vds.edit", count=100)
     r = run("services", "suspend", item)
-    assert r.exit_code == 75, r
+    assert r.exit_code == TEMPFAIL, r
     [row] = tsv(r.stdout)
     assert sim.items[remote].status == 3
     sim.clear_faults()
@@ -131,11 +131,11 @@ def test_a_change_whose_answer_was_lost_is_looked_for_upstream_not_sent_twice(ru
 def test_a_module_without_auto_re_run_leaves_them_and_says_so(run, upstream):
     sim = upstream
     ops = unanswered_orders(run, sim, 3)
-    assert run("modules", "edit", "vds-up", "--no-auto-rerun").exit_code == 0
+    assert run("modules", "edit", "vds-up", "--no-auto-rerun").exit_code == SUCCESS
     aged(run.db_path, ops, hours=1)
     sent = funcs(sim).count("vds.order.param")
     r = run("checkevent", "-q")
-    assert (r.exit_code, r.stdout) == (0, "")
+    assert (r.exit_code, r.stdout) == (SUCCESS, "")
     assert r.stderr == (
         "warning: module vds-up: 1 operation(s) failed (1) and 2 not sent for 5 minutes or "
         "more (2, 3): see `resellctl ops list --status failed` and `resellctl ops list --status "
@@ -150,7 +150,7 @@ def test_operations_that_failed_for_another_reason_wait_for_an_admin(run, upstre
     item, remote = order_active(run, sim)
     sim.delete(remote)  # upstream, before our checkevent hears of it
     r = run("services", "suspend", item)
-    assert r.exit_code == 1, r
+    assert r.exit_code == ERROR, r
     [row] = tsv(r.stdout)
     assert op(run, row["runningoperation"])["error_type"] == "permanent"
     aged(run.db_path, [row["runningoperation"]], hours=5)

@@ -6,17 +6,17 @@ import subprocess
 import sys
 import time
 
-from helpers import number, query, resellctl_env, run_json, tsv
+from helpers import INTERRUPTED, SUCCESS, USAGE, number, query, resellctl_env, run_json, tsv
 
 
 def test_an_order_of_several_shows_its_progress_on_a_terminal_only(run, upstream):
     on_terminal = run("order", "VDS-1", "--quantity", "3", stderr_tty=True)
-    assert on_terminal.exit_code == 0, on_terminal
+    assert on_terminal.exit_code == SUCCESS, on_terminal
     assert "VDS-1: 3 of 3 ordered" in on_terminal.stderr
     assert len(tsv(on_terminal.stdout)) == 3  # the rows, on stdout as ever
     for args in (("--quantity", "3"), ("--quantity", "3", "-q")):
         piped = run("order", "VDS-1", *args)
-        assert piped.exit_code == 0 and piped.stderr == "", piped
+        assert piped.exit_code == SUCCESS and piped.stderr == "", piped
     assert run("order", "VDS-1", "-q", "--quantity", "3", stderr_tty=True).stderr == ""
     assert run("order", "VDS-1", stderr_tty=True).stderr == ""  # one: nothing to follow
 
@@ -34,20 +34,20 @@ def test_ctrl_c_exits_130_with_one_line(run, upstream):
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
-    assert (process.returncode, out, err) == (130, "", "Error: interrupted\n")
+    assert (process.returncode, out, err) == (INTERRUPTED, "", "Error: interrupted\n")
     upstream.clear_faults()
     r = run("checkevent")  # nothing held: the next run runs
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
 
 
 def test_a_mistyped_command_gets_a_suggestion(run):
     r = run("srvices", "list")
-    assert r.exit_code == 2 and r.stdout == ""
+    assert r.exit_code == USAGE and r.stdout == ""
     assert r.stderr.endswith("Error: No such command 'srvices'. Did you mean 'services'?\n")
     r = run("chekevent")
     assert r.stderr.endswith("Did you mean 'checkevent'?\n")
     r = run("xyzzy")
-    assert r.exit_code == 2 and r.stderr.endswith("Error: No such command 'xyzzy'.\n")
+    assert r.exit_code == USAGE and r.stderr.endswith("Error: No such command 'xyzzy'.\n")
 
 
 def test_an_order_interrupted_by_ctrl_c_says_how_to_send_the_rest(run, upstream):
@@ -62,7 +62,7 @@ def test_an_order_interrupted_by_ctrl_c_says_how_to_send_the_rest(run, upstream)
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err  # as a shell reports an interrupted command
+    assert process.returncode == INTERRUPTED, err  # as a shell reports an interrupted command
     assert "Traceback" not in err
     assert "Error: interrupted\nThe services are in the books, but operation(s) " in err
     assert "resellctl ops list --status new -q | resellctl ops start -" in err
@@ -70,7 +70,7 @@ def test_an_order_interrupted_by_ctrl_c_says_how_to_send_the_rest(run, upstream)
     assert left.split(), "the interrupt came after every order was sent"
     upstream.clear_faults()
     r = run("ops", "start", "-", input=left)
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     # Every service is ordered once upstream, none twice.
     assert sorted(op["status"] for op in run_json(run, "ops", "list")) == ["waiting"] * 20
     remoteids = sorted(number(item.remoteid) for item in upstream.items.values())

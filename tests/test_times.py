@@ -5,7 +5,7 @@ import datetime
 import json
 import sqlite3
 
-from helpers import old_store, tsv
+from helpers import SUCCESS, old_store, tsv
 from resellctl.store import TIME_COLUMNS, Store
 
 UTC = datetime.timezone.utc
@@ -69,18 +69,18 @@ def test_the_acknowledgement_waits_as_long_in_any_zone(run, upstream, zone):
 
     run("order", "VDS-1")
     sim.open_pending()
-    assert run("checkevent").exit_code == 0  # marks the position, at the time in UTC
+    assert run("checkevent").exit_code == SUCCESS  # marks the position, at the time in UTC
     marked = json.loads(run("modules", "list", "--json").stdout)[0]
     sim.setparam(next(iter(sim.items)), note="later")
     zone("XYZ-14")
-    assert run("checkevent", "--ack-after", "0.25").exit_code == 0
+    assert run("checkevent", "--ack-after", "0.25").exit_code == SUCCESS
     assert acks() == []  # marked minutes ago, not six hours
     store = sqlite3.connect(run.db_path)
     with store:
         store.execute("UPDATE processingmodule SET ack_mark_date = ?", (
             (datetime.datetime.now(UTC) - datetime.timedelta(hours=7)).strftime(ISO),))
     store.close()
-    assert run("checkevent", "--ack-after", "0.25").exit_code == 0
+    assert run("checkevent", "--ack-after", "0.25").exit_code == SUCCESS
     assert acks() == [str(marked["event_cursor"])]
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from helpers import order_active, tsv
+from helpers import ERROR, SUCCESS, USAGE, order_active, tsv
 from resellctl.output import clean, to_json
 from resellctl.sim.errors import ApiError
 
@@ -39,7 +39,7 @@ def test_a_shortfall_with_line_breaks_prints_no_line_of_its_own(run, upstream, m
 
     monkeypatch.setattr(sim, "_charge", charge)
     r = run("order", "VDS-1", "--quantity", "2")
-    assert r.exit_code == 1, r
+    assert r.exit_code == ERROR, r
     shown(r)
     failed, hint = r.stderr.splitlines()[0:2]
     assert failed.endswith("not enough money on the selling account: Insufficient funds\\n"
@@ -72,7 +72,7 @@ def test_a_tariff_name_and_currency_stay_in_their_cells_and_lines(run, upstream,
     sim.currency = "EUR\u2067\nhx: forged"
     sim.tariffs["12"] = dataclasses.replace(sim.tariffs["12"], name=name)
     sim.tariffs["13"] = dataclasses.replace(sim.tariffs["13"], name="VDS-1-RAM\nhx: x")
-    assert run("tariffs", "import", "vds-up").exit_code == 0
+    assert run("tariffs", "import", "vds-up").exit_code == SUCCESS
     listed, table, as_json = (run("tariffs", "list"), run("tariffs", "list", tty=True),
                               run("tariffs", "list", "--json"))
     shown(listed, table, as_json)
@@ -87,14 +87,14 @@ def test_a_tariff_name_and_currency_stay_in_their_cells_and_lines(run, upstream,
     # Quoted in a refusal's hint, the name stays on its step's line.
     item, _ = order_active(run, sim)
     r = run("services", "change-tariff", item, "2")
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     shown(r)
     assert (f"  2. resellctl services change-tariff {item} VDS-2\\u202e\\nhx: 0 applied, all good"
             in r.stderr.splitlines())
 
     # The books keep descriptions and history as lines: an order of VDS-2, a change to it.
     [row] = tsv(run("order", "2").stdout)
-    assert run("services", "change-tariff", item, "3").exit_code == 0  # VDS-1-RAM, same disk
+    assert run("services", "change-tariff", item, "3").exit_code == SUCCESS  # VDS-1-RAM, same disk
     ops = json.loads(run("ops", "list", "--json").stdout)
     assert [op["desc"] for op in ops[-2:]] == [
         f"Open service {row['item']} (VDS-2\\u202e\\nhx: 0 applied, all good, 1 month)",
@@ -139,7 +139,7 @@ def test_a_failed_opening_and_an_unknown_event_stay_one_line(run, upstream):
     sim.inject_event({"id": {"$": str(sim.next_event_id())}, "type": {"$": "open"},
                       "item": {"$": "4999\nhx: forged\u202e"}})
     r = run("checkevent")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert r.stdout.splitlines() == ["vds-up: 1 applied, 0 skipped (already applied), 1 unknown, "
                                      "0 rejected, 0 operations completed"]
     ops, op, problems = (run("ops", "list"), run("ops", "show", row["runningoperation"]),
@@ -160,12 +160,13 @@ def test_a_failed_opening_and_an_unknown_event_stay_one_line(run, upstream):
 def test_a_dry_run_shows_each_field_of_the_request_on_its_own_line(run, upstream):
     sim = upstream
     sim.tariffs["11"] = dataclasses.replace(sim.tariffs["11"], id="11\nhx: forged")
-    assert run("tariffs", "import", "vds-up").exit_code == 0
+    assert run("tariffs", "import", "vds-up").exit_code == SUCCESS
     [tariff] = [t for t in json.loads(run("tariffs", "list", "--json").stdout)
                 if t["remote_id"] == "11\nhx: forged"]
-    assert run("order", tariff["id"], "--param", "note=a\nhx: b").exit_code == 1  # unknown upstream
+    # The upstream knows no such tariff.
+    assert run("order", tariff["id"], "--param", "note=a\nhx: b").exit_code == ERROR
     r = run("ops", "start", "--dry-run", "1")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     shown(r)
     lines = r.stdout.splitlines()
     assert "  pricelist=11\\nhx: forged" in lines and "  note=a\\nhx: b" in lines
@@ -177,10 +178,10 @@ def test_an_error_message_never_carries_control_characters_from_upstream(run, up
     with conn:
         conn.execute("UPDATE pricelist SET name = 'VDS-2\x1b[2J\x9b' WHERE name = 'VDS-2'")
     conn.close()
-    assert run("order", "VDS-1").exit_code == 0
+    assert run("order", "VDS-1").exit_code == SUCCESS
     run("checkevent")
     r = run("services", "change-tariff", "1", "2")  # VDS-2, 60 GB: refused with its name
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     assert "\x1b" not in r.stderr and "\x9b" not in r.stderr
     assert "VDS-2\\x1b[2J\\x9b" in r.stderr
 

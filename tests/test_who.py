@@ -7,7 +7,7 @@ import pwd
 
 import pytest
 
-from helpers import show, tsv
+from helpers import SUCCESS, show, tsv
 
 REAL = pwd.getpwuid(os.getuid()).pw_name
 OTHER = next(p for p in pwd.getpwall() if p.pw_name != REAL and p.pw_uid != 0)
@@ -27,13 +27,13 @@ def every_local_change(run, sim):
     r = run("order", "VDS-1", "--client", "acme", "--json")
     [created] = json.loads(r.stdout)
     item = created["item"]
-    assert run("checkevent").exit_code == 0
+    assert run("checkevent").exit_code == SUCCESS
     [row] = tsv(run("services", "suspend", item).stdout)
-    assert run("ops", "cancel", row["runningoperation"], "--force", "--yes").exit_code == 0
-    assert run("set-module", item, "manual", "--until-task-closed").exit_code == 0
+    assert run("ops", "cancel", row["runningoperation"], "--force", "--yes").exit_code == SUCCESS
+    assert run("set-module", item, "manual", "--until-task-closed").exit_code == SUCCESS
     [row] = tsv(run("services", "suspend", item).stdout)
     r = run("tasks", "close", row["task"], "--note", "suspended by hand")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     return item
 
 
@@ -68,7 +68,7 @@ def test_services_show_has_a_who_column(run, upstream, claimed):
     r = run("order", "VDS-1", "--json")
     item = json.loads(r.stdout)[0]["item"]
     r = run("services", "show", item)
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     [first] = r.stdout.split("\nhistory:\n")[1].splitlines()[:1]
     assert first.split("  ")[3:5] == [REAL, "ordered VDS-1 for 1 month by operation 1"]
     r = run("services", "show", item, tty=True)
