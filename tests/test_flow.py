@@ -16,7 +16,9 @@ def test_low_balance_topup_start_checkevent(run, upstream):
     assert created["status"] == "failed" and created["task"] is None
     assert "Insufficient funds" in r.stderr
     assert f"resellctl ops start {created['runningoperation']}" in r.stderr
-    assert "Traceback" not in r.stderr
+    # The failure, what to do, and the count: three lines.
+    assert len(r.stderr.splitlines()) == 3
+    assert r.stderr.splitlines()[-1] == "Error: 1 of 1 operation(s) failed"
 
     shown = json.loads(run("ops", "show", created["runningoperation"], "--json").stdout)
     assert shown["status"] == "failed" and shown["trycount"] == 1
