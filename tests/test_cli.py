@@ -176,11 +176,6 @@ def test_tariffs_import_from_an_upstream_that_does_not_answer(run, sim, password
     assert as_json(run("tariffs", "list", "--json")) == []
 
 
-def test_tariffs_import_of_a_manual_module_is_refused(run, upstream):
-    r = run("tariffs", "import", "manual")
-    assert r.exit_code == USAGE and "manual module" in r.stderr
-
-
 # --- order -------------------------------------------------------------------------------------
 
 def test_order_with_every_option(run, upstream):
@@ -198,6 +193,12 @@ def test_order_with_every_option(run, upstream):
             "11", "3", "debian-12", "a=b")
         assert q["addon_101"] == "40" and "addon_102" not in q  # only what differs
     assert sim.balance() == Decimal("72.00")  # 2 x 14.00 for three months
+
+    # One service, one operation and one task each.
+    assert len({row["item"] for row in created}) == 2
+    assert len({row["runningoperation"] for row in created}) == 2
+    tasks = as_json(run("tasks", "list", "--json"))
+    assert sorted(t["item"] for t in tasks) == sorted(row["item"] for row in created)
 
     service = as_json(run("services", "show", created[0]["item"], "--json"))
     assert service["client"] == "acme" and service["period"] == 3
@@ -294,17 +295,6 @@ def test_tasks_list_filters(run, ops_in_every_status):
         "VDS-1", "VDS-1"]
 
 
-def test_set_module_prints_old_and_new_and_switches_back(run, ops_in_every_status):
-    r = ok(run("set-module", "1", "manual"))
-    assert r.stdout.strip() == "service 1: vds-up -> manual"
-    assert as_json(run("services", "show", "1", "--json"))["processingmodule"] == "manual"
-    assert ok(run("set-module", "1", "vds-up")).stdout.strip() == "service 1: manual -> vds-up"
-    r = run("set-module", "2", "manual")  # its order waits upstream
-    assert r.exit_code == USAGE and "--force" in r.stderr
-    assert ok(run("set-module", "2", "manual", "--force", "--yes")).stdout.strip() == (
-        "service 2: vds-up -> manual")
-
-
 def test_sim_commands_drive_the_upstream_side(run, upstream, monkeypatch):
     sim = upstream
     monkeypatch.setenv("RESELLCTL_SIM_URL", sim.server.url)
@@ -394,6 +384,9 @@ def test_the_password_never_appears_in_output_logs_urls_or_the_books(
     dry = look("ops", "start", "--dry-run", "1", "--json")
     assert json.loads(dry.stdout)["request"]["form"]["authinfo"] == f"{USERNAME}:***"
     look("ops", "start", "--dry-run", "2", tty=True)
+    look("ops", "start", "--dry-run", "1")
+    look("ops", "list", "--json")
+    look("checkevent", "--json")
     sim.fault("drop", func="item.event.list", count=10)
     look("checkevent", code=TEMPFAIL)
     sim.clear_faults()

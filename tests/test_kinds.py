@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SUCCESS, change, complete, months_after, op, order_active, show, tsv
+from helpers import (SUCCESS, change, complete, months_after, op, open_tasks, order_active, show,
+                     tsv)
 from resellctl import changes, kinds
 
 
@@ -79,6 +80,9 @@ def test_each_kind_completes_when_staff_close_its_manual_task(run, upstream, nam
     assert row["status"] == "waiting" and row["task"]
     assert f"resellctl tasks close {row['task']}" in r.stderr
     assert len(upstream.requests) == sent  # nothing goes upstream
+    [task] = open_tasks(run)
+    assert (task["id"], task["type"], task["item"]) == (
+        int(row["task"]), kinds.kind(name).task_type, item)
     r = run("tasks", "close", row["task"], "--note", "done by hand")
     assert r.exit_code == SUCCESS, r
     assert op(run, row["runningoperation"])["status"] == "done"
@@ -87,6 +91,8 @@ def test_each_kind_completes_when_staff_close_its_manual_task(run, upstream, nam
     [task] = [t for t in after["tasks"] if t["id"] == int(row["task"])]
     assert task["status"] == "closed"
     assert after["history"][-1]["source"] == "task"
+    assert "(done by hand)" in after["history"][-1]["message"]
+    assert len(upstream.requests) == sent  # nor when its task is closed
 
 
 # --- one owner of every status ----------------------------------------------------------------

@@ -3,8 +3,6 @@ checks, and the time-boxed override `--until-task-closed`."""
 
 import json
 
-import pytest
-
 from helpers import (ERROR, SUCCESS, USAGE, USERNAME, change, complete, funcs, op, open_tasks,
                      order_active, refused, show, tsv)
 from resellctl.cli.common import who
@@ -144,18 +142,6 @@ def test_until_task_closed_switches_back_when_the_task_is_given_up_too(run, upst
         f"processing module manual -> vds-up (task {row['task']} closed)")
 
 
-def test_a_same_disk_change_goes_upstream_and_completes_by_its_event(run, upstream):
-    sim = upstream
-    item, remote = order_active(run, sim)
-    row = change(run, "change-tariff", item, "VDS-1-RAM")
-    assert row["status"] == "waiting"
-    assert funcs(sim)[-1] == "service.changepricelist"
-    assert sim.items[remote].pricelist == "13"
-    complete(run, row)
-    service = show(run, item)
-    assert service["pricelist"] == "VDS-1-RAM" and service["addons"]["ram"] == "2048"
-
-
 def test_set_module_checks(run, upstream, password_file):
 
     sim = upstream
@@ -200,26 +186,6 @@ def test_set_module_waits_for_an_operation_upstream_unless_forced(run, upstream)
     # The operation sent before the switch still completes by its upstream event.
     complete(run, row)
     assert show(run, item)["status"] == 3
-
-
-@pytest.mark.parametrize("kind, args, expect", [
-    ("suspend", [], {"status": 3}),
-    ("close", ["--yes"], {"status": 4}),
-    ("set-param", ["ostempl=debian-12"], {"params": {"ostempl": "debian-12"}}),
-])
-def test_manual_tasks_apply_their_change_when_closed(run, upstream, kind, args, expect):
-    sim = upstream
-    item, remote = order_active(run, sim)
-    assert run("set-module", item, "manual").exit_code == SUCCESS
-    row = change(run, kind, item, *args)
-    assert run("tasks", "close", row["task"]).exit_code == SUCCESS
-    service = show(run, item)
-    for key, value in expect.items():
-        if isinstance(value, dict):
-            assert value.items() <= service[key].items()
-        else:
-            assert service[key] == value
-    assert sim.items[remote].status == 2  # the upstream was not asked
 
 
 def test_the_disk_compared_is_the_services_own(run, upstream):
