@@ -2,6 +2,7 @@
 and a `run` helper that invokes the real command line in-process."""
 
 import os
+import shutil
 import time
 
 import pytest
@@ -34,12 +35,24 @@ def no_system_config(monkeypatch, empty_config):
     monkeypatch.setenv("RESELLCTL_CONFIG", empty_config)
 
 
-@pytest.fixture
-def db_path(tmp_path, monkeypatch):
-    """The path of a new, empty store (made by `resellctl init`), which RESELLCTL_DB names."""
-    path = str(tmp_path / "store" / "resellctl.db")
-    result = CliRunner().invoke(cli, ["--db", path, "init"])
+@pytest.fixture(scope="session")
+def initialised_store(tmp_path_factory, empty_config):
+    """A store as `resellctl init` makes it, made once a session for db_path to copy."""
+    path = str(tmp_path_factory.mktemp("initialised") / "store" / "resellctl.db")
+    result = CliRunner().invoke(cli, ["--db", path, "init"], env={"RESELLCTL_CONFIG": empty_config})
     assert result.exit_code == SUCCESS, result.output
+    assert os.listdir(os.path.dirname(path)) == ["resellctl.db"]  # all there is to copy
+    return path
+
+
+@pytest.fixture
+def db_path(tmp_path, monkeypatch, initialised_store):
+    """The path of a new, empty store, which RESELLCTL_DB names: a copy of the one `resellctl
+    init` made for the session, in a directory as private (every test's store has its uid)."""
+    directory = tmp_path / "store"
+    directory.mkdir(mode=0o700)
+    path = str(directory / "resellctl.db")
+    shutil.copy(initialised_store, path)  # with its mode, 0600
     monkeypatch.setenv("RESELLCTL_DB", path)
     return path
 
