@@ -6,6 +6,8 @@ import shlex
 import subprocess
 import sys
 
+import pytest
+
 from helpers import ERROR, SUCCESS, TEMPFAIL, USAGE, elids_sent, resellctl_env, show, tsv
 
 
@@ -59,6 +61,7 @@ def test_an_empty_stdin_is_a_quiet_day_not_an_error(run, upstream):
             and q["func"] != "vds.order.param"] == []
 
 
+@pytest.mark.slow
 def test_an_empty_pipe_does_not_stop_a_set_e_script(run, upstream):
     """The night nothing is suspended: `resume -` of an empty list, in a real pipeline."""
     script = ("set -euo pipefail\n"

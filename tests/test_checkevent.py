@@ -34,6 +34,7 @@ def seeded(run, upstream):
 
 # --- bounded runs -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_max_events_leaves_the_rest_to_the_next_run(run, upstream, seeded):
     last = seeded(50, 2500)
     r = run("checkevent", "--max-events", "1000")
@@ -50,6 +51,7 @@ def test_max_events_leaves_the_rest_to_the_next_run(run, upstream, seeded):
     assert "0 applied" in r.stdout and "more events wait" not in r.stdout
 
 
+@pytest.mark.slow
 def test_the_time_budget_stops_fetching_and_the_next_run_takes_the_rest(run, upstream, seeded):
     last = seeded(50, 2500)
     sent = len(upstream.requests)
@@ -67,6 +69,7 @@ def test_the_time_budget_stops_fetching_and_the_next_run_takes_the_rest(run, ups
     assert history_count(run.db_path) == 2500
 
 
+@pytest.mark.slow
 def test_the_time_budget_ends_the_retries_of_an_upstream_that_keeps_failing(run, upstream,
                                                                             monkeypatch):
     """Settings that allow retries for seconds more: the budget stops them all the same."""
@@ -222,6 +225,7 @@ def test_json_summary(run, upstream, seeded):
         "polled": False, "outcome": "ok", "retried": 0, "stuck": 0}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stderr_isatty, events, shown", [
     (True, 6000, True), (False, 6000, False), (True, 300, False)])
 def test_a_progress_bar_only_on_a_terminal_and_for_a_large_backlog(run, upstream, seeded,
@@ -234,6 +238,7 @@ def test_a_progress_bar_only_on_a_terminal_and_for_a_large_backlog(run, upstream
     assert (result.stderr == "") is not shown
 
 
+@pytest.mark.slow
 def test_no_progress_bar_when_quiet_or_json_even_on_a_terminal(run, upstream, seeded):
     seeded(100, 6000)
     quiet = run("checkevent", "-q", stderr_tty=True)
@@ -275,6 +280,7 @@ def test_a_balance_below_the_minimum_is_warned_and_modules_list_shows_it(run, up
 
 # --- replay after restoring a backup ----------------------------------------------------------
 
+@pytest.mark.slow
 def test_from_after_restoring_a_backup_applies_only_what_is_missing(run, upstream, seeded,
                                                                     tmp_path):
     sim = upstream

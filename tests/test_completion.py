@@ -64,6 +64,7 @@ def test_the_store_named_on_the_line_is_the_one_read(run, two_services, tmp_path
     assert values("resellctl tariffs import ") == ["staff"]
 
 
+@pytest.mark.slow
 def test_without_a_store_nothing_is_offered_created_or_said(tmp_path, monkeypatch):
     missing = tmp_path / "nowhere" / "resellctl.db"
     monkeypatch.setenv("RESELLCTL_DB", str(missing))
@@ -82,6 +83,7 @@ def test_without_a_store_nothing_is_offered_created_or_said(tmp_path, monkeypatc
     assert not missing.parent.exists()
 
 
+@pytest.mark.slow
 def test_the_shell_scripts_of_the_readme(run, two_services):
     env = {**os.environ, "RESELLCTL_DB": run.db_path}
     for shell in ("bash", "zsh", "fish"):

@@ -138,6 +138,7 @@ def test_no_system_configuration_file_is_fine(run, place, monkeypatch):
     assert module_in_use(run) == "default"
 
 
+@pytest.mark.slow
 def test_commands_that_need_no_store_never_read_the_configuration(tmp_path):
     """`--version` and `--help` stay as fast as click itself: no TOML parser, no file read."""
     (tmp_path / "broken.conf").write_text("not = = toml\n")

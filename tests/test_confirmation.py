@@ -149,6 +149,7 @@ def spawn(run, args, **streams):
                             env=resellctl_env(run.db_path), **streams)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, piped", [(["{item}"], "y\ny\n"), (["-"], "{item}\n")],
                          ids=["yes |", "ids |"])
 def test_a_pipe_never_answers_even_with_stderr_on_a_terminal(run, upstream, args, piped):
@@ -172,6 +173,7 @@ def test_a_pipe_never_answers_even_with_stderr_on_a_terminal(run, upstream, args
     assert show(run, item)["status"] == 2
 
 
+@pytest.mark.slow
 def test_a_person_at_a_terminal_is_asked_and_the_rows_still_go_to_stdout(run, upstream):
     item, _ = order_active(run, upstream)
     main, other = pty.openpty()

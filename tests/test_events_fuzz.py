@@ -128,6 +128,7 @@ def feed_state(path):
         conn.close()
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(pages=feeds(), replay=st.booleans())

@@ -158,6 +158,7 @@ def test_half_a_surrogate_pair_in_an_answer_is_replaced_not_a_blocked_feed(
 DRIP = hostile.OK[:-1] + b" " * 600 + b"}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("headers_too", [False, True], ids=["body", "status-line-and-headers"])
 def test_a_dripping_answer_ends_with_the_call_deadline(run, store_with_bad_module, headers_too):
     with hostile.Hostile(hostile.drip(DRIP, headers_too=headers_too)) as bad:
@@ -185,6 +186,7 @@ def certificate(tmp_path_factory):
     return cert, key
 
 
+@pytest.mark.slow
 def test_a_dripping_answer_over_tls_ends_with_the_call_deadline(run, store_with_bad_module,
                                                                 certificate):
     with hostile.Hostile(hostile.drip(DRIP), tls=certificate) as bad:
@@ -210,6 +212,7 @@ def test_an_untrusted_certificate_is_a_configuration_error_said_at_once(
     assert "resellctl modules edit bad-up --url URL" in line and "REQUESTS_CA_BUNDLE" in line
 
 
+@pytest.mark.slow
 def test_connecting_ends_with_the_call_deadline(run, store_with_bad_module, monkeypatch):
     monkeypatch.setenv("RESELLCTL_CALL_TIMEOUT", "1")
     monkeypatch.setenv("RESELLCTL_RETRY_ATTEMPTS", "1")
@@ -222,6 +225,7 @@ def test_connecting_ends_with_the_call_deadline(run, store_with_bad_module, monk
     assert synced(run)
 
 
+@pytest.mark.slow
 def test_no_call_runs_past_the_time_budget(run, store_with_bad_module):
     """Retries and a read timeout that a drip never reaches would carry the run on for ever."""
     with hostile.Hostile(hostile.drip(DRIP)) as bad:
@@ -242,6 +246,7 @@ def test_no_call_runs_past_the_time_budget(run, store_with_bad_module):
     assert synced(run)
 
 
+@pytest.mark.slow
 def test_order_and_ops_start_end_with_the_call_deadline(run, password_file):
     with hostile.Hostile(hostile.by_func(hostile.drip(DRIP),
                                          pricelist_export=hostile.pricelists())) as bad:
@@ -269,6 +274,7 @@ HUGE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("behaviour, message", HUGE.values(), ids=HUGE)
 def test_a_huge_answer_is_refused_within_the_memory_of_a_small_machine(run, store_with_bad_module,
                                                                        behaviour, message):
@@ -297,6 +303,7 @@ def test_a_bad_setting_is_bad_input(run, upstream, monkeypatch, name, value):
     assert len(upstream.requests) == sent  # nothing sent
 
 
+@pytest.mark.slow
 def test_a_call_timeout_of_inf_sets_no_deadline(run, upstream):
     upstream.fault("delay", func="pricelist.export", seconds=0.3)  # a call the watchdog sees
     r = run_in_process(run.db_path, "tariffs", "import", "vds-up", RESELLCTL_CALL_TIMEOUT="inf")

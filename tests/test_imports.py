@@ -12,6 +12,8 @@ import pytest
 from helpers import SUCCESS
 from resellctl.store import Store, now
 
+pytestmark = pytest.mark.slow  # each command runs in an interpreter of its own
+
 
 HEAVY = {"requests", "tenacity", "rich", "sqlite_utils", "urllib3"}
 

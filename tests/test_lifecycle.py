@@ -511,6 +511,7 @@ def test_a_rerun_for_funds_that_fails_again_is_shown_even_in_quiet_mode(run, ups
     assert op(run, op_id)["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_funds_reruns_end_with_the_time_budget(run, upstream):
     """Twenty re-runs against an upstream answering each in a second would hold the sync lock
     for twenty seconds under a two-second budget; the rest wait for the next run."""

@@ -215,6 +215,7 @@ sys.stdin.read()
 """
 
 
+@pytest.mark.slow
 def test_an_operation_another_process_is_sending_is_not_sent_again(run, upstream):
     import subprocess
     import sys
@@ -266,6 +267,7 @@ def test_two_stores_on_one_upstream_account_never_adopt_each_others_services(
     assert len(remoteids) == 2 and {number(r) for r in remoteids} == {1}
 
 
+@pytest.mark.slow
 def test_an_order_another_process_is_sending_is_not_closed_under_it(run, upstream):
     """`services close` of a service whose order failed for funds cancels that order; while
     checkevent re-runs it for funds, the order may be created upstream at any moment, so the
@@ -346,6 +348,7 @@ def test_a_prolong_whose_read_before_sending_failed_is_sent_on_restart(run, upst
     assert show(run, item)["expiredate"] == months_after(expiry, 1)
 
 
+@pytest.mark.slow
 def test_a_prolong_killed_before_it_was_sent_is_sent_on_restart(run, upstream):
     """kill -9 while the read before sending waits for its answer: the renewal never left."""
     import subprocess

@@ -9,6 +9,8 @@ import sqlite3
 import subprocess
 import sys
 
+import pytest
+
 from helpers import SUCCESS, TEMPFAIL, USERNAME, adopt, aged, failed_orders, query, resellctl_env
 from resellctl import runlog
 from resellctl.store import now
@@ -53,6 +55,7 @@ def test_a_dry_run_records_nothing(run, upstream):
     assert query(run.db_path, "SELECT count(*) FROM notice") == [(0,)]
 
 
+@pytest.mark.slow
 def test_a_module_the_time_budget_left_out_is_recorded_as_skipped(run, upstream, tmp_path):
     sim = upstream
     sim.add_account("other@example.net", "other-password", "40.00")
@@ -169,6 +172,7 @@ def test_unsent_operations_are_told_once_they_are_late(run, upstream):
     assert run("checkevent", "-q").stderr == ""
 
 
+@pytest.mark.slow
 def test_cron_mails_an_outage_once_not_at_every_run(run, upstream):
     """cron mails what a job prints: two runs as cron starts them, the second says nothing."""
     sim = upstream

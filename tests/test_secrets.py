@@ -118,6 +118,7 @@ def test_a_symlinked_secrets_file_is_neither_read_nor_written_through(
     assert target.read_text() == before
 
 
+@pytest.mark.slow
 def test_a_password_typed_at_a_terminal_is_not_echoed(db_path):
     typed = "Typed-Secret-42"
     pid, terminal = pty.fork()

@@ -105,6 +105,7 @@ def test_an_order_is_charged_at_once_and_opens_at_the_next_event_poll(call, sim)
     assert sim.events() == [event]
 
 
+@pytest.mark.slow
 def test_an_order_waits_for_the_open_delay():
     sim = Simulator(username=USERNAME, password=COLON_PASSWORD, open_delay=0.3)
     with serve(sim) as server:
@@ -226,6 +227,7 @@ def test_a_fault_only_hits_matching_funcs_and_counts_down(server, call, sim):
     assert call("subaccount")["elem"]
 
 
+@pytest.mark.slow
 def test_a_delay_fault_answers_late_but_answers(call, sim):
     sim.fault("delay", func="subaccount", seconds=0.3)
     started = time.monotonic()
@@ -435,6 +437,7 @@ def test_serve_refuses_a_public_address_without_public():
     assert result.exit_code == USAGE and "--public" in result.stderr
 
 
+@pytest.mark.slow
 def test_sim_serve_prints_its_url_and_stops_cleanly_on_sigterm(tmp_path):
     with sim_serve(tmp_path, "--port", "0", "--balance", "20") as process:
         url = process.url
@@ -451,6 +454,7 @@ TLS_CLIENT_HELLO = (bytes.fromhex("160301002f0100002b0303") + bytes(range(32))
                     + bytes.fromhex("000002130101000000"))
 
 
+@pytest.mark.slow
 def test_sim_serve_answers_what_is_not_http_with_400_and_keeps_serving(tmp_path):
     with sim_serve(tmp_path, "--verbose") as process:
         url = process.url

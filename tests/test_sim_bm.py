@@ -510,6 +510,7 @@ def test_serve_refuses_quirks_without_a_bm_dialect():
     assert result.exit_code == USAGE and "bm6 or bm5" in result.stderr
 
 
+@pytest.mark.slow
 def test_sim_serve_speaks_the_dialect_and_quirks_it_is_given(tmp_path):
     with sim_serve(tmp_path, "--api", "bm5", "--quirk", "comma-balance",
                    "--quirk", "single-row-object", "--session-idle", "30",

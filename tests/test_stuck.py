@@ -97,6 +97,7 @@ def test_the_first_re_run_that_gets_no_answer_ends_them(run, upstream):
     assert statuses(run, ops) == ["failed"] + ["new"] * 3
 
 
+@pytest.mark.slow
 def test_re_runs_end_with_the_time_budget(run, upstream):
     sim = upstream
     ops = unanswered_orders(run, sim, 6)

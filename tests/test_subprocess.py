@@ -13,6 +13,8 @@ import pytest
 
 from helpers import ERROR, PASSWORD, SUCCESS, USERNAME, tsv
 
+pytestmark = pytest.mark.slow  # resellctl as separate processes
+
 SCRIPT = Path(sys.executable).parent / "resellctl"
 ENTRY_POINTS = [pytest.param([sys.executable, "-m", "resellctl"], id="python-m")]
 if SCRIPT.exists():

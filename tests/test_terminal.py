@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from helpers import INTERRUPTED, SUCCESS, USAGE, number, query, resellctl_env, run_json, tsv
 
 
@@ -21,6 +23,7 @@ def test_an_order_of_several_shows_its_progress_on_a_terminal_only(run, upstream
     assert run("order", "VDS-1", stderr_tty=True).stderr == ""  # one: nothing to follow
 
 
+@pytest.mark.slow
 def test_ctrl_c_exits_130_with_one_line(run, upstream):
     """A sysadmin gives up on a checkevent that waits on a slow upstream."""
     upstream.fault("delay", func="item.event.list", seconds=30)
@@ -50,6 +53,7 @@ def test_a_mistyped_command_gets_a_suggestion(run):
     assert r.exit_code == USAGE and r.stderr.endswith("Error: No such command 'xyzzy'.\n")
 
 
+@pytest.mark.slow
 def test_an_order_interrupted_by_ctrl_c_says_how_to_send_the_rest(run, upstream):
     upstream.fault("delay", func="vds.order.param", count=20, seconds=0.2)
     process = subprocess.Popen(

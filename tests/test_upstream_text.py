@@ -194,6 +194,7 @@ def test_a_character_that_is_not_printable_is_spelled_out(ch):
     assert to_json(f"a{ch}b") == json.dumps(f"a{ch}b")
 
 
+@pytest.mark.slow
 def test_no_character_that_is_not_printable_is_shown_raw():
     # Controls, line and paragraph separators, bidi and other invisible format characters,
     # unassigned and private code points: all that Python does not count as printable.
