@@ -1,5 +1,6 @@
 """Fixtures: a store in a temporary directory, the embedded simulator on a free loopback port,
-and a `run` helper that invokes the real command line in-process."""
+and a `run` helper that invokes the real command line in-process. The helpers test files share
+are in helpers.py; README.md here says how to run the quick subset."""
 
 import os
 import shutil
