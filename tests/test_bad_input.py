@@ -9,7 +9,7 @@ from helpers import SUCCESS, USAGE, USERNAME, error_line, order_active, query, r
 
 TABLES = ("processingmodule", "pricelist", "item", "runningoperation", "task", "itemhistory")
 BIG = str(2**63)  # one past SQLite's largest integer
-HUGE = "9" * 23  # far past it
+HUGE_ID = "9" * 23  # far past it
 
 # With the `done_and_waiting` below: operation 1 is done, operation 2 waits upstream.
 CASES = [
@@ -74,16 +74,16 @@ CASES = [
     (["checkevent", "--module", "\u00b2"], "no processing module '\u00b2'"),
     (["checkevent", "--module", BIG], f"no processing module '{BIG}'"),
     # ids too large for the books, or written in digits int() takes and the books do not
-    (["ops", "show", HUGE], f"operation id must be at most {2**63 - 1}, not {HUGE}"),
-    (["ops", "start", HUGE], f"operation id must be at most {2**63 - 1}"),
-    (["services", "show", HUGE], "service id must be at most"),
-    (["services", "prolong", HUGE], "service id must be at most"),
-    (["set-module", HUGE, "manual"], "service id must be at most"),
-    (["tasks", "close", HUGE], "task id must be at most"),
-    (["ops", "list", "--item", HUGE], "is not in the range 1<=x<="),
-    (["tasks", "list", "--item", HUGE], "is not in the range 1<=x<="),
-    (["services", "list", "--after", HUGE], "is not in the range 0<=x<="),
-    (["events", "list", "--limit", HUGE], "is not in the range 0<=x<="),
+    (["ops", "show", HUGE_ID], f"operation id must be at most {2**63 - 1}, not {HUGE_ID}"),
+    (["ops", "start", HUGE_ID], f"operation id must be at most {2**63 - 1}"),
+    (["services", "show", HUGE_ID], "service id must be at most"),
+    (["services", "prolong", HUGE_ID], "service id must be at most"),
+    (["set-module", HUGE_ID, "manual"], "service id must be at most"),
+    (["tasks", "close", HUGE_ID], "task id must be at most"),
+    (["ops", "list", "--item", HUGE_ID], "is not in the range 1<=x<="),
+    (["tasks", "list", "--item", HUGE_ID], "is not in the range 1<=x<="),
+    (["services", "list", "--after", HUGE_ID], "is not in the range 0<=x<="),
+    (["events", "list", "--limit", HUGE_ID], "is not in the range 0<=x<="),
     (["ops", "start", "\u00b2"], "operation id must be a number, not '\u00b2'"),
     (["services", "show", "1_0"], "service id must be a number, not '1_0'"),
     # an addon's value in ASCII digits only
