@@ -359,12 +359,23 @@ def resellctl_env(db_path):
     return dict(os.environ, RESELLCTL_DB=db_path, RESELLCTL_RETRY_WAIT="0")
 
 
-def checkevent_process(db_path, *args):
-    """`resellctl checkevent ARGS` started in a process of its own, its output piped: the
-    Popen."""
-    return subprocess.Popen([sys.executable, "-m", "resellctl", "checkevent", *args],
+def resellctl_process(db_path, *args):
+    """`resellctl ARGS` started in a process of its own on the store at ``db_path``, its output
+    piped, and Ctrl-C (SIGINT) stopping it as at a terminal: the Popen."""
+    return subprocess.Popen([sys.executable, "-m", "resellctl", *map(str, args)],
                             env=resellctl_env(db_path), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_hear_ctrl_c)
+
+
+def _hear_ctrl_c():
+    # A suite started in the background (`pytest &`) hands SIGINT down ignored, and Python
+    # keeps ignoring it: the process would never hear the Ctrl-C a test sends.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def checkevent_process(db_path, *args):
+    """`resellctl checkevent ARGS` started as by resellctl_process: the Popen."""
+    return resellctl_process(db_path, "checkevent", *args)
 
 
 def finish(process):

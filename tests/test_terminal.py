@@ -2,13 +2,11 @@
 progress, Ctrl-C, a mistyped command."""
 
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from helpers import INTERRUPTED, SUCCESS, USAGE, number, query, resellctl_env, run_json, tsv
+from helpers import INTERRUPTED, SUCCESS, USAGE, number, query, resellctl_process, run_json, tsv
 
 
 def test_an_order_of_several_shows_its_progress_on_a_terminal_only(run, upstream):
@@ -28,9 +26,7 @@ def test_ctrl_c_exits_130_with_one_line(run, upstream):
     """A sysadmin gives up on a checkevent that waits on a slow upstream."""
     upstream.fault("delay", func="item.event.list", seconds=30)
     sent = len(upstream.requests)
-    process = subprocess.Popen([sys.executable, "-m", "resellctl", "checkevent"],
-                               env=resellctl_env(run.db_path), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = resellctl_process(run.db_path, "checkevent")
     stop = time.monotonic() + 60
     while time.monotonic() < stop and not any(
             q["func"] == "item.event.list" for q in upstream.requests[sent:]):
@@ -56,10 +52,7 @@ def test_a_mistyped_command_gets_a_suggestion(run):
 @pytest.mark.slow
 def test_an_order_interrupted_by_ctrl_c_says_how_to_send_the_rest(run, upstream):
     upstream.fault("delay", func="vds.order.param", count=20, seconds=0.2)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "resellctl", "order", "VDS-1", "--quantity", "20"],
-        env=resellctl_env(run.db_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+    process = resellctl_process(run.db_path, "order", "VDS-1", "--quantity", "20")
     stop = time.monotonic() + 60
     while time.monotonic() < stop and not query(
             run.db_path, "SELECT id FROM runningoperation WHERE status = 'waiting'"):
