@@ -16,15 +16,14 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from datetime import date
 
 from click.testing import CliRunner
 
+from resellctl import store as store_module
 from resellctl.bmdoc import scalar
 from resellctl.cli import App, cli
 from resellctl.errors import ExitStatus
 from resellctl.sim.tariffs import add_months
-from resellctl import store as store_module
 from resellctl.store import APPLICATION_ID, Store, now
 
 # The upstream account of the `sim` fixture and of the `upstream` module.
@@ -209,7 +208,7 @@ def checkevent(run, *args):
 def months_after(day, months):
     """The date ``months`` calendar months after ``day`` (both ``YYYY-MM-DD``), as the
     upstream reckons it."""
-    return add_months(date.fromisoformat(day), months).isoformat()
+    return add_months(datetime.date.fromisoformat(day), months).isoformat()
 
 
 # --- the store's files -----------------------------------------------------------------------
