@@ -9,15 +9,24 @@ monitoring may run it every minute. This module knows nothing of click.
 
 import datetime
 import decimal
+from enum import IntEnum
 
 from resellctl.states import ItemStatus, OpStatus, TaskStatus
 from resellctl.store import STAMP, now, when
 from resellctl.views import PROBLEMS
 
 OK, WARNING, CRITICAL = "ok", "warning", "critical"
-LEVELS = (OK, WARNING, CRITICAL)  # each one's index is its exit status, as for a plugin
+LEVELS = (OK, WARNING, CRITICAL)  # the least grave first
 RUN_FIELDS = ("started", "seconds", "outcome", "applied", "skipped", "unknown", "rejected",
               "completed", "rerun", "retried", "more", "error", "error_kind")
+
+
+class MonitoringExit(IntEnum):
+    """The exit status of `resellctl status`: a monitoring plugin's, one for each level."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
 
 
 def report(store, limits):
@@ -34,7 +43,7 @@ def report(store, limits):
              "events": check.events(), "services": check.services()}
     problems = sorted(check.problems, key=lambda p: -LEVELS.index(p["level"]))
     status = problems[0]["level"] if problems else OK
-    return {"status": status, "exit_status": LEVELS.index(status), "checked": check.stamp,
+    return {"status": status, "exit_status": MonitoringExit[status.upper()], "checked": check.stamp,
             "problems": problems, **found, "thresholds": dict(limits)}
 
 

@@ -1,21 +1,17 @@
 """Fixtures: a store in a temporary directory, the embedded simulator on a free loopback port,
-and a `run` helper that invokes the real command line in-process."""
+and a `run` helper that invokes the real command line in-process. The helpers test files share
+are in helpers.py; README.md here says how to run the quick subset."""
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
-from contextlib import contextmanager
+import time
 
 import pytest
 from click.testing import CliRunner
 
+from helpers import PASSWORD, SUCCESS, USERNAME
 from resellctl.cli import App, cli
 from resellctl.sim import Simulator, serve
-
-USERNAME = "reseller@example.net"
-PASSWORD = "s3cret-Pa55word-xyzzy"
 
 
 @pytest.fixture(autouse=True)
@@ -40,12 +36,24 @@ def no_system_config(monkeypatch, empty_config):
     monkeypatch.setenv("RESELLCTL_CONFIG", empty_config)
 
 
+@pytest.fixture(scope="session")
+def initialised_store(tmp_path_factory, empty_config):
+    """A store as `resellctl init` makes it, made once a session for db_path to copy."""
+    path = str(tmp_path_factory.mktemp("initialised") / "store" / "resellctl.db")
+    result = CliRunner().invoke(cli, ["--db", path, "init"], env={"RESELLCTL_CONFIG": empty_config})
+    assert result.exit_code == SUCCESS, result.output
+    assert os.listdir(os.path.dirname(path)) == ["resellctl.db"]  # all there is to copy
+    return path
+
+
 @pytest.fixture
-def db_path(tmp_path, monkeypatch):
-    """The path of a new, empty store (made by `resellctl init`), which RESELLCTL_DB names."""
-    path = str(tmp_path / "store" / "resellctl.db")
-    result = CliRunner().invoke(cli, ["--db", path, "init"])
-    assert result.exit_code == 0, result.output
+def db_path(tmp_path, monkeypatch, initialised_store):
+    """The path of a new, empty store, which RESELLCTL_DB names: a copy of the one `resellctl
+    init` made for the session, in a directory as private (every test's store has its uid)."""
+    directory = tmp_path / "store"
+    directory.mkdir(mode=0o700)
+    path = str(directory / "resellctl.db")
+    shutil.copy(initialised_store, path)  # with its mode, 0600
     monkeypatch.setenv("RESELLCTL_DB", path)
     return path
 
@@ -104,80 +112,24 @@ def upstream(run, sim, password_file):
     manual module `manual`."""
     r = run("modules", "add", "vds-up", "--type", "billmanager", "--url", sim.server.url,
             "--username", USERNAME, "--password-file", password_file, "--min-balance", "20")
-    assert r.exit_code == 0, r
-    assert run("modules", "add", "manual", "--type", "manual").exit_code == 0
-    assert run("tariffs", "import", "vds-up").exit_code == 0
+    assert r.exit_code == SUCCESS, r
+    assert run("modules", "add", "manual", "--type", "manual").exit_code == SUCCESS
+    assert run("tariffs", "import", "vds-up").exit_code == SUCCESS
     return sim
 
 
-def number(remoteid):
-    """The service number a ``remoteid`` (``<store uid>-<number>-<random>``) carries."""
-    uid, number, random = remoteid.split("-")
-    assert len(uid) == 8 and len(random) == 12, remoteid
-    return int(number)
+@pytest.fixture
+def zone():
+    """``zone("MSK-3")``: the local zone of this process from now on (a POSIX TZ, so that no
+    time zone database is needed); the zone it had is back after the test."""
+    before = os.environ.get("TZ")
 
-
-def is_table(text):
-    """Whether ``text`` is a table as resellctl draws it on a terminal: headings over a rule,
-    no TSV tab."""
-    return "\t" not in text and "\u2500" * 10 in text
-
-
-def tsv(text):
-    """TSV output as a list of dicts keyed by the header row."""
-    lines = [line.split("\t") for line in text.splitlines() if line]
-    return [dict(zip(lines[0], row)) for row in lines[1:]]
-
-
-def copy_store(source, target):
-    """A copy of the store ``source`` at ``target``, with its secrets file (the modules'
-    passwords) if it has one: as a restore of `resellctl backup --with-secrets` would be."""
-    for suffix in ("", ".secrets"):
-        if os.path.exists(source + suffix):
-            shutil.copy(source + suffix, target + suffix)
-
-
-def read_terminal(fd, until, seen=b"", seconds=30):
-    """What the terminal whose controlling side is ``fd`` shows, read on from ``seen`` until
-    ``until`` appears, the other side closes, or ``seconds`` pass (a guard against a hang)."""
-    import select
-    import time
-
-    stop = time.monotonic() + seconds
-    while until not in seen and time.monotonic() < stop:
-        if select.select([fd], [], [], 0.1)[0]:
-            try:
-                chunk = os.read(fd, 1024)
-            except OSError:  # the other side is gone
-                break
-            if not chunk:
-                break
-            seen += chunk
-    return seen
-
-
-def resellctl_env(db_path):
-    env = dict(os.environ, RESELLCTL_DB=db_path, RESELLCTL_RETRY_WAIT="0")
-    return env
-
-
-@contextmanager
-def sim_serve(tmp_path, *args, password="from-file"):
-    """Run ``resellctl sim serve ARGS`` in a subprocess, the account's password in a file.
-
-    Yields the process with ``url`` set; on leaving, sends SIGTERM and waits, and its
-    ``returncode``, ``out`` and ``err`` hold how it ended and what it printed.
-    """
-    password_file = tmp_path / "sim-password"
-    password_file.write_text(password + "\n")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "resellctl", "sim", "serve", "--password-file", str(password_file),
-         *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        process.url = process.stdout.readline().strip()
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.out, process.err = process.communicate(timeout=10)
+    def set_zone(name):
+        os.environ["TZ"] = name
+        time.tzset()
+    yield set_zone
+    if before is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = before
+    time.tzset()

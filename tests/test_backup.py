@@ -7,28 +7,19 @@ import sqlite3
 import threading
 
 import pytest
-from conftest import PASSWORD, tsv
-from test_store import digest, mode, refused
-
-
-def query(path, sql):
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+from helpers import PASSWORD, SUCCESS, digest, mode, query, refused, tsv
 
 
 def test_a_backup_is_private_checked_and_holds_no_password(run, upstream, tmp_path):
     copy = tmp_path / "backups" / "resellctl.db"
     copy.parent.mkdir()
-    assert run("order", "VDS-1", "--client", "acme").exit_code == 0
+    assert run("order", "VDS-1", "--client", "acme").exit_code == SUCCESS
     old = os.umask(0)
     try:
         result = run("backup", copy)
     finally:
         os.umask(old)
-    assert result.exit_code == 0 and result.stdout == "", result
+    assert result.exit_code == SUCCESS and result.stdout == "", result
     size = os.path.getsize(copy)
     assert result.stderr.splitlines() == [
         f"wrote {copy}: a copy of the store at {run.db_path}, {size} bytes, integrity check ok",
@@ -45,7 +36,7 @@ def test_with_secrets_the_passwords_go_to_a_private_file_beside_the_copy(
         run, upstream, tmp_path):
     copy = tmp_path / "copy.db"
     result = run("backup", copy, "--with-secrets")
-    assert result.exit_code == 0, result
+    assert result.exit_code == SUCCESS, result
     assert f"wrote {copy}.secrets: the modules' passwords" in result.stderr
     assert mode(f"{copy}.secrets") == 0o600
     assert json.loads(open(f"{copy}.secrets").read())["passwords"] == {"1": PASSWORD}
@@ -62,7 +53,7 @@ def test_a_backup_taken_while_a_writer_holds_a_transaction_has_only_what_was_com
     finally:
         writer.execute("COMMIT")
         writer.close()
-    assert result.exit_code == 0, result
+    assert result.exit_code == SUCCESS, result
     assert query(tmp_path / "copy.db", "SELECT name FROM processingmodule ORDER BY id") == [
         ("vds-up",), ("manual",)]
 
@@ -70,7 +61,7 @@ def test_a_backup_taken_while_a_writer_holds_a_transaction_has_only_what_was_com
 def test_a_backup_taken_while_cron_commits_is_one_consistent_state(run, upstream, tmp_path):
     """Each of the writer's transactions adds two history rows; a copy that caught half of
     one, or pages of two different moments, would show an odd count or fail its check."""
-    assert run("modules", "add", "m2", "--type", "manual").exit_code == 0
+    assert run("modules", "add", "m2", "--type", "manual").exit_code == SUCCESS
     stop, busy = threading.Event(), threading.Event()
     commits = []
 
@@ -99,7 +90,7 @@ def test_a_backup_taken_while_cron_commits_is_one_consistent_state(run, upstream
         stop.set()
         thread.join()
     for n, (committed, result) in enumerate(results):
-        assert result.exit_code == 0, result
+        assert result.exit_code == SUCCESS, result
         [(rows,)] = query(tmp_path / f"copy{n}.db", "SELECT count(*) FROM itemhistory")
         # Even, and every commit made before it began (most still in the -wal file, which a
         # copy of the database file alone would miss).
@@ -112,7 +103,7 @@ def test_an_existing_file_is_replaced_only_with_force(run, upstream, tmp_path):
     copy.chmod(0o644)
     refused(run("backup", copy), f"{copy} exists already")
     assert copy.read_text() == "last week's\n"
-    assert run("backup", copy, "--force").exit_code == 0
+    assert run("backup", copy, "--force").exit_code == SUCCESS
     assert mode(copy) == 0o600 and query(copy, "PRAGMA integrity_check") == [("ok",)]
 
 
@@ -140,11 +131,11 @@ def test_the_store_itself_is_no_place_for_its_backup(run, upstream):
 def test_a_store_restored_from_a_backup_and_its_secrets_takes_up_where_it_was(
         run, upstream, tmp_path):
     sim = upstream
-    assert run("order", "VDS-1", "--client", "acme").exit_code == 0
+    assert run("order", "VDS-1", "--client", "acme").exit_code == SUCCESS
     copy = str(tmp_path / "copy.db")
-    assert run("backup", copy, "--with-secrets").exit_code == 0
+    assert run("backup", copy, "--with-secrets").exit_code == SUCCESS
     sim.open_pending()
-    assert run("checkevent", "-q").exit_code == 0
+    assert run("checkevent", "-q").exit_code == SUCCESS
     # The store is lost; the copy and its secrets come back.
     for suffix in ("", "-wal", "-shm", ".secrets"):
         if os.path.exists(run.db_path + suffix):
@@ -153,5 +144,5 @@ def test_a_store_restored_from_a_backup_and_its_secrets_takes_up_where_it_was(
         shutil.copy(copy + suffix, run.db_path + suffix)
     assert tsv(run("services", "list").stdout)[0]["status"] == "5"  # processing, as copied
     result = run("checkevent")  # the upstream still has the events after the copy's position
-    assert result.exit_code == 0 and result.stderr == "", result
+    assert result.exit_code == SUCCESS and result.stderr == "", result
     assert tsv(run("services", "list").stdout)[0]["status"] == "2"

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import PASSWORD, USERNAME, tsv
+from helpers import ERROR, PASSWORD, SUCCESS, USERNAME, checkevent, op, sent, show, tsv
 from resellctl.sim import Simulator, serve
 
 
@@ -22,37 +22,16 @@ def bm(run, password_file, request):
         r = run("modules", "add", "vds-up", "--type", "billmanager", "--url", server.url,
                 "--username", USERNAME, "--password-file", password_file, "--min-balance", "20",
                 *(["--api", api] if api == "bm5" else []))
-        assert r.exit_code == 0, r
+        assert r.exit_code == SUCCESS, r
         assert r.stderr.endswith(f"module vds-up (billmanager, dialect {api}) added\n"), r
-        assert run("modules", "add", "manual", "--type", "manual").exit_code == 0
-        assert run("tariffs", "import", "vds-up").exit_code == 0
+        assert run("modules", "add", "manual", "--type", "manual").exit_code == SUCCESS
+        assert run("tariffs", "import", "vds-up").exit_code == SUCCESS
         yield state
-
-
-def show(run, item):
-    r = run("services", "show", item, "--json")
-    assert r.exit_code == 0, r
-    return json.loads(r.stdout)
-
-
-def op(run, op_id):
-    return json.loads(run("ops", "show", op_id, "--json").stdout)
-
-
-def sent(sim, func):
-    return [q["params"] for q in sim.requests if q["func"] == func]
-
-
-def checkevent(run, *args):
-    r = run("checkevent", "--json", *args)
-    assert r.exit_code == 0, r
-    [summary] = json.loads(r.stdout)
-    return summary
 
 
 def ordered(run, *args):
     r = run("order", "VDS-1", "--client", "acme", "--json", *args)
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     return json.loads(r.stdout)
 
 
@@ -62,7 +41,7 @@ def test_detection_says_events_or_bm6_and_check_reports_the_account(run, bm):
                                                                      ("manual", None)]
     bm.add_foreign("11", {"ip": "192.0.2.50"})
     r = run("modules", "check", "vds-up", "--json")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     report = json.loads(r.stdout)
     assert (report["api"], report["detected"], report["balance"], report["currency"]) == (
         "bm6", "bm6", "100.00", "EUR")
@@ -77,7 +56,7 @@ def test_a_wrong_password_is_found_when_the_module_is_added(run, bm, tmp_path):
     wrong.chmod(0o600)
     r = run("modules", "add", "other", "--type", "billmanager", "--url", bm.server.url,
             "--username", USERNAME, "--password-file", wrong)
-    assert r.exit_code == 1, r
+    assert r.exit_code == ERROR, r
     assert "login refused" in r.stderr
     assert "other" not in run("modules", "list").stdout
 
@@ -141,7 +120,7 @@ def test_changes_asked_for_complete_when_polling_sees_them(run, bm):
                        (["set-param", item, "hostname=www.example"], "setparam"),
                        (["change-tariff", item, "VDS-1-RAM"], "changepricelist")):
         r = run("services", *args)
-        assert r.exit_code == 0, r
+        assert r.exit_code == SUCCESS, r
         [row] = tsv(r.stdout)
         assert row["status"] == "waiting", (kind, row)
         summary = checkevent(run)
@@ -158,7 +137,7 @@ def test_a_service_that_vanishes_is_missing_not_closed(run, bm):
     remote = show(run, created["item"])["upstream_id"]
     bm.vanish(remote)
     r = run("checkevent", "-q")
-    assert r.exit_code == 0 and r.stdout == "", r
+    assert r.exit_code == SUCCESS and r.stdout == "", r
     assert (f"service {created['item']} is missing upstream: its item is not there any more"
             in r.stderr)
     service = show(run, created["item"])
@@ -177,7 +156,7 @@ def test_foreign_items_are_counted_and_imported_on_request(run, bm):
     assert summary["foreign"] == 1 and summary["applied"] == 0
     sent_before = len(sent(bm, "v2.vds.order.param"))
     r = run("services", "import", "vds-up", "--client", "legacy", "--json")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     [imported] = json.loads(r.stdout)
     assert imported["upstream_id"] == foreign and imported["pricelist"] == "VDS-1"
     service = show(run, imported["item"])
@@ -190,7 +169,7 @@ def test_foreign_items_are_counted_and_imported_on_request(run, bm):
     assert bm.balance() == Decimal("100.00")
     assert checkevent(run)["foreign"] == 0
     r = run("services", "import", "vds-up")
-    assert r.exit_code == 0 and "0 services imported" in r.stderr
+    assert r.exit_code == SUCCESS and "0 services imported" in r.stderr
 
 
 def test_a_lost_order_answer_makes_one_service_and_one_charge(run, bm):
@@ -213,8 +192,8 @@ def test_a_lost_order_answer_without_remoteids_adopts_the_one_new_item(run, pass
                       quirks=("edit-no-remoteid",))
     with serve(state) as server:
         assert run("modules", "add", "vds-up", "--type", "billmanager", "--url", server.url,
-                   "--username", USERNAME, "--password-file", password_file).exit_code == 0
-        assert run("tariffs", "import", "vds-up").exit_code == 0
+                   "--username", USERNAME, "--password-file", password_file).exit_code == SUCCESS
+        assert run("tariffs", "import", "vds-up").exit_code == SUCCESS
         state.fault("drop_after_commit", func="v2.vds.order.param", count=1)
         [created] = ordered(run)
         assert created["status"] == "waiting" and len(state.items) == 1
@@ -225,7 +204,7 @@ def test_a_lost_order_answer_without_remoteids_adopts_the_one_new_item(run, pass
         state.add_foreign("11")
         state.fault("drop_after_commit", func="v2.vds.order.param", count=1)
         r = run("order", "VDS-1", "--json")
-        assert r.exit_code == 1, r
+        assert r.exit_code == ERROR, r
         assert "several upstream items could be it" in r.stderr
         [second] = json.loads(r.stdout)
         assert len(state.items) == 4  # ours, the two foreign ones, and the one just made
@@ -233,7 +212,7 @@ def test_a_lost_order_answer_without_remoteids_adopts_the_one_new_item(run, pass
         made = max(state.items, key=int)
         assert f"resellctl services link {second['item']} UPSTREAM_ID" in r.stderr
         r = run("services", "link", second["item"], made)
-        assert r.exit_code == 0, r
+        assert r.exit_code == SUCCESS, r
         assert op(run, second["runningoperation"])["status"] == "waiting"
         service = show(run, second["item"])
         assert service["upstream_id"] == made
@@ -274,7 +253,7 @@ def test_a_password_refused_on_renewal_is_a_credentials_failure(run, bm):
     ordered(run)
     bm.accounts[USERNAME].password = "changed-upstream"
     r = run("checkevent")
-    assert r.exit_code == 1, r
+    assert r.exit_code == ERROR, r
     assert "login refused" in r.stderr
     assert "resellctl modules edit vds-up --username USER --password-file FILE" in r.stderr
 
@@ -285,7 +264,7 @@ def test_a_balance_below_the_minimum_warns(run, bm):
     assert (summary["balance"], summary["low_balance"]) == ("1234.50", False)
     bm.set_balance("12.00")
     r = run("checkevent")
-    assert r.exit_code == 0
+    assert r.exit_code == SUCCESS
     assert "balance 12.00 EUR is below the minimum 20" in r.stderr
 
 
@@ -296,7 +275,7 @@ def test_dry_run_shows_the_differences_and_changes_nothing(run, bm):
     bm.suspend(remote)
     history = show(run, created["item"])["history"]
     r = run("checkevent", "--dry-run", "--json")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert json.loads(r.stdout) == [{"module": "vds-up", "item": created["item"],
                                      "upstream_item": remote, "type": "suspend", "status": 3}]
     assert "nothing was changed (--dry-run)" in r.stderr
@@ -326,7 +305,7 @@ def test_an_order_search_among_too_many_candidates_reads_none_and_sends_nothing(
     bm.fault("drop_after_commit", func="v2.vds.order.param", count=1)
     reads = len(sent(bm, "vds.edit"))
     r = run("order", "VDS-1", "--json")
-    assert r.exit_code == 1, r
+    assert r.exit_code == ERROR, r
     assert "several upstream items could be it" in r.stderr
     assert len(sent(bm, "vds.edit")) == reads  # none read
     assert len(sent(bm, "v2.vds.order.param")) == 1  # none sent again
@@ -343,11 +322,11 @@ def test_a_tariff_not_imported_is_said_not_written_into_the_history_at_every_run
     history = show(run, created["item"])["history"]
     for _ in range(2):
         r = run("checkevent")
-        assert r.exit_code == 0, r
+        assert r.exit_code == SUCCESS, r
         assert (f"service {created['item']}: its upstream item shows tariff 14, which is not "
                 "imported here; run: resellctl tariffs import vds-up") in r.stderr
     assert show(run, created["item"])["history"] == history
-    assert run("tariffs", "import", "vds-up").exit_code == 0
+    assert run("tariffs", "import", "vds-up").exit_code == SUCCESS
     checkevent(run)
     service = show(run, created["item"])
     assert (service["pricelist"], service["addons"]["disk"]) == ("VDS-3", "90")

@@ -6,63 +6,11 @@ import shutil
 import sqlite3
 
 import pytest
-from click.testing import CliRunner
 
-from conftest import USERNAME, tsv
+from helpers import (ERROR, SUCCESS, TEMPFAIL, USERNAME, add_waiting, adopt, books, checkevent,
+                     query, raw_event, tsv)
 from resellctl.bmdoc import scalar
-from resellctl.cli import App, cli
-from resellctl.store import Store, now
-
-
-def adopt(db_path, pairs, module="vds-up", pricelist="11"):
-    """Active services in the store for upstream items the simulator seeded (``sim.seed``):
-    each service's number is the item's remoteid."""
-    store = Store.open(db_path)
-    try:
-        with store.write() as conn:
-            module_id = conn.execute("SELECT id FROM processingmodule WHERE name = ?",
-                                     (module,)).fetchone()[0]
-            tariff = conn.execute("SELECT id FROM pricelist WHERE processingmodule = ? AND "
-                                  "remote_id = ?", (module_id, pricelist)).fetchone()[0]
-            conn.executemany(
-                "INSERT INTO item (id, remoteid, client, pricelist, itemtype, status, "
-                "processingmodule, period, upstream_module, upstream_id, cdate) "
-                "VALUES (?, ?, 'acme', ?, 'vds', 2, ?, 1, ?, ?, ?)",
-                [(int(remoteid), remoteid, tariff, module_id, module_id, upstream_id, now())
-                 for upstream_id, remoteid in pairs])
-    finally:
-        store.close()
-
-
-def add_waiting(db_path, item_ids, operation):
-    """For each service, an operation of its module waiting upstream, with its open task."""
-    store = Store.open(db_path)
-    try:
-        with store.write() as conn:
-            for item in item_ids:
-                row = conn.execute("SELECT * FROM item WHERE id = ?", (item,)).fetchone()
-                op = conn.execute(
-                    "INSERT INTO runningoperation (desc, item, itemtype, client, cdate, "
-                    "trycount, processingmodule, status, operation, params) "
-                    "VALUES (?, ?, ?, ?, ?, 1, ?, 'waiting', ?, '{}')",
-                    (f"{operation} {item}", item, row["itemtype"], row["client"], now(),
-                     row["processingmodule"], operation)).lastrowid
-                task = conn.execute(
-                    "INSERT INTO task (type, item, itemstatus, itemtype, pricelist, client, "
-                    "runningoperation, opendate, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open')",
-                    (f"post{operation}", item, row["status"], row["itemtype"], row["pricelist"],
-                     row["client"], op, now())).lastrowid
-                conn.execute("UPDATE runningoperation SET task = ? WHERE id = ?", (task, op))
-    finally:
-        store.close()
-
-
-def query(db_path, sql, args=()):
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
+from resellctl.store import now
 
 
 def history_count(db_path):
@@ -72,13 +20,6 @@ def history_count(db_path):
 def position(db_path, module="vds-up"):
     return query(db_path, "SELECT event_cursor, event_skip FROM processingmodule WHERE name = ?",
                  (module,))[0]
-
-
-def summary(run, *args):
-    r = run("checkevent", "--json", *args)
-    assert r.exit_code == 0, r
-    [result] = json.loads(r.stdout)
-    return result
 
 
 @pytest.fixture
@@ -93,22 +34,24 @@ def seeded(run, upstream):
 
 # --- bounded runs -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_max_events_leaves_the_rest_to_the_next_run(run, upstream, seeded):
     last = seeded(50, 2500)
     r = run("checkevent", "--max-events", "1000")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert r.stdout == ("vds-up: 1000 applied, 0 skipped (already applied), 0 unknown, "
                         "0 rejected, 0 operations completed; more events wait for the next run\n")
     assert history_count(run.db_path) == 1000
-    first = summary(run, "--max-events", "1200")
+    first = checkevent(run, "--max-events", "1200")
     assert (first["applied"], first["more"]) == (1200, True)
-    rest = summary(run, "--max-events", "1200")
+    rest = checkevent(run, "--max-events", "1200")
     assert (rest["applied"], rest["more"], rest["cursor"]) == (300, False, last)
     assert history_count(run.db_path) == 2500
     r = run("checkevent")
     assert "0 applied" in r.stdout and "more events wait" not in r.stdout
 
 
+@pytest.mark.slow
 def test_the_time_budget_stops_fetching_and_the_next_run_takes_the_rest(run, upstream, seeded):
     last = seeded(50, 2500)
     sent = len(upstream.requests)
@@ -116,16 +59,17 @@ def test_the_time_budget_stops_fetching_and_the_next_run_takes_the_rest(run, ups
     # given up when the budget ends: no third page is asked for, nor the balance.
     upstream.fault("delay", func="item.event.list", seconds=1)
     upstream.fault("delay", func="item.event.list", seconds=5)
-    first = summary(run, "--time-budget", "2.5")
+    first = checkevent(run, "--time-budget", "2.5")
     assert (first["applied"], first["more"], first["error"]) == (1000, True, None)
     assert [q["params"]["after"] for q in upstream.requests[sent:]
             if q["func"] == "item.event.list"] == ["0", str(first["cursor"])]
     assert upstream.requests[-1]["func"] == "item.event.list"
-    rest = summary(run)
+    rest = checkevent(run)
     assert (rest["applied"], rest["more"], rest["cursor"]) == (1500, False, last)
     assert history_count(run.db_path) == 2500
 
 
+@pytest.mark.slow
 def test_the_time_budget_ends_the_retries_of_an_upstream_that_keeps_failing(run, upstream,
                                                                             monkeypatch):
     """Settings that allow retries for seconds more: the budget stops them all the same."""
@@ -136,7 +80,7 @@ def test_the_time_budget_ends_the_retries_of_an_upstream_that_keeps_failing(run,
     upstream.fault("delay", func="item.event.list", seconds=1.1)
     upstream.fault("500", func="*", count=100_000)
     r = run("checkevent", "--time-budget", "1")
-    assert r.exit_code == 75, r
+    assert r.exit_code == TEMPFAIL, r
     # One slow answer spends the budget; after it, one attempt per call, no retries.
     calls = [q["func"] for q in upstream.requests[sent:]]
     assert calls.count("item.event.list") == 1, calls
@@ -144,16 +88,6 @@ def test_the_time_budget_ends_the_retries_of_an_upstream_that_keeps_failing(run,
 
 
 # --- problems are kept, counted and listed; the feed moves on ---------------------------------
-
-def event(sim, **fields):
-    """A well-formed raw event with the next id; ``fields`` are added, or replace (None: drop)
-    what is there."""
-    record = {"id": scalar(sim.next_event_id()), "type": scalar("setparam"),
-              "item": scalar("4201"), "remoteid": scalar("1"),
-              "param": [{"$name": "note", "$": "x"}]}
-    record.update(fields)
-    return {k: v for k, v in record.items() if v is not None}
-
 
 PROBLEMS = [
     # (how the record is spoilt, outcome, the reason)
@@ -181,15 +115,15 @@ def test_unknown_and_malformed_events_are_kept_counted_and_listed(run, upstream,
     seeded(3, 3)
     records = []
     for spoil, _, _ in PROBLEMS:
-        records.append(event(sim, **spoil))
+        records.append(raw_event(sim, **spoil))
         sim.inject_event(records[-1])
         sim.setparam("4202", note="after-a-problem")
     last_id = sim.next_event_id() - 1
     sim.inject_event("not an object")
-    records.append(event(sim, id=None, type=scalar("open")))
+    records.append(raw_event(sim, id=None, type=scalar("open")))
     sim.inject_event(records[-1])  # the feed's last record
 
-    result = summary(run)
+    result = checkevent(run)
     assert result["unknown"] == 1 and result["rejected"] == len(PROBLEMS) - 1 + 2
     assert result["applied"] == 3 + len(PROBLEMS) and result["cursor"] == last_id
     shown = run("services", "show", "2", "--json")
@@ -214,11 +148,11 @@ def test_unknown_and_malformed_events_are_kept_counted_and_listed(run, upstream,
         str(p["id"]) for p in problems]
 
     # Nothing is read, logged or counted twice, the record without an id at the end included.
-    again = summary(run)
+    again = checkevent(run)
     assert again["unknown"] == again["rejected"] == again["applied"] == 0
     assert len(json.loads(run("events", "list", "--problem", "--json").stdout)) == len(problems)
     sim.setparam("4203", note="later")
-    later = summary(run)
+    later = checkevent(run)
     assert (later["applied"], later["rejected"], later["skipped"]) == (1, 0, 0)
     assert position(run.db_path) == (sim.next_event_id() - 1, 0)
 
@@ -227,11 +161,11 @@ def test_records_without_an_id_across_pages_never_wedge_the_feed(run, upstream, 
     sim = upstream
     seeded(2, 2)
     for _ in range(5):
-        sim.inject_event(event(sim, id=None))
+        sim.inject_event(raw_event(sim, id=None))
     sim.setparam("4201", note="past-them")
     runs = []
     while True:
-        result = summary(run, "--max-events", "2")
+        result = checkevent(run, "--max-events", "2")
         runs.append((result["applied"], result["rejected"], result["skipped"]))
         if not result["more"]:
             break
@@ -242,17 +176,17 @@ def test_records_without_an_id_across_pages_never_wedge_the_feed(run, upstream, 
     problems = json.loads(run("events", "list", "--problem", "--json").stdout)
     assert len(problems) == 5
     assert all("read after event 102" in p["reason"] for p in problems)
-    assert summary(run)["rejected"] == 0
+    assert checkevent(run)["rejected"] == 0
 
 
 def test_a_problem_record_read_again_by_a_replay_is_not_logged_twice(run, upstream, seeded):
     sim = upstream
     seeded(1, 1)
-    sim.inject_event(event(sim, type=scalar("teleport")))
-    sim.inject_event(event(sim, id=None))
+    sim.inject_event(raw_event(sim, type=scalar("teleport")))
+    sim.inject_event(raw_event(sim, id=None))
     sim.setparam("4201", note="last")
-    assert summary(run)["rejected"] == 2
-    replay = summary(run, "--from", "101")
+    assert checkevent(run)["rejected"] == 2
+    replay = checkevent(run, "--from", "101")
     assert (replay["applied"], replay["rejected"], replay["skipped"]) == (0, 0, 4)
     assert len(json.loads(run("events", "list", "--problem", "--json").stdout)) == 2
 
@@ -264,11 +198,11 @@ def test_quiet_prints_nothing_when_all_is_well_and_only_problems_otherwise(run, 
     sim = upstream
     seeded(5, 20)
     r = run("checkevent", "-q")
-    assert (r.exit_code, r.stdout, r.stderr) == (0, "", "")
+    assert (r.exit_code, r.stdout, r.stderr) == (SUCCESS, "", "")
     assert history_count(run.db_path) == 20
-    sim.inject_event(event(sim, item=scalar("9999")))
+    sim.inject_event(raw_event(sim, item=scalar("9999")))
     r = run("checkevent", "-q")
-    assert r.exit_code == 0
+    assert r.exit_code == SUCCESS
     assert r.stdout == ("vds-up: 0 applied, 0 skipped (already applied), 1 unknown, 0 rejected,"
                         " 0 operations completed\n")
     assert r.stderr == ("vds-up: 1 event(s) could not be applied; see `resellctl events list "
@@ -281,7 +215,7 @@ def test_json_summary(run, upstream, seeded):
     seeded(2, 4)
     add_waiting(run.db_path, [1], "setparam")
     r = run("checkevent", "--json")
-    assert r.exit_code == 0 and r.stderr == ""
+    assert r.exit_code == SUCCESS and r.stderr == ""
     [result] = json.loads(r.stdout)
     assert result == {
         "module": "vds-up", "applied": 4, "skipped": 0, "unknown": 0, "rejected": 0,
@@ -291,31 +225,27 @@ def test_json_summary(run, upstream, seeded):
         "polled": False, "outcome": "ok", "retried": 0, "stuck": 0}
 
 
-def invoke(*args, stderr_isatty):
-    """The command line in-process with stderr seen as a terminal or not."""
-    result = CliRunner().invoke(cli, list(args), obj=App(stdout_isatty=False,
-                                                         stderr_isatty=stderr_isatty))
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("stderr_isatty, events, shown", [
     (True, 6000, True), (False, 6000, False), (True, 300, False)])
 def test_a_progress_bar_only_on_a_terminal_and_for_a_large_backlog(run, upstream, seeded,
                                                                    stderr_isatty, events, shown):
     seeded(100, events)
-    result = invoke("checkevent", stderr_isatty=stderr_isatty)
+    result = run("checkevent", stderr_tty=stderr_isatty)
+    assert result.exit_code == SUCCESS, result
     assert result.stdout.startswith(f"vds-up: {events} applied")
     assert ("vds-up: 6000 events" in result.stderr) is shown
     assert (result.stderr == "") is not shown
 
 
+@pytest.mark.slow
 def test_no_progress_bar_when_quiet_or_json_even_on_a_terminal(run, upstream, seeded):
     seeded(100, 6000)
-    assert invoke("checkevent", "-q", stderr_isatty=True).stderr == ""
+    quiet = run("checkevent", "-q", stderr_tty=True)
+    assert (quiet.exit_code, quiet.stderr) == (SUCCESS, "")
     adopt(run.db_path, upstream.seed(10, 6000, first_remoteid=101))
-    result = invoke("checkevent", "--json", stderr_isatty=True)
-    assert result.stderr == ""
+    result = run("checkevent", "--json", stderr_tty=True)
+    assert (result.exit_code, result.stderr) == (SUCCESS, "")
 
 
 # --- the balance watch ------------------------------------------------------------------------
@@ -325,7 +255,7 @@ def test_a_balance_below_the_minimum_is_warned_and_modules_list_shows_it(run, up
     modules = json.loads(run("modules", "list", "--json").stdout)
     assert modules[0]["balance"] is None and modules[0]["balance_date"] is None
     r = run("checkevent")
-    assert r.exit_code == 0 and r.stderr == ""
+    assert r.exit_code == SUCCESS and r.stderr == ""
     [module] = [m for m in json.loads(run("modules", "list", "--json").stdout)
                 if m["name"] == "vds-up"]
     assert (module["balance"], module["currency"]) == ("100.00", "EUR")
@@ -334,22 +264,23 @@ def test_a_balance_below_the_minimum_is_warned_and_modules_list_shows_it(run, up
     sim.set_balance("12.50")
     for args in ((), ("-q",)):
         r = run("checkevent", *args)
-        assert r.exit_code == 0
+        assert r.exit_code == SUCCESS
         assert r.stderr == ("warning: module vds-up: balance 12.50 EUR is below the minimum 20; "
                             "top up the selling account\n")
-    assert summary(run)["low_balance"] is True
+    assert checkevent(run)["low_balance"] is True
     row = tsv(run("modules", "list").stdout)[0]
     assert (row["name"], row["balance"], row["min_balance"]) == ("vds-up", "12.50", "20")
     assert row["balance_date"]
 
     sim.topup("10")
     r = run("checkevent", "-q")
-    assert (r.exit_code, r.stdout, r.stderr) == (0, "", "")
+    assert (r.exit_code, r.stdout, r.stderr) == (SUCCESS, "", "")
     assert tsv(run("modules", "list").stdout)[0]["balance"] == "22.50"
 
 
 # --- replay after restoring a backup ----------------------------------------------------------
 
+@pytest.mark.slow
 def test_from_after_restoring_a_backup_applies_only_what_is_missing(run, upstream, seeded,
                                                                     tmp_path):
     sim = upstream
@@ -357,42 +288,30 @@ def test_from_after_restoring_a_backup_applies_only_what_is_missing(run, upstrea
     add_waiting(run.db_path, [7], "setparam")
     add_waiting(run.db_path, [100], "suspend")
     sim.suspend("4300", msg="abuse")  # service 100's item: after the backup was taken
-    first = summary(run, "--max-events", "1000")
+    first = checkevent(run, "--max-events", "1000")
     assert first["cursor"] == 1100 and first["completed"] == 1
     backup = str(tmp_path / "backup.db")
     shutil.copy(run.db_path, backup)
 
-    rest = summary(run)
+    rest = checkevent(run)
     assert rest["applied"] == 2001 and rest["completed"] == 1
-    whole = books_without_stamps(run.db_path)
+    whole = books(run.db_path)
     # The books die; last night's copy comes back. The upstream still has the events.
     shutil.copy(backup, run.db_path)
-    replay = summary(run, "--from", "601")
+    replay = checkevent(run, "--from", "601")
     assert (replay["skipped"], replay["applied"], replay["completed"]) == (500, 2001, 1)
     assert replay["cursor"] == last + 1
-    assert books_without_stamps(run.db_path) == whole
+    assert books(run.db_path) == whole
     assert history_count(run.db_path) == 3001
-    again = summary(run, "--from", "101")
+    again = checkevent(run, "--from", "101")
     assert (again["skipped"], again["applied"]) == (3001, 0)
-    assert books_without_stamps(run.db_path) == whole
-
-
-def books_without_stamps(db_path):
-    return {table: sorted(query(db_path, sql), key=repr) for table, sql in {
-        "items": "SELECT id, status, expiredate, upstream_id FROM item",
-        "params": "SELECT item, name, value FROM itemparam",
-        "history": "SELECT item, event, runningoperation, message FROM itemhistory",
-        "eventlog": "SELECT event_id, type, item, upstream_item, outcome FROM eventlog",
-        "operations": "SELECT id, status FROM runningoperation",
-        "tasks": "SELECT id, status, closedby FROM task",
-        "position": "SELECT event_cursor, event_skip FROM processingmodule",
-    }.items()}
+    assert books(run.db_path) == whole
 
 
 def test_from_beyond_the_position_skips_nothing(run, upstream, seeded):
     seeded(10, 300)
-    assert summary(run, "--max-events", "100")["cursor"] == 200
-    result = summary(run, "--from", "351")
+    assert checkevent(run, "--max-events", "100")["cursor"] == 200
+    result = checkevent(run, "--from", "351")
     assert (result["applied"], result["skipped"]) == (200, 0)
     assert history_count(run.db_path) == 300
 
@@ -427,13 +346,13 @@ def test_events_are_acknowledged_only_once_old_enough(run, upstream, seeded):
 def test_an_unreachable_upstream_exits_75_with_one_line(run, upstream):
     upstream.server.close()
     r = run("checkevent")
-    assert r.exit_code == 75, r
+    assert r.exit_code == TEMPFAIL, r
     assert r.stdout == ""
     [line] = r.stderr.splitlines()
     assert line.startswith("error: module vds-up: item.event.list on 127.0.0.1:")
     assert "temporary failure" in line
     r = run("checkevent", "-q")
-    assert r.exit_code == 75 and len(r.stderr.splitlines()) == 1
+    assert r.exit_code == TEMPFAIL and len(r.stderr.splitlines()) == 1
 
 
 def test_bad_credentials_exit_1_and_say_to_check_them(run, upstream, tmp_path):
@@ -441,9 +360,9 @@ def test_bad_credentials_exit_1_and_say_to_check_them(run, upstream, tmp_path):
     wrong.write_text("not-the-password\n")
     r = run("modules", "add", "vds-up", "--replace", "--type", "billmanager",
             "--url", upstream.server.url, "--username", USERNAME, "--password-file", wrong)
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     r = run("checkevent")
-    assert r.exit_code == 1, r
+    assert r.exit_code == ERROR, r
     [line] = r.stderr.splitlines()
     assert line.startswith("error: module vds-up: ") and "login refused" in line
     assert "check the module's username and password" in line
@@ -459,9 +378,9 @@ def test_one_failing_module_does_not_stop_the_others(run, upstream, seeded, tmp_
     # Its dialect given: asked, the upstream would have refused the password at once.
     r = run("modules", "add", "a-broken", "--type", "billmanager", "--url", sim.server.url,
             "--username", "other@example.net", "--password-file", other_pw, "--api", "events")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     r = run("checkevent")
-    assert r.exit_code == 1, r
+    assert r.exit_code == ERROR, r
     assert r.stdout.startswith("vds-up: 50 applied")
     assert "a-broken" not in r.stdout
     [line] = r.stderr.splitlines()
@@ -480,7 +399,7 @@ def test_dry_run_shows_the_events_that_wait_and_applies_and_acknowledges_nothing
     upstream.inject_event({"id": {"$": "999"}})  # malformed: shown rejected, not logged
     sent = len(upstream.requests)
     r = run("checkevent", "--dry-run", "--json")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     [opened, rejected] = json.loads(r.stdout)
     assert (opened["module"], opened["item"], opened["upstream_item"], opened["type"],
             opened["event"], opened["status"]) == (

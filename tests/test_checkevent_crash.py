@@ -5,19 +5,15 @@ import collections
 import datetime
 import os
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
-from click.testing import CliRunner
 
-from conftest import PASSWORD, USERNAME, copy_store
-from resellctl.cli import App, cli
+from helpers import (PASSWORD, TEMPFAIL, USERNAME, add_waiting, adopt, books, checkevent_process,
+                     copy_store, finish, kill, new_store, wait_for)
 from resellctl.sim import Simulator, serve
-from test_checkevent import adopt, add_waiting
 
 pytestmark = pytest.mark.slow
 
@@ -26,59 +22,11 @@ EVENTS = 24000
 SUSPENDED = 40  # services the upstream suspends after the backlog, each with a waiting op
 
 
-def checkevent_process(db_path, *args):
-    env = {**os.environ, "RESELLCTL_DB": db_path, "RESELLCTL_RETRY_WAIT": "0"}
-    return subprocess.Popen([sys.executable, "-m", "resellctl", "checkevent", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(process):
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 0, (process.returncode, out, err)
-    assert err == ""
-    return out
-
-
-def kill(process):
-    process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=30)
-    assert process.returncode == -signal.SIGKILL
-
-
-def wait_for(condition, what, timeout=60):
-    """Poll ``condition`` until it is true (the deadline only stops a broken test hanging)."""
-    end = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < end, f"gave up waiting for {what}"
-        time.sleep(0.002)
-
-
 def cursor(db_path):
     conn = sqlite3.connect(db_path, timeout=30)
     try:
         return conn.execute("SELECT event_cursor FROM processingmodule WHERE name = 'vds-up'"
                             ).fetchone()[0]
-    finally:
-        conn.close()
-
-
-def books(db_path):
-    """What the sync wrote, without its time stamps: rows sorted, duplicates kept."""
-    conn = sqlite3.connect(db_path)
-    try:
-        def rows(sql):
-            return sorted(conn.execute(sql).fetchall(), key=repr)
-        return {
-            "position": rows("SELECT name, event_cursor, event_skip FROM processingmodule"),
-            "items": rows("SELECT id, status, expiredate, pricelist, upstream_id FROM item"),
-            "params": rows("SELECT item, name, value FROM itemparam"),
-            "history": rows("SELECT item, source, event, runningoperation, message "
-                            "FROM itemhistory"),
-            "eventlog": rows("SELECT processingmodule, event_id, type, date, item, "
-                             "upstream_item, outcome, reason FROM eventlog"),
-            "operations": rows("SELECT id, item, operation, status FROM runningoperation"),
-            "tasks": rows("SELECT id, item, status, closedby FROM task"),
-        }
     finally:
         conn.close()
 
@@ -218,17 +166,6 @@ def test_killed_runs_then_a_full_one_end_as_one_uninterrupted_run(backlog, kills
     assert books(db_path) == expected
 
 
-def new_store(db_path, url, password_file, api="events"):
-    """A store with the module vds-up on the simulator at ``url``, its tariffs imported."""
-    runner = CliRunner()
-    for args in (["modules", "add", "vds-up", "--type", "billmanager", "--url", url,
-                  "--username", USERNAME, "--password-file", str(password_file), "--api",
-                  api],
-                 ["tariffs", "import", "vds-up"]):
-        result = runner.invoke(cli, ["--db", db_path, *args], obj=App())
-        assert result.exit_code == 0, result.output
-
-
 def test_killed_after_the_commit_before_the_ack(sim, tmp_path, password_file):
     """The ack is only an optimisation: killed before it, the next run applies nothing again
     and acknowledges then."""
@@ -263,7 +200,7 @@ def test_one_run_at_a_time_and_a_killed_holder_blocks_nothing(sim, tmp_path, pas
     for args in ([], ["-q"]):
         second = subprocess.run([sys.executable, "-m", "resellctl", "checkevent", *args],
                                 env=env, capture_output=True, text=True, timeout=60)
-        assert (second.returncode, second.stdout) == (75, ""), second
+        assert (second.returncode, second.stdout) == (TEMPFAIL, ""), second
         [line] = second.stderr.splitlines()
         started = re.fullmatch(rf"Error: checkevent is already running \(pid {holder.pid}, "
                                r"started (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\); this run exits",

@@ -7,10 +7,9 @@ import sqlite3
 
 import pytest
 
-from conftest import USERNAME
+from helpers import SUCCESS, USERNAME, adopt
 from resellctl import feed
 from resellctl.store import Store
-from test_checkevent import adopt
 
 PAGE_OF_SETPARAMS = 1000  # feed.PAGE: the first page holds only these
 
@@ -44,7 +43,7 @@ def service(db_path, item_id=7):
 
 
 @pytest.fixture
-def backlog(run, upstream):
+def page_behind(run, upstream):
     """A service whose upstream item has a first page of setparam events behind it."""
     sim = upstream
     pairs = sim.seed(1, PAGE_OF_SETPARAMS, username=USERNAME, first_remoteid=7)
@@ -53,8 +52,8 @@ def backlog(run, upstream):
     return sim, upstream_id
 
 
-def test_a_change_another_process_makes_between_pages_is_seen(run, backlog, monkeypatch):
-    sim, upstream_id = backlog
+def test_a_change_another_process_makes_between_pages_is_seen(run, page_behind, monkeypatch):
+    sim, upstream_id = page_behind
     sim.suspend(upstream_id, msg="abuse")  # the second page: status 3
 
     def resumed_locally_meanwhile():  # e.g. an admin's `tasks close`, in another process
@@ -69,7 +68,7 @@ def test_a_change_another_process_makes_between_pages_is_seen(run, backlog, monk
     conn.close()
     calls = between_pages(monkeypatch, resumed_locally_meanwhile)
     r = run("checkevent")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert len(calls) == 2
     status, _, history = service(run.db_path)
     # Read from the store as it now is (2), not as the first page left it (3): suspended again.
@@ -77,9 +76,9 @@ def test_a_change_another_process_makes_between_pages_is_seen(run, backlog, monk
     assert "status 2 -> 3" in history[-1] and "reason: abuse" in history[-1]
 
 
-def test_a_service_unlinked_on_one_page_is_looked_for_afresh_on_the_next(run, backlog,
+def test_a_service_unlinked_on_one_page_is_looked_for_afresh_on_the_next(run, page_behind,
                                                                          monkeypatch):
-    sim, upstream_id = backlog
+    sim, upstream_id = page_behind
     sim.suspend(upstream_id)
 
     def unlinked_meanwhile():  # as an `openfail` of another run would leave it
@@ -91,13 +90,13 @@ def test_a_service_unlinked_on_one_page_is_looked_for_afresh_on_the_next(run, ba
 
     between_pages(monkeypatch, unlinked_meanwhile)
     r = run("checkevent")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     status, linked, history = service(run.db_path)
     # Not applied to the unlinked service from memory: found again by its remoteid, relinked.
     assert linked == upstream_id and status == 3
 
 
-def test_a_full_page_is_written_within_the_variables_older_sqlite_allows(run, backlog,
+def test_a_full_page_is_written_within_the_variables_older_sqlite_allows(run, page_behind,
                                                                          monkeypatch):
     # SQLite before 3.32 binds at most 999 values per statement; rows go many to a statement.
     open_store = Store.open.__func__
@@ -109,7 +108,7 @@ def test_a_full_page_is_written_within_the_variables_older_sqlite_allows(run, ba
 
     monkeypatch.setattr(Store, "open", classmethod(limited))
     r = run("checkevent", "--json")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     [summary] = json.loads(r.stdout)
     assert summary["applied"] == PAGE_OF_SETPARAMS
     _, _, history = service(run.db_path)

@@ -8,6 +8,7 @@ import sys
 import pytest
 from click.shell_completion import ShellComplete
 
+from helpers import SUCCESS
 from resellctl.cli import cli
 
 
@@ -24,17 +25,16 @@ def values(line):
 
 
 @pytest.fixture
-def books(run, upstream):
+def two_services(run, upstream):
     """Modules vds-up and manual, the simulator's four tariffs, services 1 (VDS-1, acme,
     active) and 2 (Hosting-Start, processing)."""
-    assert run("order", "VDS-1", "--client", "acme").exit_code == 0
+    assert run("order", "VDS-1", "--client", "acme").exit_code == SUCCESS
     upstream.open_pending()
-    assert run("checkevent").exit_code == 0
+    assert run("checkevent").exit_code == SUCCESS
     run("order", "Hosting-Start")
-    return run
 
 
-def test_names_and_numbers_come_from_the_store(books):
+def test_names_and_numbers_come_from_the_store(two_services):
     assert completions("resellctl order ") == [
         ("Hosting-Start", "vhost of vds-up"), ("VDS-1", "vds of vds-up"),
         ("VDS-1-RAM", "vds of vds-up"), ("VDS-2", "vds of vds-up")]
@@ -56,14 +56,15 @@ def test_names_and_numbers_come_from_the_store(books):
     assert values("resellctl services list --status s") == ["suspended"]
 
 
-def test_the_store_named_on_the_line_is_the_one_read(books, tmp_path, monkeypatch):
+def test_the_store_named_on_the_line_is_the_one_read(run, two_services, tmp_path, monkeypatch):
     other = str(tmp_path / "other.db")
-    assert books("--db", other, "modules", "add", "staff", "--type", "manual").exit_code == 0
+    assert run("--db", other, "modules", "add", "staff", "--type", "manual").exit_code == SUCCESS
     assert values(f"resellctl --db {other} set-module 1 ") == ["staff"]
     monkeypatch.setenv("RESELLCTL_DB", other)
     assert values("resellctl tariffs import ") == ["staff"]
 
 
+@pytest.mark.slow
 def test_without_a_store_nothing_is_offered_created_or_said(tmp_path, monkeypatch):
     missing = tmp_path / "nowhere" / "resellctl.db"
     monkeypatch.setenv("RESELLCTL_DB", str(missing))
@@ -78,17 +79,18 @@ def test_without_a_store_nothing_is_offered_created_or_said(tmp_path, monkeypatc
            "COMP_WORDS": "resellctl order ", "COMP_CWORD": "2"}
     done = subprocess.run([sys.executable, "-m", "resellctl"], env=env, capture_output=True,
                           text=True, timeout=60)
-    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "", "")
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (SUCCESS, "", "")
     assert not missing.parent.exists()
 
 
-def test_the_shell_scripts_of_the_readme(books):
-    env = {**os.environ, "RESELLCTL_DB": books.db_path}
+@pytest.mark.slow
+def test_the_shell_scripts_of_the_readme(run, two_services):
+    env = {**os.environ, "RESELLCTL_DB": run.db_path}
     for shell in ("bash", "zsh", "fish"):
         script = subprocess.run([sys.executable, "-m", "resellctl"], capture_output=True,
                                 text=True, timeout=60,
                                 env={**env, "_RESELLCTL_COMPLETE": f"{shell}_source"})
-        assert script.returncode == 0 and f"_RESELLCTL_COMPLETE={shell}_complete" in (
+        assert script.returncode == SUCCESS and f"_RESELLCTL_COMPLETE={shell}_complete" in (
             script.stdout), shell
     done = subprocess.run([sys.executable, "-m", "resellctl"], capture_output=True, text=True,
                           timeout=60, env={**env, "_RESELLCTL_COMPLETE": "bash_complete",

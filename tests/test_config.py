@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from test_store import digest, mode, refused
+from helpers import SUCCESS, USAGE, configured, digest, mode, refused
 
 
 @pytest.fixture
@@ -19,22 +19,15 @@ def place(tmp_path, monkeypatch):
     return lambda name: str(tmp_path / name)
 
 
-def config(tmp_path, monkeypatch, text):
-    path = tmp_path / "resellctl.conf"
-    path.write_text(text)
-    monkeypatch.setenv("RESELLCTL_CONFIG", str(path))
-    return str(path)
-
-
 def make_store(run, path, module):
     """A store at ``path`` holding one manual module named ``module``."""
-    assert run("--db", path, "init").exit_code == 0
-    assert run("--db", path, "modules", "add", module, "--type", "manual").exit_code == 0
+    assert run("--db", path, "init").exit_code == SUCCESS
+    assert run("--db", path, "modules", "add", module, "--type", "manual").exit_code == SUCCESS
 
 
 def module_in_use(run, *args):
     result = run(*args, "modules", "list", "--json")
-    assert result.exit_code == 0, result
+    assert result.exit_code == SUCCESS, result
     [module] = json.loads(result.stdout)
     return module["name"]
 
@@ -47,7 +40,7 @@ def test_the_flag_beats_the_variable_beats_the_file_beats_the_default(
         make_store(run, place(f"{source}.db"), source)
     make_store(run, str(tmp_path / "xdg/resellctl/resellctl.db"), "default")
     assert module_in_use(run) == "default"
-    config(tmp_path, monkeypatch, f'db = "{place("file.db")}"\n')
+    configured(tmp_path, monkeypatch, f'db = "{place("file.db")}"\n')
     assert module_in_use(run) == "file"
     monkeypatch.setenv("RESELLCTL_DB", place("env.db"))
     assert module_in_use(run) == "env"
@@ -66,7 +59,7 @@ def test_a_mistyped_store_path_is_an_error_naming_the_path_and_its_source(
     args = ["--db", typo] if source == "flag" else []
     if source == "env":
         monkeypatch.setenv("RESELLCTL_DB", typo)
-    conf = config(tmp_path, monkeypatch, f'db = "{typo}"\n' if source == "file" else "")
+    conf = configured(tmp_path, monkeypatch, f'db = "{typo}"\n' if source == "file" else "")
     if source == "default":
         typo = str(tmp_path / "xdg/resellctl/resellctl.db")
     for command in (["ops", "list"], ["checkevent", "-q"], ["order", "VDS-1"]):
@@ -91,13 +84,13 @@ def test_an_empty_store_path_is_bad_input_not_the_default_store(
         monkeypatch.setenv("RESELLCTL_DB", env)
     make_store(run, place("xdg/resellctl/resellctl.db"), "default")
     result = run(*args, "modules", "list")
-    assert result.exit_code == 2 and result.stdout == "", result
+    assert result.exit_code == USAGE and result.stdout == "", result
     assert ("--db" if args else "RESELLCTL_DB is set but empty") in result.stderr
 
 
 def test_the_sim_commands_need_no_store(run, place, sim):
     result = run("--db", place("none.db"), "sim", "balance", "--url", sim.server.url)
-    assert result.exit_code == 0, result
+    assert result.exit_code == SUCCESS, result
     assert not os.path.exists(place("none.db"))
 
 
@@ -121,7 +114,7 @@ def test_a_bad_configuration_file_is_an_error_naming_it_and_the_line(
 
 
 def test_toml_errors_carry_their_line(run, place, tmp_path, monkeypatch):
-    path = config(tmp_path, monkeypatch, '# resellctl\n\ndb = = "x"\n')
+    path = configured(tmp_path, monkeypatch, '# resellctl\n\ndb = = "x"\n')
     refused(run("ops", "list"), f"{path} is not valid TOML: Invalid value (at line 3, column 6)")
 
 
@@ -145,6 +138,7 @@ def test_no_system_configuration_file_is_fine(run, place, monkeypatch):
     assert module_in_use(run) == "default"
 
 
+@pytest.mark.slow
 def test_commands_that_need_no_store_never_read_the_configuration(tmp_path):
     """`--version` and `--help` stay as fast as click itself: no TOML parser, no file read."""
     (tmp_path / "broken.conf").write_text("not = = toml\n")
@@ -153,11 +147,11 @@ def test_commands_that_need_no_store_never_read_the_configuration(tmp_path):
              "    print(e.code, 'tomllib' in sys.modules, 'resellctl.config' in sys.modules)")
     env = {**os.environ, "RESELLCTL_CONFIG": str(tmp_path / "broken.conf")}
     env.pop("RESELLCTL_DB", None)
-    for args, status in ((["--version"], "0"), (["--help"], "0"), (["ops", "list"], "2")):
+    for args, status in ((["--version"], SUCCESS), (["--help"], SUCCESS), (["ops", "list"], USAGE)):
         done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True,
                               text=True, env=env, timeout=60)
         *_, last = done.stdout.splitlines()
-        assert last == (f"{status} False False" if status == "0" else f"{status} True True"), (
+        assert last == (f"{status} False False" if status == SUCCESS else f"{status} True True"), (
             args, done)
 
 
@@ -170,10 +164,10 @@ def test_init_creates_a_private_store_and_says_where(run, place):
         result = run("--db", path, "init")
     finally:
         os.umask(old)
-    assert result.exit_code == 0, result
+    assert result.exit_code == SUCCESS, result
     assert result.stderr == f"created the store at {path} (from the --db flag)\n"
     assert mode(path) == 0o600 and mode(place("new/dir")) == 0o700
-    assert run("--db", path, "ops", "list").exit_code == 0
+    assert run("--db", path, "ops", "list").exit_code == SUCCESS
 
 
 def test_init_on_an_existing_store_says_so_and_changes_nothing(run, place):
@@ -181,7 +175,7 @@ def test_init_on_an_existing_store_says_so_and_changes_nothing(run, place):
     make_store(run, path, "manual")
     before = digest(path), os.stat(path).st_mtime_ns, mode(path)
     result = run("--db", path, "init")
-    assert result.exit_code == 0, result
+    assert result.exit_code == SUCCESS, result
     assert result.stderr == (f"the store at {path} (from the --db flag) exists already; "
                              "nothing changed\n")
     assert (digest(path), os.stat(path).st_mtime_ns, mode(path)) == before
@@ -191,7 +185,7 @@ def test_init_on_an_existing_store_says_so_and_changes_nothing(run, place):
 def test_modules_add_makes_the_store_of_a_new_setup_and_says_so(run, place):
     path = place("tour/resellctl.db")
     result = run("--db", path, "modules", "add", "manual", "--type", "manual")
-    assert result.exit_code == 0, result
+    assert result.exit_code == SUCCESS, result
     assert result.stderr.splitlines() == [f"created the store at {path} (from the --db flag)",
                                           "module manual (manual) added"]
     result = run("--db", path, "modules", "add", "other", "--type", "manual")

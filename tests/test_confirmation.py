@@ -10,55 +10,38 @@ import sys
 
 import pytest
 
-from conftest import read_terminal, resellctl_env, tsv
-
-
-def active(run, sim, *clients):
-    """One active VDS-1 service per client; their ids."""
-    ids = []
-    for client in clients:
-        r = run("order", "VDS-1", "--client", client, "--json")
-        assert r.exit_code == 0, r
-        ids.append(json.loads(r.stdout)[0]["item"])
-    assert run("checkevent").exit_code == 0
-    return ids
-
-
-def show(run, item):
-    return json.loads(run("services", "show", item, "--json").stdout)
+from helpers import (ERROR, SUCCESS, USAGE, elids_sent, order_active, read_terminal, resellctl_env,
+                     show, tsv)
 
 
 def declined(result):
     """A question answered no: exit 1, nothing done; the lines it showed before asking."""
-    assert result.exit_code == 1, result
+    assert result.exit_code == ERROR, result
     lines = result.stderr.splitlines()
     assert lines[-1] == "Error: not confirmed: nothing was done"
     return lines[:-1]
 
 
-def deletes(sim):
-    return [q["params"]["elid"] for q in sim.requests if q["func"] == "vds.delete"]
-
-
 def test_close_without_a_terminal_needs_yes_and_does_nothing(run, upstream):
-    [item] = active(run, upstream, "acme")
+    item, _ = order_active(run, upstream)
     operations = len(show(run, item)["operations"])
     r = run("services", "close", item)
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     assert r.stderr.splitlines() == [
         "Error: services close asks before it acts, and stdin is not a terminal to ask on: "
         "give --yes to go ahead without asking"]
     assert r.stdout == ""
-    assert deletes(upstream) == []
+    assert elids_sent(upstream, "vds.delete") == []
     service = show(run, item)
     assert service["status"] == 2 and len(service["operations"]) == operations
     r = run("services", "close", item, "--yes")
-    assert r.exit_code == 0, r
-    assert deletes(upstream) == [service["upstream_id"]]
+    assert r.exit_code == SUCCESS, r
+    assert elids_sent(upstream, "vds.delete") == [service["upstream_id"]]
 
 
 def test_close_on_a_terminal_names_each_service_and_asks_once(run, upstream):
-    first, second = active(run, upstream, "acme", "globex")
+    first, _ = order_active(run, upstream, client="acme")
+    second, _ = order_active(run, upstream, client="globex")
     one, two = (show(run, item)["upstream_id"] for item in (first, second))
     r = run("services", "close", first, second, stdin_tty=True, input="n\n")
     assert declined(r)[:3] == [
@@ -68,20 +51,20 @@ def test_close_on_a_terminal_names_each_service_and_asks_once(run, upstream):
         f"  service {second} (client globex, tariff VDS-1, upstream item {two} at vds-up): "
         "deleted upstream at once, which cannot be undone"]
     assert r.stderr.count("[y/N]") == 1 and "Close 2 services? [y/N]" in r.stderr
-    assert deletes(upstream) == []
+    assert elids_sent(upstream, "vds.delete") == []
     assert [show(run, item)["status"] for item in (first, second)] == [2, 2]
 
     r = run("services", "close", first, second, stdin_tty=True, input="y\n")
-    assert r.exit_code == 0, r
-    assert sorted(deletes(upstream)) == sorted([one, two])
+    assert r.exit_code == SUCCESS, r
+    assert sorted(elids_sent(upstream, "vds.delete")) == sorted([one, two])
 
 
 def test_close_says_what_happens_to_each_kind_of_service(run, upstream):
     """Under a manual module a task for staff; a failed order without an upstream item is only
     given up in the books: the question says so, service by service."""
     sim = upstream
-    [manual] = active(run, sim, "acme")
-    assert run("set-module", manual, "manual").exit_code == 0
+    manual, _ = order_active(run, sim)
+    assert run("set-module", manual, "manual").exit_code == SUCCESS
     sim.set_balance("0.00")
     r = run("order", "VDS-1", "--json")
     [failed] = json.loads(r.stdout)
@@ -97,24 +80,24 @@ def test_close_says_what_happens_to_each_kind_of_service(run, upstream):
 
 
 def test_a_refused_service_is_named_before_anything_is_asked(run, upstream):
-    [item] = active(run, upstream, "acme")
+    item, _ = order_active(run, upstream)
     r = run("services", "close", item, 99, stdin_tty=True, input="y\n")
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     assert "[y/N]" not in r.stderr
     assert r.stderr.splitlines()[0] == (
         "Error: 1 of 2 services refused, so nothing was done: no service 99")
-    assert show(run, item)["status"] == 2 and deletes(upstream) == []
+    assert show(run, item)["status"] == 2 and elids_sent(upstream, "vds.delete") == []
 
 
 def test_ops_cancel_force_asks_naming_the_operation_its_service_and_its_task(run, upstream):
-    [item] = active(run, upstream, "acme")
+    item, _ = order_active(run, upstream)
     r = run("services", "suspend", item)
     [row] = tsv(r.stdout)
     op_id, task = row["runningoperation"], row["task"]
     upstream_id = show(run, item)["upstream_id"]
 
     r = run("ops", "cancel", op_id, "--force")
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     assert r.stderr.splitlines() == [
         "Error: ops cancel --force asks before it acts, and stdin is not a terminal to ask on: "
         "give --yes to go ahead without asking"]
@@ -128,7 +111,7 @@ def test_ops_cancel_force_asks_naming_the_operation_its_service_and_its_task(run
     assert json.loads(run("ops", "show", op_id, "--json").stdout)["status"] == "waiting"
 
     r = run("ops", "cancel", op_id, "--force", stdin_tty=True, input="y\n")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert json.loads(run("ops", "show", op_id, "--json").stdout)["status"] == "cancelled"
 
 
@@ -137,16 +120,16 @@ def test_ops_cancel_without_force_does_not_ask(run, upstream):
     r = run("order", "VDS-1", "--json")
     [created] = json.loads(r.stdout)
     r = run("ops", "cancel", created["runningoperation"])
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert show(run, created["item"])["status"] == 4
 
 
 def test_set_module_force_asks_naming_the_waiting_operation(run, upstream):
-    [item] = active(run, upstream, "acme")
+    item, _ = order_active(run, upstream)
     [row] = tsv(run("services", "suspend", item).stdout)
     upstream_id = show(run, item)["upstream_id"]
     r = run("set-module", item, "manual", "--force")
-    assert r.exit_code == 2 and "give --yes" in r.stderr, r
+    assert r.exit_code == USAGE and "give --yes" in r.stderr, r
     r = run("set-module", item, "manual", "--force", stdin_tty=True, input="no\n")
     assert declined(r)[:2] == [
         "resellctl set-module --force:",
@@ -155,7 +138,7 @@ def test_set_module_force_asks_naming_the_waiting_operation(run, upstream):
         "(suspend) waiting under vds-up"]
     assert show(run, item)["processingmodule"] == "vds-up"
     r = run("set-module", item, "manual", "--force", stdin_tty=True, input="yes\n")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert show(run, item)["processingmodule"] == "manual"
 
 
@@ -166,12 +149,13 @@ def spawn(run, args, **streams):
                             env=resellctl_env(run.db_path), **streams)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, piped", [(["{item}"], "y\ny\n"), (["-"], "{item}\n")],
                          ids=["yes |", "ids |"])
 def test_a_pipe_never_answers_even_with_stderr_on_a_terminal(run, upstream, args, piped):
     """`yes | resellctl services close 3` and `echo 3 | resellctl services close -`, stderr on
     a terminal: without --yes nothing is deleted."""
-    [item] = active(run, upstream, "acme")
+    item, _ = order_active(run, upstream)
     main, other = pty.openpty()
     try:
         process = spawn(run, ["services", "close", *(a.format(item=item) for a in args)],
@@ -181,16 +165,17 @@ def test_a_pipe_never_answers_even_with_stderr_on_a_terminal(run, upstream, args
         err = read_terminal(main, b"--yes").decode()
     finally:
         os.close(main)
-    assert process.returncode == 2, err
+    assert process.returncode == USAGE, err
     assert err.splitlines() == [
         "Error: services close asks before it acts, and stdin is not a terminal to ask on: "
         "give --yes to go ahead without asking"]
-    assert out == b"" and deletes(upstream) == []
+    assert out == b"" and elids_sent(upstream, "vds.delete") == []
     assert show(run, item)["status"] == 2
 
 
+@pytest.mark.slow
 def test_a_person_at_a_terminal_is_asked_and_the_rows_still_go_to_stdout(run, upstream):
-    [item] = active(run, upstream, "acme")
+    item, _ = order_active(run, upstream)
     main, other = pty.openpty()
     try:
         process = spawn(run, ["services", "close", item], stdin=other,
@@ -203,7 +188,7 @@ def test_a_person_at_a_terminal_is_asked_and_the_rows_still_go_to_stdout(run, up
         out, _ = process.communicate(timeout=60)
     finally:
         os.close(main)
-    assert process.returncode == 0
+    assert process.returncode == SUCCESS
     [row] = tsv(out.decode())
     assert row["item"] == str(item) and row["status"] == "waiting"
-    assert deletes(upstream) == [show(run, item)["upstream_id"]]
+    assert elids_sent(upstream, "vds.delete") == [show(run, item)["upstream_id"]]

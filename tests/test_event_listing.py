@@ -6,7 +6,9 @@ import shlex
 
 import pytest
 
+from helpers import SUCCESS, USAGE
 from resellctl.store import Store, now
+
 
 OUTCOMES = ["applied", "unknown", "applied", "rejected", "unknown", "applied", "rejected"]
 
@@ -35,11 +37,11 @@ def log(db_path):
 
 def ids(run, *args):
     r = run("events", "list", *args, "-q")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     return [int(i) for i in r.stdout.split()]
 
 
-LISTINGS = [
+FILTERS = [
     ((), lambda module, outcome: True),
     (("--problem",), lambda module, outcome: outcome != "applied"),
     (("--module", "vds-up"), lambda module, outcome: module == "vds-up"),
@@ -48,7 +50,7 @@ LISTINGS = [
 ]
 
 
-@pytest.mark.parametrize("args, keep", LISTINGS)
+@pytest.mark.parametrize("args, keep", FILTERS)
 def test_pages_follow_each_other_in_id_order(run, log, args, keep):
     expected = [n for n, module, outcome in log if keep(module, outcome)]
     assert ids(run, *args, "--limit", "0") == expected
@@ -63,13 +65,13 @@ def test_pages_follow_each_other_in_id_order(run, log, args, keep):
     assert pages == expected
 
 
-@pytest.mark.parametrize("args, keep", LISTINGS)
+@pytest.mark.parametrize("args, keep", FILTERS)
 def test_a_page_cut_short_says_how_to_see_the_next(run, log, args, keep):
     expected = [n for n, module, outcome in log if keep(module, outcome)]
     seen, command = [], ["events", "list", *args, "--limit", "4", "-q"]
     while command:
         r = run(*command)
-        assert r.exit_code == 0, r
+        assert r.exit_code == SUCCESS, r
         seen += [int(i) for i in r.stdout.split()]
         [*more] = [line for line in r.stderr.splitlines() if line.startswith("more rows: ")]
         assert len(more) <= 1 and r.stderr == "".join(f"{line}\n" for line in more)
@@ -82,7 +84,7 @@ def test_a_page_cut_short_says_how_to_see_the_next(run, log, args, keep):
     assert whole.stderr == "" and len(whole.stdout.split()) == len(expected)
 
 
-@pytest.mark.parametrize("args, keep", LISTINGS)
+@pytest.mark.parametrize("args, keep", FILTERS)
 def test_last_shows_the_newest_still_in_id_order(run, log, args, keep):
     expected = [n for n, module, outcome in log if keep(module, outcome)]
     assert ids(run, *args, "--last", "5") == expected[-5:]
@@ -91,7 +93,7 @@ def test_last_shows_the_newest_still_in_id_order(run, log, args, keep):
     assert json.loads(run("events", "list", *args, "--last", "2", "--json").stdout)[1]["id"] == (
         expected[-1])
     r = run("events", "list", *args, "--last", "5", "--limit", "5")
-    assert r.exit_code == 2 and "give --limit or --last, not both" in r.stderr
+    assert r.exit_code == USAGE and "give --limit or --last, not both" in r.stderr
 
 
 def test_problem_rows_keep_their_fields(run, log):

@@ -115,7 +115,7 @@ def test_parse_returns_an_event_or_rejects_with_a_reason(raw):
         assert 0 < event.id <= events.MAX_ID and event.type in events.TYPES and event.item
 
 
-def books(path):
+def feed_state(path):
     conn = sqlite3.connect(path)
     try:
         return {
@@ -128,6 +128,7 @@ def books(path):
         conn.close()
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(pages=feeds(), replay=st.booleans())
@@ -139,19 +140,19 @@ def test_applying_any_feed_keeps_the_books_consistent(template, tmp_path, pages,
         module = store.module("vds-up")
         position, total = (0, 0), 0
         for page in pages * (2 if replay else 1):
-            before = books(path)["position"]
+            before = feed_state(path)["position"]
             if replay and page is pages[0]:
                 position = (0, 0)  # read everything again, as `checkevent --from` does
             result = events.apply_page(store, module, page, position)
             position = events.feed_end(position, map(events.event_id, page))
-            after = books(path)
+            after = feed_state(path)
             assert after["position"] >= before  # never backwards
             assert (result.applied + result.skipped + result.unknown + result.rejected
                     == len(page))
             total += result.applied
     finally:
         store.close()
-    final = books(path)
+    final = feed_state(path)
     ids = [row[0] for row in final["log"] if row[0] is not None]
     assert len(ids) == len(set(ids))  # each event id logged at most once
     applied = sorted(row[0] for row in final["log"] if row[1] == "applied")

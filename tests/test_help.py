@@ -7,7 +7,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from helpers import SUCCESS
 from resellctl.cli import cli
+
 
 README = pathlib.Path(__file__).parent.parent / "README.md"
 
@@ -49,14 +51,14 @@ def test_every_command_and_option_has_help(path, command):
                 f"resellctl {' '.join(path)} {param.opts[0]} has no help text")
     for flag in ("--help", "-h"):
         result = CliRunner().invoke(cli, [*path, flag], prog_name="resellctl")
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == SUCCESS, result.output
         assert result.stdout.startswith(f"Usage: resellctl {' '.join(path)} ")
         assert " ".join(command.help.split("\n\n")[0].split()) in " ".join(result.stdout.split())
 
 
 def test_top_level_help_lists_every_command():
     result = CliRunner().invoke(cli, ["--help"])
-    assert result.exit_code == 0
+    assert result.exit_code == SUCCESS
     listed = {line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines()
               if line.strip()}
     assert {name.split()[0] for name in NAMED_COMMANDS} <= listed

@@ -9,7 +9,11 @@ import sys
 
 import pytest
 
+from helpers import SUCCESS
 from resellctl.store import Store, now
+
+pytestmark = pytest.mark.slow  # each command runs in an interpreter of its own
+
 
 HEAVY = {"requests", "tenacity", "rich", "sqlite_utils", "urllib3"}
 
@@ -31,13 +35,13 @@ def imported(db_path, *args):
     """``(stdout, set of modules)`` of ``resellctl ARGS`` in a new process."""
     done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
                           env={**os.environ, "RESELLCTL_DB": db_path}, timeout=60)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == SUCCESS, done.stderr
     stdout, modules = json.loads(done.stdout.splitlines()[-1])
     return stdout, set(modules)
 
 
 @pytest.fixture
-def books(db_path):
+def store_with_a_failed_order(db_path):
     """A migrated store with a billmanager module, a service, an operation and its task."""
     store = Store.open(db_path)
     with store.write() as conn:
@@ -69,14 +73,14 @@ def books(db_path):
     (["events", "list", "--problem", "--json"], "[]"),
     (["status"], "module vds-up"),
 ])
-def test_read_only_commands_import_nothing_heavy(books, args, shows):
-    stdout, modules = imported(books, *args)
+def test_read_only_commands_import_nothing_heavy(store_with_a_failed_order, args, shows):
+    stdout, modules = imported(store_with_a_failed_order, *args)
     assert shows in stdout  # the command did its work in the probe
     assert not modules & HEAVY, sorted(modules & HEAVY)
 
 
-def test_a_command_that_talks_to_the_upstream_does_import_requests(books):
+def test_a_command_that_talks_to_the_upstream_does_import_requests(store_with_a_failed_order):
     # The probe sees imports: `ops start --dry-run` builds the request (sending nothing).
-    stdout, modules = imported(books, "ops", "start", "--dry-run", "3")
+    stdout, modules = imported(store_with_a_failed_order, "ops", "start", "--dry-run", "3")
     assert "vds.order.param" in stdout
     assert {"requests", "tenacity"} <= modules

@@ -7,21 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tsv
-from test_lifecycle import change, complete, op, order_active, show
-
+from helpers import (SUCCESS, change, complete, months_after, op, open_tasks, order_active, show,
+                     tsv)
 from resellctl import changes, kinds
-
-
-def months_later(day, count):
-    return kinds.add_months(day, count)
 
 
 # kind -> (what to do first, the command asking for it, what the service shows once done)
 WALKS = {
     "open": (None, None, lambda before, after: after["status"] == 2),
     "prolong": (None, ["prolong", "{item}", "--period", "1"],
-                lambda before, after: after["expiredate"] == months_later(before["expiredate"], 1)),
+                lambda before, after: after["expiredate"] == months_after(before["expiredate"], 1)),
     "suspend": (None, ["suspend", "{item}"], lambda before, after: after["status"] == 3),
     "resume": (["suspend", "{item}"], ["resume", "{item}"],
                lambda before, after: after["status"] == 2),
@@ -76,23 +71,28 @@ def test_each_kind_completes_when_staff_close_its_manual_task(run, upstream, nam
     item, _ = order_active(run, upstream)
     if setup:
         complete(run, change(run, *_args(setup, item)))
-    assert run("set-module", item, "manual").exit_code == 0
+    assert run("set-module", item, "manual").exit_code == SUCCESS
     before = show(run, item)
     sent = len(upstream.requests)
     r = run("services", *_args(args, item))
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     [row] = tsv(r.stdout)
     assert row["status"] == "waiting" and row["task"]
     assert f"resellctl tasks close {row['task']}" in r.stderr
     assert len(upstream.requests) == sent  # nothing goes upstream
+    [task] = open_tasks(run)
+    assert (task["id"], task["type"], task["item"]) == (
+        int(row["task"]), kinds.kind(name).task_type, item)
     r = run("tasks", "close", row["task"], "--note", "done by hand")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert op(run, row["runningoperation"])["status"] == "done"
     after = show(run, item)
     assert done(before, after)
     [task] = [t for t in after["tasks"] if t["id"] == int(row["task"])]
     assert task["status"] == "closed"
     assert after["history"][-1]["source"] == "task"
+    assert "(done by hand)" in after["history"][-1]["message"]
+    assert len(upstream.requests) == sent  # nor when its task is closed
 
 
 # --- one owner of every status ----------------------------------------------------------------

@@ -7,12 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import number, tsv
-from test_lifecycle import complete, failed_orders, funcs, op, order_active, show
-
-
-def open_tasks(run):
-    return json.loads(run("tasks", "list", "--status", "open", "--json").stdout)
+from helpers import (ERROR, SUCCESS, TEMPFAIL, USAGE, complete, failed_orders, free_port, funcs,
+                     months_after, number, op, open_tasks, order_active, resellctl_env, run_json,
+                     show, tsv)
 
 
 def history(run, item):
@@ -25,7 +22,7 @@ def test_a_lost_order_answer_is_adopted_on_the_next_try(run, upstream):
     sim = upstream
     sim.fault("drop_after_commit", func="vds.order.param", count=1)
     r = run("order", "VDS-1", "--json")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     [created] = json.loads(r.stdout)
     assert created["status"] == "waiting"
     # The second try is answered `exists`; the item is read to check it is this order's.
@@ -43,7 +40,7 @@ def lost_order(run, sim):
     """An order whose every try was processed upstream and its answer lost; its outcome."""
     sim.fault("drop_after_commit", func="vds.order.param", count=3)
     r = run("order", "VDS-1", "--json")
-    assert r.exit_code == 75, r  # the upstream stayed silent: try again later
+    assert r.exit_code == TEMPFAIL, r  # the upstream stayed silent: try again later
     [created] = json.loads(r.stdout)
     assert created["status"] == "failed" and created["task"] is None
     assert funcs(sim).count("vds.order.param") == 3  # RESELLCTL_RETRY_ATTEMPTS
@@ -57,7 +54,7 @@ def test_a_lost_order_restarted_by_ops_start_makes_no_second_service(run, upstre
     sim = upstream
     created = lost_order(run, sim)
     r = run("ops", "start", created["runningoperation"])
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     [row] = tsv(r.stdout)
     assert row["status"] == "waiting" and row["task"]
     assert funcs(sim).count("vds.order.param") == 4
@@ -74,7 +71,7 @@ def test_a_lost_order_opened_before_the_restart_ends_done_without_a_stray_task(r
     created = lost_order(run, sim)
     # cron's checkevent runs before anyone restarts the operation: the open event arrives.
     r = run("checkevent")
-    assert r.exit_code == 0 and "1 operations completed" in r.stdout, r
+    assert r.exit_code == SUCCESS and "1 operations completed" in r.stdout, r
     service = show(run, created["item"])
     assert service["status"] == 2 and service["upstream_id"] == next(iter(sim.items))
     assert op(run, created["runningoperation"])["status"] == "done"
@@ -82,7 +79,7 @@ def test_a_lost_order_opened_before_the_restart_ends_done_without_a_stray_task(r
     r = run("ops", "list", "--status", "failed", "-q")
     assert r.stdout == ""
     r = run("ops", "start", created["runningoperation"])
-    assert r.exit_code == 2 and "is done" in r.stderr
+    assert r.exit_code == USAGE and "is done" in r.stderr
     assert open_tasks(run) == []
     assert funcs(sim).count("vds.order.param") == 3
     assert len(sim.items) == 1 and sim.balance() == Decimal("95.00")
@@ -95,7 +92,7 @@ def test_a_failed_opening_is_ordered_again_as_a_new_upstream_item(run, upstream)
     [created] = json.loads(r.stdout)
     first = show(run, created["item"])["upstream_id"]
     r = run("checkevent")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     failed = op(run, created["runningoperation"])
     assert failed["status"] == "failed" and failed["reason"] == "No free IP addresses"
     service = show(run, created["item"])
@@ -105,7 +102,7 @@ def test_a_failed_opening_is_ordered_again_as_a_new_upstream_item(run, upstream)
     assert task["status"] == "closed"
 
     r = run("ops", "start", created["runningoperation"])
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     second = show(run, created["item"])["upstream_id"]
     assert second not in (None, first)
     assert number(sim.items[second].remoteid) == created["item"]
@@ -125,7 +122,7 @@ def test_a_lost_prolong_answer_is_not_sent_again(run, upstream):
     expiry, balance = sim.items[remote].expiredate, sim.balance()
     sim.fault("drop_after_commit", func="service.prolong", count=1)
     r = run("services", "prolong", item, "--period", "3")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     [row] = tsv(r.stdout)
     assert row["status"] == "waiting"
     assert funcs(sim)[-3:] == ["vds.edit", "service.prolong", "vds.edit"]
@@ -144,7 +141,7 @@ def lost_prolong(run, sim, monkeypatch, item):
     monkeypatch.setenv("RESELLCTL_RETRY_ATTEMPTS", "1")
     r = run("services", "prolong", item, "--period", "3")
     monkeypatch.setenv("RESELLCTL_RETRY_ATTEMPTS", "3")
-    assert r.exit_code == 75, r
+    assert r.exit_code == TEMPFAIL, r
     [row] = tsv(r.stdout)
     assert row["status"] == "failed" and row["task"] == ""
     assert "checks what the upstream shows first, and never sends the change twice" in r.stderr
@@ -161,12 +158,12 @@ def test_a_lost_prolong_restarted_by_ops_start_is_not_sent_again(run, upstream, 
     assert sim.items[remote].expiredate == months_after(expiry, 3)
     if checkevent_first:
         # The prolong event is applied while the operation still looks failed.
-        assert run("checkevent").exit_code == 0
+        assert run("checkevent").exit_code == SUCCESS
         assert show(run, item)["expiredate"] == months_after(expiry, 3)
         assert op(run, row["runningoperation"])["status"] == "failed"
 
     r = run("ops", "start", row["runningoperation"])
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert funcs(sim)[-1] == "vds.edit" and funcs(sim).count("service.prolong") == 1
     [restarted] = tsv(r.stdout)
     if checkevent_first:
@@ -196,23 +193,15 @@ def test_a_prolong_that_never_arrived_is_sent_again(run, upstream, monkeypatch):
     monkeypatch.setenv("RESELLCTL_RETRY_ATTEMPTS", "1")
     r = run("services", "prolong", item)
     monkeypatch.setenv("RESELLCTL_RETRY_ATTEMPTS", "3")
-    assert r.exit_code == 75, r
+    assert r.exit_code == TEMPFAIL, r
     assert sim.items[remote].expiredate == months_after(expiry, 1)
     r = run("ops", "start", tsv(r.stdout)[0]["runningoperation"])
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert funcs(sim)[-2:] == ["vds.edit", "service.prolong"]
     assert funcs(sim).count("service.prolong") == 2
     assert sim.balance() == balance - 5
     assert sim.items[remote].expiredate == months_after(expiry, 2)
     assert not any("not sent again" in m for m in history(run, item))
-
-
-def months_after(day, months):
-    from datetime import date
-
-    from resellctl.sim.tariffs import add_months
-
-    return add_months(date.fromisoformat(day), months).isoformat()
 
 
 # --- two processes at once -------------------------------------------------------------------
@@ -226,6 +215,7 @@ sys.stdin.read()
 """
 
 
+@pytest.mark.slow
 def test_an_operation_another_process_is_sending_is_not_sent_again(run, upstream):
     import subprocess
     import sys
@@ -244,7 +234,7 @@ def test_an_operation_another_process_is_sending_is_not_sent_again(run, upstream
         assert holder.stdout.readline() == "held\n"
         sent = len(sim.requests)
         r = run("ops", "start", op_id)
-        assert r.exit_code == 75, r
+        assert r.exit_code == TEMPFAIL, r
         assert tsv(r.stdout)[0]["status"] == "busy"
         assert "another resellctl process" in r.stderr
         assert len(sim.requests) == sent
@@ -254,7 +244,7 @@ def test_an_operation_another_process_is_sending_is_not_sent_again(run, upstream
     assert op(run, op_id)["trycount"] == 1
     # Once it lets go (here: it ended without sending), the operation can be started.
     r = run("ops", "start", op_id)
-    assert r.exit_code == 0 and tsv(r.stdout)[0]["status"] == "waiting", r
+    assert r.exit_code == SUCCESS and tsv(r.stdout)[0]["status"] == "waiting", r
     assert sim.balance() == balance - 5 and sim.items[remote].expiredate > expiry
 
 
@@ -268,8 +258,8 @@ def test_two_stores_on_one_upstream_account_never_adopt_each_others_services(
     monkeypatch.setenv("RESELLCTL_DB", str(tmp_path / "rebuilt.db"))
     assert run("modules", "add", "vds-up", "--type", "billmanager", "--url", sim.server.url,
                "--username", "reseller@example.net", "--password-file",
-               password_file).exit_code == 0
-    assert run("tariffs", "import", "vds-up").exit_code == 0
+               password_file).exit_code == SUCCESS
+    assert run("tariffs", "import", "vds-up").exit_code == SUCCESS
     second = json.loads(run("order", "VDS-1", "--json").stdout)[0]
     assert second["item"] == first["item"] == 1 and second["status"] == "waiting"
     assert len(sim.items) == 2 and sim.balance() == 90  # two services, two charges
@@ -277,6 +267,7 @@ def test_two_stores_on_one_upstream_account_never_adopt_each_others_services(
     assert len(remoteids) == 2 and {number(r) for r in remoteids} == {1}
 
 
+@pytest.mark.slow
 def test_an_order_another_process_is_sending_is_not_closed_under_it(run, upstream):
     """`services close` of a service whose order failed for funds cancels that order; while
     checkevent re-runs it for funds, the order may be created upstream at any moment, so the
@@ -292,7 +283,7 @@ def test_an_order_another_process_is_sending_is_not_closed_under_it(run, upstrea
     try:
         assert holder.stdout.readline() == "held\n"
         r = run("services", "close", item, "--yes")
-        assert r.exit_code == 75, r
+        assert r.exit_code == TEMPFAIL, r
         assert f"operation {op_id} is being sent by another resellctl process" in r.stderr
     finally:
         holder.stdin.close()
@@ -301,7 +292,7 @@ def test_an_order_another_process_is_sending_is_not_closed_under_it(run, upstrea
     assert show(run, item)["status"] == 1
     # Once it lets go, closing cancels the order as before.
     r = run("services", "close", item, "--yes")
-    assert r.exit_code == 0 and tsv(r.stdout)[0]["status"] == "cancelled", r
+    assert r.exit_code == SUCCESS and tsv(r.stdout)[0]["status"] == "cancelled", r
     assert show(run, item)["status"] == 4
 
 
@@ -312,34 +303,24 @@ def test_an_order_whose_first_answer_was_lost_is_not_cancelled_after_a_later_ref
     sim = upstream
     sim.fault("drop", func="vds.order.param", count=3)
     r = run("order", "VDS-1", "--json")
-    assert r.exit_code == 75, r
+    assert r.exit_code == TEMPFAIL, r
     op_id = json.loads(r.stdout)[0]["runningoperation"]
     wrong = tmp_path / "wrong.pw"
     wrong.write_text("not-the-password\n")
     assert run("modules", "add", "vds-up", "--type", "billmanager", "--password-file",
-               str(wrong), "--replace").exit_code == 0
+               str(wrong), "--replace").exit_code == SUCCESS
     r = run("ops", "start", op_id)
-    assert r.exit_code == 1 and "username and password" in r.stderr, r
+    assert r.exit_code == ERROR and "username and password" in r.stderr, r
     r = run("ops", "cancel", op_id)
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     assert "may have reached the upstream" in r.stderr
 
 
 # --- a try that provably never sent its change leaves it safe to send -----------------------
 
-def closed_port_url():
-    """The URL of a loopback port nothing listens on: every connection is refused."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/billmgr"
-
-
 def point_module_at(run, url):
     r = run("modules", "add", "vds-up", "--type", "billmanager", "--replace", "--url", url)
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
 
 
 def test_a_prolong_whose_read_before_sending_failed_is_sent_on_restart(run, upstream):
@@ -348,15 +329,15 @@ def test_a_prolong_whose_read_before_sending_failed_is_sent_on_restart(run, upst
     sim = upstream
     item, remote = order_active(run, sim)
     expiry, balance = sim.items[remote].expiredate, sim.balance()
-    point_module_at(run, closed_port_url())
+    point_module_at(run, f"http://127.0.0.1:{free_port()}/billmgr")  # refuses connections
     r = run("services", "prolong", item, "--period", "1")
-    assert r.exit_code == 75, r
+    assert r.exit_code == TEMPFAIL, r
     assert "the request was not sent" in r.stderr
     [row] = tsv(r.stdout)
     point_module_at(run, sim.server.url)
 
     r = run("ops", "start", row["runningoperation"])
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     [restarted] = tsv(r.stdout)
     assert restarted["status"] == "waiting"
     assert funcs(sim).count("service.prolong") == 1
@@ -367,13 +348,12 @@ def test_a_prolong_whose_read_before_sending_failed_is_sent_on_restart(run, upst
     assert show(run, item)["expiredate"] == months_after(expiry, 1)
 
 
+@pytest.mark.slow
 def test_a_prolong_killed_before_it_was_sent_is_sent_on_restart(run, upstream):
     """kill -9 while the read before sending waits for its answer: the renewal never left."""
     import subprocess
     import sys
     import time
-
-    from conftest import resellctl_env
 
     sim = upstream
     item, remote = order_active(run, sim)
@@ -395,7 +375,7 @@ def test_a_prolong_killed_before_it_was_sent_is_sent_on_restart(run, upstream):
     [op_id] = run("ops", "list", "--status", "new", "-q").stdout.split()
 
     r = run("ops", "start", op_id)
-    assert r.exit_code == 0 and tsv(r.stdout)[0]["status"] == "waiting", r
+    assert r.exit_code == SUCCESS and tsv(r.stdout)[0]["status"] == "waiting", r
     assert funcs(sim).count("service.prolong") == 1
     assert sim.balance() == balance - 5
     assert sim.items[remote].expiredate == months_after(expiry, 1)
@@ -418,7 +398,7 @@ def test_a_prolong_lost_after_sending_with_no_baseline_is_never_taken_for_done(r
         conn.execute("UPDATE runningoperation SET reached = 1, baseline = NULL WHERE id = ?",
                      (op_id,))
     r = run("ops", "start", op_id)
-    assert r.exit_code == 1, r
+    assert r.exit_code == ERROR, r
     assert "whether the service was prolonged cannot be told" in r.stderr
     assert f"resellctl ops cancel {op_id}" in r.stderr
     assert funcs(sim).count("service.prolong") == 1  # only the refused one
@@ -433,7 +413,7 @@ def test_an_order_after_restoring_a_backup_does_not_adopt_another_customers_serv
     import sqlite3
 
     sim = upstream
-    assert run("order", "VDS-1", "--client", "first").exit_code == 0
+    assert run("order", "VDS-1", "--client", "first").exit_code == SUCCESS
     backup = str(tmp_path / "backup.db")
     source, copy = sqlite3.connect(run.db_path), sqlite3.connect(backup)
     source.backup(copy)
@@ -441,16 +421,16 @@ def test_an_order_after_restoring_a_backup_does_not_adopt_another_customers_serv
     copy.close()
     alice = json.loads(run("order", "VDS-2", "--client", "alice", "--json").stdout)[0]
     alices_server = show(run, alice["item"])["upstream_id"]
-    assert run("checkevent").exit_code == 0
+    assert run("checkevent").exit_code == SUCCESS
     # Restored as the README describes: the backup in place of the store, then --from.
     for suffix in ("-wal", "-shm"):
         if os.path.exists(run.db_path + suffix):
             os.unlink(run.db_path + suffix)
     shutil.copyfile(backup, run.db_path)
-    assert run("checkevent", "--from", "101").exit_code == 0
+    assert run("checkevent", "--from", "101").exit_code == SUCCESS
 
     r = run("order", "VDS-1", "--client", "bob", "--json")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     [bob] = json.loads(r.stdout)
     assert bob["item"] == alice["item"]  # the service number repeats ...
     bobs_server = show(run, bob["item"])["upstream_id"]
@@ -458,9 +438,9 @@ def test_an_order_after_restoring_a_backup_does_not_adopt_another_customers_serv
     assert sim.items[bobs_server].pricelist == "11"
     assert sim.balance() == 100 - 5 - 9 - 5  # three orders, three charges
 
-    assert run("checkevent").exit_code == 0
+    assert run("checkevent").exit_code == SUCCESS
     r = run("services", "close", bob["item"], "--yes")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert sim.items[bobs_server].status == 4
     assert sim.items[alices_server].status == 2  # alice keeps her server
 
@@ -480,7 +460,7 @@ def test_an_exists_answer_naming_an_item_of_another_tariff_is_not_adopted(run, u
                               sim.tariffs["12"].addon_values())
     sim.set_balance("100.00")
     r = run("ops", "start", created["runningoperation"])
-    assert r.exit_code == 1, r
+    assert r.exit_code == ERROR, r
     assert (f"the upstream answered that it has this order already, as item {other.id}, but "
             "it has tariff '12' upstream, not VDS-1 (11); nothing was linked") in r.stderr
     assert f"Look at item {other.id} upstream" in r.stderr
@@ -514,10 +494,31 @@ def test_an_order_answered_with_another_services_upstream_item_links_nothing(run
     taken = show(run, first["item"])["upstream_id"]
     sim._next_item_id = int(taken)  # the upstream hands out the same id again
     r = run("order", "VDS-1", "--json")
-    assert r.exit_code == 1, r
+    assert r.exit_code == ERROR, r
     [second] = json.loads(r.stdout)
     assert second["status"] == "failed"
     assert (f"the upstream answered that this order is its item {taken}, which is service "
             f"{first['item']} in the books; nothing was linked") in r.stderr
     assert show(run, first["item"])["upstream_id"] == taken
     assert show(run, second["item"])["upstream_id"] is None
+
+
+def test_an_order_stops_sending_once_the_upstream_does_not_answer(run, upstream):
+    # Each request is dropped before the upstream does anything.
+    upstream.fault("drop", func="vds.order.param", count=100)
+    r = run("order", "VDS-1", "--quantity", "5")
+    assert r.exit_code == TEMPFAIL, r
+    assert [(row["runningoperation"], row["status"]) for row in tsv(r.stdout)] == [
+        ("1", "failed"), ("2", "new"), ("3", "new"), ("4", "new"), ("5", "new")]
+    assert ("operation(s) 2 to 5 not sent, as the upstream did not answer; once it does: "
+            "resellctl ops list --status new -q | resellctl ops start -") in r.stderr
+    assert "Error: 1 of 5 operation(s) failed, 4 not sent" in r.stderr
+    # Only the first order was tried (with its retries); the rest waited for nothing.
+    orders = [req["params"]["remoteid"] for req in upstream.requests
+              if req["func"] == "vds.order.param"]
+    assert {number(o) for o in orders} == {1}
+    upstream.clear_faults()
+    assert run("ops", "start", "1").exit_code == SUCCESS
+    left = run("ops", "list", "--status", "new", "-q").stdout
+    assert run("ops", "start", "-", input=left).exit_code == SUCCESS
+    assert sorted(op["status"] for op in run_json(run, "ops", "list")) == ["waiting"] * 5

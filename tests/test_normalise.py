@@ -55,6 +55,7 @@ def list_rows(draw):
     return row, code, day, columns
 
 
+@pytest.mark.slow
 @given(st.lists(list_rows(), min_size=0, max_size=5), st.booleans())
 @settings(max_examples=200, deadline=None)
 def test_list_rows_read_the_same_whatever_the_quirks(drawn, lone_object):
@@ -67,6 +68,7 @@ def test_list_rows_read_the_same_whatever_the_quirks(drawn, lone_object):
         assert row["columns"] == columns
 
 
+@pytest.mark.slow
 @given(st.dictionaries(NAMES, st.one_of(
     st.text(max_size=30).map(scalar), st.none(), st.integers(), st.booleans(),
     st.lists(st.dictionaries(st.text(max_size=5), st.text(max_size=5)), max_size=3),
@@ -117,6 +119,7 @@ def test_a_balance_that_cannot_be_read_is_refused(text):
         normalise.balance(scalar(text))
 
 
+@pytest.mark.slow
 @given(st.text(max_size=40))
 @settings(max_examples=300, deadline=None)
 def test_any_balance_text_is_read_or_refused(text):

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from helpers import SUCCESS
 from resellctl.store import Store, now
 
 
@@ -29,7 +30,7 @@ def many(db_path):
 
 def test_the_default_page_of_1000_says_there_is_more(run, many):
     r = run("ops", "list", "-q")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert r.stdout.split() == [str(n) for n in range(1, 1001)]
     assert r.stderr == "more rows: resellctl ops list --quiet --after 1000\n"
     rest = run("ops", "list", "--quiet", "--after", "1000")

@@ -4,10 +4,9 @@ written once in the history."""
 
 import pytest
 
-from conftest import PASSWORD, USERNAME, copy_store
+from helpers import (PASSWORD, USERNAME, add_waiting, adopt, books, checkevent_process, copy_store,
+                     finish, kill, new_store, wait_for)
 from resellctl.sim import Simulator, serve
-from test_checkevent import adopt, add_waiting
-from test_checkevent_crash import books, checkevent_process, finish, kill, new_store, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -10,19 +10,16 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from conftest import sim_serve
+from helpers import COLON_PASSWORD, SUCCESS, TEMPFAIL, USAGE, USERNAME, sim_serve
 from resellctl.bmdoc import as_list, named_values, text
 from resellctl.cli import cli
 from resellctl.sim import Simulator, serve
 from resellctl.sim.tariffs import add_months
 
-USER = "reseller@example.net"
-PASSWORD = "s3cret:pass"  # a colon inside: authinfo splits at the first one
-
 
 @pytest.fixture
 def sim():
-    return Simulator(username=USER, password=PASSWORD, balance="100.00")
+    return Simulator(username=USERNAME, password=COLON_PASSWORD, balance="100.00")
 
 
 @pytest.fixture
@@ -36,7 +33,7 @@ def call(server):
     """POST one API call; the answer's ``doc``."""
     session = requests.Session()
 
-    def call(func, user=USER, password=PASSWORD, **fields):
+    def call(func, user=USERNAME, password=COLON_PASSWORD, **fields):
         answer = session.post(server.url, data={"func": func, "out": "json",
                                                 "authinfo": f"{user}:{password}", **fields},
                               timeout=10)
@@ -108,10 +105,11 @@ def test_an_order_is_charged_at_once_and_opens_at_the_next_event_poll(call, sim)
     assert sim.events() == [event]
 
 
+@pytest.mark.slow
 def test_an_order_waits_for_the_open_delay():
-    sim = Simulator(username=USER, password=PASSWORD, open_delay=0.3)
+    sim = Simulator(username=USERNAME, password=COLON_PASSWORD, open_delay=0.3)
     with serve(sim) as server:
-        base = {"out": "json", "authinfo": f"{USER}:{PASSWORD}"}
+        base = {"out": "json", "authinfo": f"{USERNAME}:{COLON_PASSWORD}"}
         requests.post(server.url, data={**base, "func": "vhost.order.param", "pricelist": "21",
                                         "period": "12", "remoteid": "5"}, timeout=5)
         poll = {**base, "func": "item.event.list"}
@@ -176,22 +174,23 @@ def test_bad_credentials_answer_auth(call, server, sim):
 
 
 def test_only_post_is_served_and_only_at_billmgr(server, sim):
-    query = f"func=subaccount&out=json&authinfo={USER}:{PASSWORD}"
+    query = f"func=subaccount&out=json&authinfo={USERNAME}:{COLON_PASSWORD}"
     answer = requests.get(f"{server.url}?{query}", timeout=5)
     assert answer.status_code == 200 and error(answer.json()["doc"])[0] == "access"
     assert requests.post(server.base + "/other", data={"func": "subaccount"},
                          timeout=5).status_code == 404
-    assert sim.requests[0]["method"] == "GET" and PASSWORD not in repr(sim.requests)
+    assert sim.requests[0]["method"] == "GET" and COLON_PASSWORD not in repr(sim.requests)
 
 
 def test_the_request_log_never_holds_the_password(call, sim):
     order(call)
     call("subaccount", password="wrong")
     assert [(r["method"], r["path"], r["func"], r["authinfo_user"]) for r in sim.requests] == [
-        ("POST", "/billmgr", "vds.order.param", USER), ("POST", "/billmgr", "subaccount", USER)]
+        ("POST", "/billmgr", "vds.order.param", USERNAME),
+        ("POST", "/billmgr", "subaccount", USERNAME)]
     assert sim.requests[0]["params"]["remoteid"] == "17"
     assert "authinfo" not in sim.requests[0]["params"]
-    assert PASSWORD not in repr(sim.requests) and "s3cret" not in repr(sim.requests)
+    assert COLON_PASSWORD not in repr(sim.requests) and "s3cret" not in repr(sim.requests)
 
 
 # --- faults ----------------------------------------------------------------------------------
@@ -200,7 +199,7 @@ def test_the_request_log_never_holds_the_password(call, sim):
     ("500", 500, False), ("html", 200, False), ("garbage", 200, False), ("nodoc", 200, True)])
 def test_a_bad_answer_fault_processes_nothing(server, sim, kind, status, is_json):
     sim.fault(kind, func="vds.*")
-    fields = {"func": "vds.order.param", "out": "json", "authinfo": f"{USER}:{PASSWORD}",
+    fields = {"func": "vds.order.param", "out": "json", "authinfo": f"{USERNAME}:{COLON_PASSWORD}",
               "pricelist": "11", "period": "1", "remoteid": "17"}
     answer = requests.post(server.url, data=fields, timeout=5)
     assert answer.status_code == status
@@ -218,7 +217,7 @@ def test_a_fault_only_hits_matching_funcs_and_counts_down(server, call, sim):
     item = opened(call, sim)
     sim.fault("nodoc", func="service.*", count=2)
     assert call("subaccount")["elem"]
-    fields = {"func": "service.prolong", "out": "json", "authinfo": f"{USER}:{PASSWORD}",
+    fields = {"func": "service.prolong", "out": "json", "authinfo": f"{USERNAME}:{COLON_PASSWORD}",
               "elid": item, "period": "1"}
     for _ in range(2):
         assert "doc" not in requests.post(server.url, data=fields, timeout=5).json()
@@ -228,6 +227,7 @@ def test_a_fault_only_hits_matching_funcs_and_counts_down(server, call, sim):
     assert call("subaccount")["elem"]
 
 
+@pytest.mark.slow
 def test_a_delay_fault_answers_late_but_answers(call, sim):
     sim.fault("delay", func="subaccount", seconds=0.3)
     started = time.monotonic()
@@ -239,7 +239,8 @@ def test_a_drop_fault_closes_the_connection_without_processing(server, sim):
     sim.fault("drop")
     with pytest.raises(requests.ConnectionError):
         requests.post(server.url, data={"func": "vds.order.param", "out": "json",
-                                        "authinfo": f"{USER}:{PASSWORD}", "pricelist": "11",
+                                        "authinfo": f"{USERNAME}:{COLON_PASSWORD}",
+                                        "pricelist": "11",
                                         "period": "1", "remoteid": "17"}, timeout=5)
     assert not sim.items and sim.balance() == Decimal("100.00")
 
@@ -248,7 +249,8 @@ def test_drop_after_commit_leaves_the_item_created_and_charged(server, call, sim
     sim.fault("drop_after_commit", func="vds.order.param")
     with pytest.raises(requests.ConnectionError):
         requests.post(server.url, data={"func": "vds.order.param", "out": "json",
-                                        "authinfo": f"{USER}:{PASSWORD}", "pricelist": "11",
+                                        "authinfo": f"{USERNAME}:{COLON_PASSWORD}",
+                                        "pricelist": "11",
                                         "period": "1", "remoteid": "17"}, timeout=5)
     assert sim.items["4201"].remoteid == "17" and sim.balance() == Decimal("95.00")
     # sending it again is safe: the remoteid names the item that was created
@@ -400,7 +402,7 @@ def test_the_admin_endpoint_acts_upstream(server, call, sim):
     assert state["accounts"][0]["events"] == 7
     assert {i["id"]: i["status"] for i in state["items"]} == {item: 3, "4202": 2, "4203": 2}
     status, log = admin(server, "requests")
-    assert PASSWORD not in repr(log) and log["requests"][0]["func"] == "vds.order.param"
+    assert COLON_PASSWORD not in repr(log) and log["requests"][0]["func"] == "vds.order.param"
     assert admin(server, "suspend", item="9999")[0] == 400
     assert admin(server, "topup")[1] == {"ok": False, "error": "missing field 'amount'"}
     assert admin(server, "nonsense")[0] == 400
@@ -410,36 +412,40 @@ def test_cli_admin_commands_talk_to_a_running_simulator(server, call, sim):
     runner = CliRunner()
     env = {"RESELLCTL_SIM_URL": server.url}
     result = runner.invoke(cli, ["sim", "topup", "5"], env=env)
-    assert (result.exit_code, result.stdout) == (0, "105.00\n")
+    assert (result.exit_code, result.stdout) == (SUCCESS, "105.00\n")
     result = runner.invoke(cli, ["sim", "seed", "--items", "2", "--events", "3",
                                  "--url", server.base])
     assert result.stdout == "4201\t1\n4202\t2\n"
-    assert runner.invoke(cli, ["sim", "setparam", "4201", "ip=192.0.2.5"], env=env).exit_code == 0
-    assert runner.invoke(cli, ["sim", "suspend", "4202", "--msg", "abuse"], env=env).exit_code == 0
-    assert runner.invoke(cli, ["sim", "fault", "drop", "--func", "vds.*"], env=env).exit_code == 0
+    assert runner.invoke(cli, ["sim", "setparam", "4201", "ip=192.0.2.5"],
+                         env=env).exit_code == SUCCESS
+    assert runner.invoke(cli, ["sim", "suspend", "4202", "--msg", "abuse"],
+                         env=env).exit_code == SUCCESS
+    assert runner.invoke(cli, ["sim", "fault", "drop", "--func", "vds.*"],
+                         env=env).exit_code == SUCCESS
     assert sim.items["4201"].params["ip"] == "192.0.2.5" and sim.items["4202"].status == 3
     assert '"events": 5' in runner.invoke(cli, ["sim", "state"], env=env).stdout
 
     refused = runner.invoke(cli, ["sim", "resume", "9999"], env=env)
-    assert refused.exit_code == 2 and "9999" in refused.stderr
-    assert runner.invoke(cli, ["sim", "setparam", "4201", "ip"], env=env).exit_code == 2
+    assert refused.exit_code == USAGE and "9999" in refused.stderr
+    assert runner.invoke(cli, ["sim", "setparam", "4201", "ip"], env=env).exit_code == USAGE
     gone = runner.invoke(cli, ["sim", "state", "--url", "http://127.0.0.1:9/billmgr"])
-    assert gone.exit_code == 75 and len(gone.stderr.strip().splitlines()) == 1
+    assert gone.exit_code == TEMPFAIL and len(gone.stderr.strip().splitlines()) == 1
 
 
 def test_serve_refuses_a_public_address_without_public():
     result = CliRunner().invoke(cli, ["sim", "serve", "--host", "0.0.0.0"])
-    assert result.exit_code == 2 and "--public" in result.stderr
+    assert result.exit_code == USAGE and "--public" in result.stderr
 
 
+@pytest.mark.slow
 def test_sim_serve_prints_its_url_and_stops_cleanly_on_sigterm(tmp_path):
     with sim_serve(tmp_path, "--port", "0", "--balance", "20") as process:
         url = process.url
         assert url.startswith("http://127.0.0.1:") and url.endswith("/billmgr")
         answer = requests.post(url, data={"func": "subaccount", "out": "json",
-                                          "authinfo": f"{USER}:from-file"}, timeout=5)
+                                          "authinfo": f"{USERNAME}:from-file"}, timeout=5)
         assert text(answer.json()["doc"]["elem"][0]["balance"]) == "20.00"
-    assert process.returncode == 0 and process.out == ""
+    assert process.returncode == SUCCESS and process.out == ""
     assert "from-file" not in process.err
 
 
@@ -448,21 +454,22 @@ TLS_CLIENT_HELLO = (bytes.fromhex("160301002f0100002b0303") + bytes(range(32))
                     + bytes.fromhex("000002130101000000"))
 
 
+@pytest.mark.slow
 def test_sim_serve_answers_what_is_not_http_with_400_and_keeps_serving(tmp_path):
     with sim_serve(tmp_path, "--verbose") as process:
         url = process.url
         port = int(url.rsplit(":", 1)[1].split("/")[0])
         for payload in (TLS_CLIENT_HELLO,
-                        b"\x00\xff garbage authinfo=" + USER.encode() + b":from-file\r\n\r\n"):
+                        b"\x00\xff garbage authinfo=" + USERNAME.encode() + b":from-file\r\n\r\n"):
             with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
                 raw.sendall(payload)
                 raw.shutdown(socket.SHUT_WR)
                 answer = b"".join(iter(lambda: raw.recv(4096), b""))
             assert b"Error code: 400" in answer
         still = requests.post(url, data={"func": "subaccount", "out": "json",
-                                         "authinfo": f"{USER}:from-file"}, timeout=5)
+                                         "authinfo": f"{USERNAME}:from-file"}, timeout=5)
         assert text(still.json()["doc"]["elem"][0]["balance"]) == "100.00"
-    assert process.returncode == 0
+    assert process.returncode == SUCCESS
     assert "Traceback" not in process.err and "Exception" not in process.err
     assert "garbage authinfo=reseller@example.net:***" in process.err
     assert "from-file" not in process.err

@@ -12,18 +12,15 @@ import sqlite3
 
 import pytest
 
-from test_checkevent import event
-from test_lifecycle import funcs
-from test_store import digest
-from test_stuck import unanswered_orders
-from test_times import zone  # noqa: F401 (a fixture)
-
+from helpers import (ERROR, SUCCESS, TEMPFAIL, USAGE, configured, digest, funcs, raw_event,
+                     unanswered_orders)
 from resellctl.bmdoc import scalar
+from resellctl.health import MonitoringExit
 from resellctl.store import now
 
 
 def status(run, code):
-    """`status --json`, checked to exit ``code`` as plain `status` does."""
+    """`status --json`, checked to exit ``code`` (a MonitoringExit) as plain `status` does."""
     r = run("status", "--json")
     assert r.exit_code == code, r
     report = json.loads(r.stdout)
@@ -44,27 +41,20 @@ def moved_back(db_path, table, column, where="1", **ago):
     conn.close()
 
 
-def configured(tmp_path, monkeypatch, text):
-    path = tmp_path / "resellctl.conf"
-    path.write_text(text)
-    monkeypatch.setenv("RESELLCTL_CONFIG", str(path))
-    return str(path)
-
-
 def test_a_store_without_a_billmanager_module_is_a_warning(run):
-    report = status(run, 1)
+    report = status(run, MonitoringExit.WARNING)
     assert messages(report) == [("warning", None, "no billmanager module yet: no service is "
                                  "kept in step with an upstream (resellctl modules add NAME "
                                  "--type billmanager ...)")]
-    assert run("modules", "add", "manual", "--type", "manual").exit_code == 0
+    assert run("modules", "add", "manual", "--type", "manual").exit_code == SUCCESS
     r = run("status")
     assert r.stdout.startswith("WARNING: no billmanager module yet")
 
 
 def test_all_is_well_after_a_sync(run, upstream):
-    assert run("checkevent").exit_code == 0
+    assert run("checkevent").exit_code == SUCCESS
     r = run("status")
-    assert r.exit_code == 0, r
+    assert r.exit_code == MonitoringExit.OK, r
     lines = r.stdout.splitlines()
     assert lines[0] == "OK: all is well"
     assert lines[1] == f"store: {run.db_path} (from the RESELLCTL_DB variable)"
@@ -72,7 +62,7 @@ def test_all_is_well_after_a_sync(run, upstream):
     assert lines[3].startswith(f"  last sync: {now()[:10]}") and ", ok in " in lines[3]
     assert lines[4].startswith("  balance:   100.00 EUR, minimum 20, read ")
     assert "problems:" not in r.stdout
-    report = status(run, 0)
+    report = status(run, MonitoringExit.OK)
     assert (report["status"], report["problems"]) == ("ok", [])
     assert report["store"] == run.db_path
     assert report["store_source"] == "from the RESELLCTL_DB variable"
@@ -83,48 +73,48 @@ def test_all_is_well_after_a_sync(run, upstream):
 
 
 def test_no_successful_sync_for_three_ticks_is_critical(run, upstream):
-    assert run("checkevent").exit_code == 0
+    assert run("checkevent").exit_code == SUCCESS
     moved_back(run.db_path, "syncrun", "started", minutes=11)
-    assert messages(status(run, 1)) == [
+    assert messages(status(run, MonitoringExit.WARNING)) == [
         ("warning", "vds-up", "no successful sync for 11 minutes (warning after 10 minutes)")]
     moved_back(run.db_path, "syncrun", "started", minutes=16)
     r = run("status")
-    assert r.exit_code == 2, r
+    assert r.exit_code == MonitoringExit.CRITICAL, r
     assert r.stdout.splitlines()[0] == ("CRITICAL: module vds-up: no successful sync for 16 "
                                         "minutes (critical after 15 minutes)")
 
 
 def test_a_module_never_synced_counts_from_when_it_was_added(run, upstream):
-    assert status(run, 0)["modules"][0]["last_run"] is None
+    assert status(run, MonitoringExit.OK)["modules"][0]["last_run"] is None
     moved_back(run.db_path, "processingmodule", "cdate", minutes=20)
-    assert messages(status(run, 2)) == [
+    assert messages(status(run, MonitoringExit.CRITICAL)) == [
         ("critical", "vds-up", "never synced since it was added 20 minutes ago (critical after "
          "15 minutes); checkevent has never run for it: is it in cron? (crontab.example)")]
 
 
 def test_a_failed_sync_is_a_warning_with_its_error_and_critical_once_it_lasts(run, upstream):
     sim = upstream
-    assert run("checkevent").exit_code == 0
+    assert run("checkevent").exit_code == SUCCESS
     sim.fault("500", func="item.event.list", count=1000)
-    assert run("checkevent", "-q").exit_code == 75
-    [(level, module, message)] = messages(status(run, 1))
+    assert run("checkevent", "-q").exit_code == TEMPFAIL
+    [(level, module, message)] = messages(status(run, MonitoringExit.WARNING))
     assert (level, module) == ("warning", "vds-up")
     assert message.startswith("its last sync, 0 minutes ago, failed: item.event.list on ")
     assert "HTTP 500" in message
     moved_back(run.db_path, "syncrun", "started", minutes=16)
-    [(level, _, message)] = messages(status(run, 2))
+    [(level, _, message)] = messages(status(run, MonitoringExit.CRITICAL))
     assert message.startswith("no successful sync for 16 minutes (critical after 15 minutes); "
                               "its last run, 16 minutes ago, failed: item.event.list on ")
-    report = status(run, 2)
+    report = status(run, MonitoringExit.CRITICAL)
     assert report["modules"][0]["last_run"]["error_kind"] == "transient"
 
 
 def test_the_thresholds_are_the_configuration_files(run, upstream, tmp_path, monkeypatch):
-    assert run("checkevent").exit_code == 0
+    assert run("checkevent").exit_code == SUCCESS
     moved_back(run.db_path, "syncrun", "started", minutes=16)
     configured(tmp_path, monkeypatch, "[status]\nsync_warning_minutes = 30\n"
                                       "sync_critical_minutes = 60\n")
-    report = status(run, 0)
+    report = status(run, MonitoringExit.OK)
     assert report["thresholds"]["sync_critical_minutes"] == 60
 
 
@@ -141,7 +131,7 @@ def test_a_bad_threshold_is_an_error_naming_the_file_and_line(run, tmp_path, mon
                                                               says):
     path = configured(tmp_path, monkeypatch, text)
     r = run("status")
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     assert r.stdout == "" and r.stderr.splitlines()[0] == f"Error: {path}{says}"
 
 
@@ -149,24 +139,24 @@ def test_what_waits_too_long_is_a_warning(run, upstream):
     sim = upstream
     db = run.db_path
     sim.set_balance("15.00")
-    assert run("order", "VDS-1", "--quantity", "3").exit_code == 0
-    assert run("checkevent").exit_code == 0  # services 1 to 3 active
+    assert run("order", "VDS-1", "--quantity", "3").exit_code == SUCCESS
+    assert run("checkevent").exit_code == SUCCESS  # services 1 to 3 active
     # An event that could not be applied, an order failed for want of funds, and two more of
     # which the first got no answer and the second was never sent.
-    sim.inject_event(event(sim, item=scalar("9999"), remoteid=scalar("777")))
-    assert run("order", "VDS-1").exit_code == 1
+    sim.inject_event(raw_event(sim, item=scalar("9999"), remoteid=scalar("777")))
+    assert run("order", "VDS-1").exit_code == ERROR
     unanswered_orders(run, sim, 2)
-    assert run("checkevent").exit_code == 0
+    assert run("checkevent").exit_code == SUCCESS
     moved_back(db, "runningoperation", "mdate", "id = 6", minutes=16)
     # A task for staff open for a day, an operation waiting upstream for a day.
-    assert run("set-module", "1", "manual").exit_code == 0
-    assert run("services", "suspend", "1").exit_code == 0
+    assert run("set-module", "1", "manual").exit_code == SUCCESS
+    assert run("services", "suspend", "1").exit_code == SUCCESS
     moved_back(db, "task", "opendate", "runningoperation = 7", hours=25)
-    assert run("services", "suspend", "2").exit_code == 0
+    assert run("services", "suspend", "2").exit_code == SUCCESS
     moved_back(db, "runningoperation", "mdate", "id = 8", hours=25)
     # A service polling found missing upstream.
     moved_back(db, "item", "missing", "id = 3", minutes=1)
-    report = status(run, 1)
+    report = status(run, MonitoringExit.WARNING)
     assert messages(report) == [
         ("warning", "vds-up", "balance 0.00 EUR is below its minimum 20 (read 0 minutes ago): "
          "top up the selling account"),
@@ -193,24 +183,24 @@ def test_what_waits_too_long_is_a_warning(run, upstream):
     assert "\nproblems:\n  warning: module vds-up: balance 0.00 EUR" in r.stdout
     # Old problem events are history, no longer a warning.
     moved_back(db, "eventlog", "received", hours=25)
-    assert status(run, 1)["events"] == {"problem": 1, "problem_recent": 0}
+    assert status(run, MonitoringExit.WARNING)["events"] == {"problem": 1, "problem_recent": 0}
 
 
 def test_status_asks_no_upstream_and_writes_nothing(run, upstream):
     sim = upstream
-    assert run("checkevent").exit_code == 0
+    assert run("checkevent").exit_code == SUCCESS
     asked = len(sim.requests)
     files = {suffix: digest(run.db_path + suffix) for suffix in ("", "-wal")
              if os.path.exists(run.db_path + suffix)}
     sim.server.close()
-    assert run("status").exit_code == 0
+    assert run("status").exit_code == MonitoringExit.OK
     assert len(sim.requests) == asked and "item.event.list" not in funcs(sim)[asked:]
     assert files == {suffix: digest(run.db_path + suffix) for suffix in files}
 
 
-def test_a_terminal_shows_local_times(run, upstream, zone):  # noqa: F811 (the fixture)
+def test_a_terminal_shows_local_times(run, upstream, zone):
     zone("MSK-3")
-    assert run("checkevent").exit_code == 0
+    assert run("checkevent").exit_code == SUCCESS
     r = run("status", tty=True)
     [line] = [line for line in r.stdout.splitlines() if line.startswith("  last sync: ")]
     assert " MSK (0 minutes ago)" in line and "Z (" not in line

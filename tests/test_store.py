@@ -1,22 +1,16 @@
-"""Where the store lives, how it is created, and what happens with files that are not one."""
+"""Where the store lives, how it is created, what happens with files that are not one, and a store
+that cannot be written (a full disk, a read-only file, a lock held too long)."""
 
-import hashlib
 import os
 import sqlite3
-import stat
 
 import pytest
+from click.testing import CliRunner
 
+from helpers import ERROR, SUCCESS, TEMPFAIL, USAGE, digest, mode, old_store, query, refused
 from resellctl import store as store_module
+from resellctl.cli import App, cli
 from resellctl.store import APPLICATION_ID, SCHEMA_VERSION, Store
-
-
-def mode(path):
-    return stat.S_IMODE(os.stat(path).st_mode)
-
-
-def digest(path):
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
 @pytest.fixture
@@ -32,7 +26,7 @@ def home(tmp_path, monkeypatch):
 
 def create(run, *db):
     result = run(*db, "modules", "add", "manual", "--type", "manual")
-    assert result.exit_code == 0, result
+    assert result.exit_code == SUCCESS, result
 
 
 def module_names(path):
@@ -109,7 +103,7 @@ def test_an_older_store_is_migrated_on_open_and_keeps_its_data(run, monkeypatch)
     monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, m_next])
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     result = run("modules", "list", "--json")
-    assert result.exit_code == 0, result
+    assert result.exit_code == SUCCESS, result
     assert '"name": "manual"' in result.stdout
     conn = sqlite3.connect(run.db_path)
     try:
@@ -118,20 +112,6 @@ def test_an_older_store_is_migrated_on_open_and_keeps_its_data(run, monkeypatch)
             ("manual", None)]
     finally:
         conn.close()
-
-
-def old_store(path, version):
-    """A store of schema ``version``, as an older resellctl left it, to fill before commit():
-    ``(connection, sqlite_utils Database)``."""
-    import sqlite_utils
-
-    conn = sqlite3.connect(path)
-    db = sqlite_utils.Database(conn)
-    for step in store_module.MIGRATIONS[:version]:
-        step(db)
-    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    conn.execute(f"PRAGMA user_version = {version}")
-    return conn, db
 
 
 def test_services_ordered_before_remoteids_had_a_store_uid_keep_their_bare_number(tmp_path):
@@ -192,7 +172,7 @@ def test_history_written_before_who_was_kept_names_no_one(run, upstream):
 
     from resellctl.cli.common import who
 
-    assert run("order", "VDS-1").exit_code == 0
+    assert run("order", "VDS-1").exit_code == SUCCESS
     conn = sqlite3.connect(run.db_path)
     conn.execute("ALTER TABLE itemhistory DROP COLUMN who")
     # Nor what later schemas added.
@@ -202,23 +182,14 @@ def test_history_written_before_who_was_kept_names_no_one(run, upstream):
     conn.execute(f"PRAGMA user_version = {before}")
     conn.commit()
     conn.close()
-    assert run("services", "suspend", "1").exit_code == 2  # not open yet: nothing written
-    assert run("checkevent").exit_code == 0
-    assert run("services", "suspend", "1").exit_code == 0
+    assert run("services", "suspend", "1").exit_code == USAGE  # not open yet: nothing written
+    assert run("checkevent").exit_code == SUCCESS
+    assert run("services", "suspend", "1").exit_code == SUCCESS
     history = json.loads(run("services", "show", "1", "--json").stdout)["history"]
     assert [h["who"] for h in history if h["source"] == "local"] == [None, None, who(), None]
 
 
 # --- what is not a store -----------------------------------------------------------------------
-
-def refused(result, fragment):
-    """Exit 2, nothing on stdout, one `Error:` line holding ``fragment``, no traceback."""
-    assert result.exit_code == 2, result
-    assert result.stdout == "" and "Traceback" not in result.stderr
-    [line] = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert fragment in line, result
-    assert len(result.stderr.splitlines()) <= 2  # the line and perhaps a hint
-
 
 def test_a_newer_store_is_refused_and_left_alone(run):
     create(run)
@@ -313,3 +284,53 @@ def test_a_dangling_symlink_is_refused_and_its_target_not_created(run, tmp_path)
     refused(run("--db", link, "modules", "add", "manual", "--type", "manual"),
             f"{link} is a symbolic link to {tmp_path}/nowhere/resellctl.db, which does not exist")
     assert not (tmp_path / "nowhere").exists()
+
+
+# --- a store that cannot be written ------------------------------------------------------------
+
+
+def _run_with_store(db_path, *args, prepare):
+    """``resellctl ARGS`` on an App whose store connection ``prepare`` has set up first."""
+    app = App(stdout_isatty=False, stderr_isatty=False)
+    app.db_path = db_path
+    prepare(app.store.conn)
+    return CliRunner().invoke(cli, list(args), obj=app)
+
+
+def test_a_full_disk_is_one_line_that_says_so_and_the_books_are_unchanged(run, upstream):
+    def fill(conn):
+        # The store may grow no further: SQLite answers as it does on a full disk.
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    r = _run_with_store(run.db_path, "order", "VDS-1", "--quantity", "50", prepare=fill)
+    assert r.exit_code == ERROR, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert r.stderr.splitlines() == [
+        f"Error: cannot write the store at {run.db_path}: the disk is full",
+        "Free some space on it, then run the command again."]
+    assert query(run.db_path, "SELECT count(*) FROM item") == [(0,)]
+    assert not [req for req in upstream.requests if req["func"] == "vds.order.param"]
+
+
+def test_a_read_only_store_is_one_line_not_a_traceback(run, upstream):
+    r = _run_with_store(run.db_path, "modules", "add", "staff", "--type", "manual",
+                        prepare=lambda conn: conn.execute("PRAGMA query_only = 1"))
+    assert r.exit_code == ERROR, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert f"Error: cannot write the store at {run.db_path}: " in r.stderr
+    assert "Check that the file and its directory are writable" in r.stderr
+
+
+def test_a_store_locked_past_the_busy_timeout_exits_75(run, upstream, monkeypatch):
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 50)
+    other = sqlite3.connect(run.db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        r = run("modules", "add", "staff", "--type", "manual")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert r.exit_code == TEMPFAIL, r
+    assert "stayed locked by another resellctl process" in r.stderr
+    assert "Run the command again in a moment." in r.stderr

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from test_store import mode, refused
+from helpers import PASSWORD, SUCCESS, USAGE, USERNAME, mode, refused
 
 PRECIOUS = "root:x:0:0:root:/root:/bin/bash\n"
 
@@ -38,9 +38,11 @@ def test_a_planted_sending_file_is_refused_and_its_target_untouched(run, upstrea
                                                                     plant):
     plant(precious, run.db_path + ".sending")
     result = run("order", "VDS-1")
-    assert result.exit_code == 2 and "Traceback" not in result.stderr, result
-    assert result.stderr.startswith(f"Error: {run.db_path}.sending "), result
-    assert "resellctl ops start -" in result.stderr  # the order is in the books, unsent
+    assert result.exit_code == USAGE, result
+    error, move_it, unsent = result.stderr.splitlines()
+    assert error.startswith(f"Error: {run.db_path}.sending "), result
+    assert move_it.startswith(f"Move it out of the way (mv {run.db_path}.sending "), result
+    assert "resellctl ops start -" in unsent  # the order is in the books, unsent
     assert not [q for q in upstream.requests if q["func"] == "vds.order.param"]
     untouched(precious)
 
@@ -70,7 +72,7 @@ def test_a_store_reached_through_a_symlink_keeps_its_lock_beside_the_real_file(
         run, upstream, tmp_path):
     link = tmp_path / "link.db"
     os.symlink(run.db_path, link)
-    assert run("--db", link, "checkevent", "-q").exit_code == 0
+    assert run("--db", link, "checkevent", "-q").exit_code == SUCCESS
     assert os.path.isfile(run.db_path + ".lock") and not os.path.lexists(f"{link}.lock")
 
 
@@ -79,28 +81,27 @@ def test_a_store_reached_through_a_symlink_keeps_its_lock_beside_the_real_file(
 def test_a_store_others_may_read_is_used_with_one_warning_saying_how_to_fix_it(run, upstream):
     os.chmod(run.db_path, 0o644)  # as a restored backup may be
     result = run("ops", "list")
-    assert result.exit_code == 0 and result.stdout.startswith("id\t"), result
+    assert result.exit_code == SUCCESS and result.stdout.startswith("id\t"), result
     path = run.db_path
     assert result.stderr.splitlines() == [
         f"warning: other users may read the store: {path} (mode 0644), {path}-wal (mode 0644), "
         f"{path}-shm (mode 0644)",
         f"  fix it with: chmod 600 {path} {path}-wal {path}-shm"]
     result = run("order", "VDS-1")  # many reads and writes, one warning
-    assert result.exit_code == 0, result
+    assert result.exit_code == SUCCESS, result
     assert result.stderr.count("warning: other users may read the store") == 1
     os.chmod(path, 0o600)  # the -wal and -shm go with the last connection, and come back 0600
     assert run("ops", "list").stderr == ""
 
 
 def test_a_password_file_every_user_may_read_gets_a_warning(run, sim, tmp_path):
-    from conftest import PASSWORD, USERNAME
 
     path = tmp_path / "open.pw"
     path.write_text(PASSWORD + "\n")
     path.chmod(0o644)
     result = run("modules", "add", "vds-up", "--type", "billmanager", "--url", sim.server.url,
                  "--username", USERNAME, "--password-file", path)
-    assert result.exit_code == 0, result
+    assert result.exit_code == SUCCESS, result
     assert result.stderr.splitlines() == [
         f"warning: every user may read the password file {path} (mode 0644)",
         f"  fix it with: chmod 600 {path}",
@@ -111,7 +112,16 @@ def test_a_secrets_file_others_may_read_gets_the_warning_too(run, upstream):
     secrets = run.db_path + ".secrets"
     os.chmod(secrets, 0o640)
     result = run("modules", "list")
-    assert result.exit_code == 0, result
+    assert result.exit_code == SUCCESS, result
     assert result.stderr.splitlines() == [
         f"warning: other users may read the store: {secrets} (mode 0640)",
         f"  fix it with: chmod 600 {secrets}"]
+
+
+def test_a_store_that_cannot_be_opened_is_not_called_foreign(run, upstream):
+    # Something that cannot be the write-ahead log is where SQLite would open it.
+    os.mkdir(run.db_path + "-wal")
+    r = run("ops", "list")
+    assert r.exit_code == USAGE, r
+    assert "not a resellctl store" not in r.stderr
+    assert f"{run.db_path}-wal is not a regular file: resellctl does not use it" in r.stderr

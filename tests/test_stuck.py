@@ -5,72 +5,32 @@ run, through the same checks as `ops start`, and never under a module whose auto
 The books' times are moved back where a test needs an operation to have rested: the store is
 the same as minutes or hours later, without the wait."""
 
-import datetime
 import json
 import sqlite3
 
 import pytest
 
-from conftest import number, tsv
-from test_lifecycle import funcs, op, order_active
-
-
-def aged(db_path, op_ids, **ago):
-    """Make the operations ``op_ids`` as they would be ``ago`` (``minutes=11``) later: their
-    last change (and their making) that long ago."""
-    from resellctl.store import now
-
-    stamp = now(datetime.timedelta(**ago))
-    with sqlite3.connect(db_path) as conn:
-        conn.executemany("UPDATE runningoperation SET mdate = ?, cdate = min(cdate, ?) "
-                         "WHERE id = ?", [(stamp, stamp, int(op_id)) for op_id in op_ids])
-    conn.close()
-
-
-def sync(run, *args, code=0):
-    """`checkevent --json`: its one module's summary."""
-    r = run("checkevent", "--json", *args)
-    assert r.exit_code == code, r
-    [summary] = [s for s in json.loads(r.stdout) if s["module"] == "vds-up"]
-    return summary
-
-
-def statuses(run, op_ids):
-    """Each operation's status, ``sent`` for one the upstream took (waiting, or done once the
-    simulator opened its service)."""
-    return [{"waiting": "sent", "done": "sent"}.get(status, status)
-            for status in (op(run, o)["status"] for o in op_ids)]
-
-
-def unanswered_orders(run, sim, count):
-    """``count`` orders of which the first got no answer (failed, temporary) and the rest were
-    never sent (new), as after an outage or an interrupted `order --quantity`."""
-    sim.fault("drop", func="vds.order.param", count=100)
-    r = run("order", "VDS-1", "--quantity", count)
-    assert r.exit_code == 75, r
-    ops = [row["runningoperation"] for row in tsv(r.stdout)]
-    assert statuses(run, ops) == ["failed"] + ["new"] * (count - 1)
-    sim.clear_faults()
-    return ops
+from helpers import (ERROR, SUCCESS, TEMPFAIL, aged, checkevent, funcs, number, op, order_active,
+                     statuses, tsv, unanswered_orders)
 
 
 def test_an_order_failed_on_a_temporary_error_is_re_run_once_it_has_rested(run, upstream):
     sim = upstream
     sim.fault("500", func="vds.order.param", count=100)
     r = run("order", "VDS-1", "--json")
-    assert r.exit_code == 75, r
+    assert r.exit_code == TEMPFAIL, r
     [row] = json.loads(r.stdout)
     op_id = row["runningoperation"]
     assert op(run, op_id)["error_type"] == "transient"
     sim.clear_faults()
     # Tried once: it rests ten minutes before checkevent tries it again.
-    assert sync(run)["retried"] == 0
+    assert checkevent(run)["retried"] == 0
     aged(run.db_path, [op_id], minutes=9)
-    assert sync(run)["retried"] == 0
+    assert checkevent(run)["retried"] == 0
     assert op(run, op_id)["status"] == "failed"
     aged(run.db_path, [op_id], minutes=11)
     r = run("checkevent")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert ", 1 stuck re-run" in r.stdout
     again = op(run, op_id)
     assert (again["status"], again["trycount"]) == ("waiting", 2)
@@ -83,14 +43,14 @@ def test_an_order_failed_on_a_temporary_error_is_re_run_once_it_has_rested(run, 
 def test_operations_an_interrupted_order_left_unsent_are_sent_five_minutes_on(run, upstream):
     sim = upstream
     ops = unanswered_orders(run, sim, 5)
-    assert sync(run)["retried"] == 0  # just written: their order may still be sending them
+    assert checkevent(run)["retried"] == 0  # just written: their order may still be sending them
     aged(run.db_path, ops, minutes=6)
-    summary = sync(run)
+    summary = checkevent(run)
     # The four never sent had rested enough; the one tried once rests ten minutes.
     assert summary["retried"] == 4
     assert statuses(run, ops) == ["failed"] + ["sent"] * 4
     aged(run.db_path, ops[:1], minutes=11)
-    assert sync(run)["retried"] == 1
+    assert checkevent(run)["retried"] == 1
     assert statuses(run, ops) == ["sent"] * 5
     # Each service ordered once upstream, the one whose answer was lost too.
     assert sorted(number(item.remoteid) for item in sim.items.values()) == list(range(1, 6))
@@ -108,7 +68,7 @@ def test_the_rest_doubles_with_each_try_up_to_four_hours(run, upstream, tries, r
         conn.execute("UPDATE runningoperation SET trycount = ?", (tries,))
     conn.close()
     aged(run.db_path, [op_id], minutes=rested)
-    assert sync(run)["retried"] == int(due)
+    assert checkevent(run)["retried"] == int(due)
     assert statuses(run, [op_id]) == ["sent" if due else "failed"]
 
 
@@ -117,11 +77,11 @@ def test_at_most_twenty_a_run_oldest_first(run, upstream):
     sim.topup("100.00")  # 25 orders of 5.00
     ops = unanswered_orders(run, sim, 25)
     aged(run.db_path, ops, hours=1)
-    summary = sync(run)
+    summary = checkevent(run)
     assert (summary["retried"], summary["stuck"]) == (20, 5)
     assert statuses(run, ops) == ["sent"] * 20 + ["new"] * 5
     aged(run.db_path, ops[20:], hours=1)
-    assert (sync(run)["retried"], statuses(run, ops)) == (5, ["sent"] * 25)
+    assert (checkevent(run)["retried"], statuses(run, ops)) == (5, ["sent"] * 25)
 
 
 def test_the_first_re_run_that_gets_no_answer_ends_them(run, upstream):
@@ -131,22 +91,23 @@ def test_the_first_re_run_that_gets_no_answer_ends_them(run, upstream):
     aged(run.db_path, ops, hours=1)
     sim.fault("500", func="vds.order.param", count=100)
     before = funcs(sim).count("vds.order.param")
-    summary = sync(run)
+    summary = checkevent(run)
     assert summary["retried"] == 1
     assert funcs(sim).count("vds.order.param") - before == 3  # one operation's three attempts
     assert statuses(run, ops) == ["failed"] + ["new"] * 3
 
 
+@pytest.mark.slow
 def test_re_runs_end_with_the_time_budget(run, upstream):
     sim = upstream
     ops = unanswered_orders(run, sim, 6)
     aged(run.db_path, ops, hours=1)
     sim.fault("delay", func="vds.order.param", count=6, seconds=1)
-    summary = sync(run, "--time-budget", "2")
+    summary = checkevent(run, "--time-budget", "2")
     assert 1 <= summary["retried"] <= 3, summary
     assert statuses(run, ops).count("sent") == summary["retried"]
     aged(run.db_path, ops, hours=1)
-    sync(run)
+    checkevent(run)
     assert statuses(run, ops) == ["sent"] * 6
 
 
@@ -157,13 +118,13 @@ def test_a_change_whose_answer_was_lost_is_looked_for_upstream_not_sent_twice(ru
     sim.fault("drop_after_commit", func="vds.suspend")
     sim.fault("500", func="vds.edit", count=100)
     r = run("services", "suspend", item)
-    assert r.exit_code == 75, r
+    assert r.exit_code == TEMPFAIL, r
     [row] = tsv(r.stdout)
     assert sim.items[remote].status == 3
     sim.clear_faults()
     sent = funcs(sim).count("vds.suspend")
     aged(run.db_path, [row["runningoperation"]], hours=1)
-    assert sync(run)["retried"] == 1
+    assert checkevent(run)["retried"] == 1
     assert funcs(sim).count("vds.suspend") == sent
     assert statuses(run, [row["runningoperation"]]) == ["sent"]
 
@@ -171,11 +132,11 @@ def test_a_change_whose_answer_was_lost_is_looked_for_upstream_not_sent_twice(ru
 def test_a_module_without_auto_re_run_leaves_them_and_says_so(run, upstream):
     sim = upstream
     ops = unanswered_orders(run, sim, 3)
-    assert run("modules", "edit", "vds-up", "--no-auto-rerun").exit_code == 0
+    assert run("modules", "edit", "vds-up", "--no-auto-rerun").exit_code == SUCCESS
     aged(run.db_path, ops, hours=1)
     sent = funcs(sim).count("vds.order.param")
     r = run("checkevent", "-q")
-    assert (r.exit_code, r.stdout) == (0, "")
+    assert (r.exit_code, r.stdout) == (SUCCESS, "")
     assert r.stderr == (
         "warning: module vds-up: 1 operation(s) failed (1) and 2 not sent for 5 minutes or "
         "more (2, 3): see `resellctl ops list --status failed` and `resellctl ops list --status "
@@ -190,11 +151,11 @@ def test_operations_that_failed_for_another_reason_wait_for_an_admin(run, upstre
     item, remote = order_active(run, sim)
     sim.delete(remote)  # upstream, before our checkevent hears of it
     r = run("services", "suspend", item)
-    assert r.exit_code == 1, r
+    assert r.exit_code == ERROR, r
     [row] = tsv(r.stdout)
     assert op(run, row["runningoperation"])["error_type"] == "permanent"
     aged(run.db_path, [row["runningoperation"]], hours=5)
     sent = funcs(sim).count("vds.suspend")
-    summary = sync(run, "--max-events", "1")  # the close event waits: the service stays
+    summary = checkevent(run, "--max-events", "1")  # the close event waits: the service stays
     assert (summary["retried"], summary["stuck"]) == (0, 1)
     assert funcs(sim).count("vds.suspend") == sent

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PASSWORD, USERNAME, tsv
+from helpers import ERROR, PASSWORD, SUCCESS, USERNAME, tsv
+
+pytestmark = pytest.mark.slow  # resellctl as separate processes
 
 SCRIPT = Path(sys.executable).parent / "resellctl"
 ENTRY_POINTS = [pytest.param([sys.executable, "-m", "resellctl"], id="python-m")]
@@ -36,7 +38,7 @@ def resellctl(request, tmp_path):
     return run
 
 
-def clean(result, code=0):
+def clean(result, code=SUCCESS):
     """Check the exit status and that nothing went wrong on stderr; the result."""
     assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
     for text in (result.stdout, result.stderr):
@@ -45,7 +47,7 @@ def clean(result, code=0):
 
 
 @pytest.fixture
-def sim_serve(resellctl, tmp_path):
+def low_balance_sim(resellctl, tmp_path):
     """`resellctl sim serve` on port 0, its balance too low for an order; its URL."""
     password_file = tmp_path / "upstream.pw"
     password_file.write_text(PASSWORD + "\n")
@@ -60,18 +62,18 @@ def sim_serve(resellctl, tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=10)
-    assert process.returncode == 0 and out == ""
+    assert process.returncode == SUCCESS and out == ""
     assert PASSWORD not in err and "Traceback" not in err
 
 
-def test_low_balance_topup_start_from_a_pipe_then_checkevent(resellctl, sim_serve):
-    url, password_file = sim_serve
+def test_low_balance_topup_start_from_a_pipe_then_checkevent(resellctl, low_balance_sim):
+    url, password_file = low_balance_sim
     r = clean(resellctl("modules", "add", "vds-up", "--type", "billmanager", "--url", url,
                         "--username", USERNAME, "--password-file", password_file))
     assert r.stdout == "" and "vds-up" in r.stderr
     clean(resellctl("tariffs", "import", "vds-up"))
 
-    r = clean(resellctl("order", "VDS-1", "--quantity", "2", "--client", "acme"), code=1)
+    r = clean(resellctl("order", "VDS-1", "--quantity", "2", "--client", "acme"), code=ERROR)
     assert [row["status"] for row in tsv(r.stdout)] == ["failed", "failed"]
     assert "Insufficient funds" in r.stderr and "Insufficient" not in r.stdout
     assert "resellctl ops start 1" in r.stderr
@@ -89,7 +91,7 @@ def test_low_balance_topup_start_from_a_pipe_then_checkevent(resellctl, sim_serv
     out, err = start.communicate(timeout=60)
     assert listing.wait(timeout=10) == 0 and listing.stderr.read() == b""
     listing.stderr.close()
-    assert start.returncode == 0, err
+    assert start.returncode == SUCCESS, err
     assert [(row["runningoperation"], row["status"]) for row in tsv(out)] == [
         ("1", "waiting"), ("2", "waiting")]
     assert "Traceback" not in err
@@ -120,14 +122,14 @@ def test_a_reader_that_leaves_early_gets_no_traceback(resellctl, tmp_path, optio
     # resellctl ops list | head -1
     r = subprocess.run(["sh", "-c", f"{command} | head -1"], env=resellctl.env,
                        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0
+    assert r.returncode == 0  # head's
     assert len(r.stdout.splitlines()) == 1
     assert r.stderr == ""
 
 
 def test_demo_tells_the_story_in_order_in_one_stream(resellctl):
     r = resellctl("demo", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert r.returncode == 0, r.stdout
+    assert r.returncode == SUCCESS, r.stdout
     lines = r.stdout.splitlines()
     assert "Traceback" not in r.stdout
     assert lines[-1] == "Done: the service is active, its operation done and its task closed."

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import is_table, tsv
+from helpers import ERROR, SUCCESS, USAGE, is_table, tsv
 
 # The columns of each listing whose values a table never cuts (the ids, statuses and names).
 LISTINGS = {
@@ -30,15 +30,15 @@ def busy(run, upstream):
     for a service the books do not know."""
     sim = upstream
     for tariff in ("VDS-1", "Hosting-Start"):
-        assert run("order", tariff, "--client", "acme-hosting").exit_code == 0
+        assert run("order", tariff, "--client", "acme-hosting").exit_code == SUCCESS
     sim.open_pending()
-    assert run("checkevent").exit_code == 0
-    assert run("services", "change-tariff", "1", "VDS-1-RAM").exit_code == 0
+    assert run("checkevent").exit_code == SUCCESS
+    assert run("services", "change-tariff", "1", "VDS-1-RAM").exit_code == SUCCESS
     sim.set_balance("1.00")
-    assert run("order", "VDS-2", "--quantity", "2").exit_code == 1  # failed: not enough money
-    assert run("ops", "cancel", "5").exit_code == 0
+    assert run("order", "VDS-2", "--quantity", "2").exit_code == ERROR  # failed: not enough money
+    assert run("ops", "cancel", "5").exit_code == SUCCESS
     sim.seed(1, 1)  # an item the books never ordered, and an event for it
-    assert run("checkevent").exit_code == 0
+    assert run("checkevent").exit_code == SUCCESS
     return sim
 
 
@@ -97,7 +97,7 @@ def test_too_narrow_for_the_keys_the_lines_grow_rather_than_cut_one(run, busy, m
 
 def test_service_statuses_by_name_or_code_and_named_on_a_terminal(run, busy):
     by_name = run("services", "list", "--status", "active", "-q")
-    assert by_name.exit_code == 0, by_name
+    assert by_name.exit_code == SUCCESS, by_name
     assert by_name.stdout == run("services", "list", "--status", "2", "-q").stdout == "1\n2\n"
     assert run("services", "list", "--status", "Ordered", "-q").stdout == "3\n"
     # Programs keep the codes; a person reads the names.
@@ -110,7 +110,7 @@ def test_service_statuses_by_name_or_code_and_named_on_a_terminal(run, busy):
     assert "\nstatus            active\n" in shown
     assert "status\t2\n" in run("services", "show", "1").stdout
     r = run("services", "list", "--status", "running")
-    assert r.exit_code == 2 and r.stdout == ""
+    assert r.exit_code == USAGE and r.stdout == ""
     assert ("'running' is not a service status: ordered (1), active (2), suspended (3), "
             "deleted (4), processing (5)") in r.stderr
 

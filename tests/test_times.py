@@ -3,35 +3,13 @@ ISO 8601 with a Z, and for a person at a terminal in the local time with the zon
 
 import datetime
 import json
-import os
 import sqlite3
-import time
 
-import pytest
-
-from conftest import tsv
+from helpers import SUCCESS, old_store, tsv
 from resellctl.store import TIME_COLUMNS, Store
-from test_store import old_store
 
 UTC = datetime.timezone.utc
 ISO = "%Y-%m-%dT%H:%M:%SZ"
-
-
-@pytest.fixture
-def zone():
-    """``zone("MSK-3")``: the local zone of this process from now on (a POSIX TZ, so that no
-    time zone database is needed); the zone it had is back after the test."""
-    before = os.environ.get("TZ")
-
-    def set_zone(name):
-        os.environ["TZ"] = name
-        time.tzset()
-    yield set_zone
-    if before is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = before
-    time.tzset()
 
 
 def utc(text):
@@ -91,18 +69,18 @@ def test_the_acknowledgement_waits_as_long_in_any_zone(run, upstream, zone):
 
     run("order", "VDS-1")
     sim.open_pending()
-    assert run("checkevent").exit_code == 0  # marks the position, at the time in UTC
+    assert run("checkevent").exit_code == SUCCESS  # marks the position, at the time in UTC
     marked = json.loads(run("modules", "list", "--json").stdout)[0]
     sim.setparam(next(iter(sim.items)), note="later")
     zone("XYZ-14")
-    assert run("checkevent", "--ack-after", "0.25").exit_code == 0
+    assert run("checkevent", "--ack-after", "0.25").exit_code == SUCCESS
     assert acks() == []  # marked minutes ago, not six hours
     store = sqlite3.connect(run.db_path)
     with store:
         store.execute("UPDATE processingmodule SET ack_mark_date = ?", (
             (datetime.datetime.now(UTC) - datetime.timedelta(hours=7)).strftime(ISO),))
     store.close()
-    assert run("checkevent", "--ack-after", "0.25").exit_code == 0
+    assert run("checkevent", "--ack-after", "0.25").exit_code == SUCCESS
     assert acks() == [str(marked["event_cursor"])]
 
 

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 
+from helpers import free_port
 from resellctl import upstream
 from resellctl.errors import (AUTH, BALANCE, EXISTS, PERMANENT, TRANSIENT, InputError,
                               UpstreamError)
@@ -29,11 +30,11 @@ def Client(url, username, password, **options):
 
 
 URL = "https://billing.example.com/billmgr"
-PASSWORD = "s3cr&t p@ss/ü"
+ODD_PASSWORD = "s3cr&t p@ss/ü"
 
 
 @pytest.fixture(autouse=True)
-def fast_retries(monkeypatch):
+def default_retries(monkeypatch):
     for name in ("RESELLCTL_RETRY_ATTEMPTS", "RESELLCTL_RETRY_MAX_SECONDS",
                  "RESELLCTL_CONNECT_TIMEOUT", "RESELLCTL_READ_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
@@ -42,7 +43,7 @@ def fast_retries(monkeypatch):
 
 @pytest.fixture
 def client():
-    return Client(URL, "reseller", PASSWORD)
+    return Client(URL, "reseller", ODD_PASSWORD)
 
 
 def error_doc(etype, msg="", obj="", params=None):
@@ -56,7 +57,7 @@ def form(request):
     return {k: v[0] for k, v in parse_qs(request.text).items()}
 
 
-def assert_no_password(exc, password=PASSWORD):
+def assert_no_password(exc, password=ODD_PASSWORD):
     texts = [str(exc), repr(exc), exc.message, exc.hint or "", repr(exc.args), repr(exc.params),
              exc.object, exc.type]
     for text in texts:
@@ -75,7 +76,7 @@ def test_call_posts_a_form_with_func_out_authinfo_and_nothing_in_the_query(clien
     assert request.query == ""
     assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert form(request) == {"func": "vds.suspend", "out": "json", "elid": "4211",
-                             "authinfo": f"reseller:{PASSWORD}"}
+                             "authinfo": f"reseller:{ODD_PASSWORD}"}
     assert request.timeout == (5.0, 30.0)
 
 
@@ -285,7 +286,7 @@ def test_a_4xx_answer_is_a_wrong_url_not_a_temporary_failure(status, kind, reque
     """A 404 comes back every time: four retries and a 'temporary' exit 75 would have cron
     mail a false hope every five minutes. 408 and 429 do say 'later'."""
     requests_mock.post(URL, status_code=status)
-    client = Client(URL, "reseller", PASSWORD, module="vds-up")
+    client = Client(URL, "reseller", ODD_PASSWORD, module="vds-up")
     with pytest.raises(UpstreamError) as info:
         client.call("subaccount")
     assert info.value.kind == kind
@@ -304,19 +305,19 @@ def test_a_read_timeout_may_have_been_sent(client, requests_mock):
     assert "no answer within 30 s" in exc.message and "temporary" in exc.message
 
 
-def refused():
+def refused_connection():
     reason = urllib3.exceptions.NewConnectionError(None, "Failed to establish a new connection")
     return requests.exceptions.ConnectionError(
         urllib3.exceptions.MaxRetryError(None, "/billmgr", reason))
 
 
-def dropped():
+def dropped_connection():
     cause = http.client.RemoteDisconnected("Remote end closed connection without response")
     return requests.exceptions.ConnectionError(
         urllib3.exceptions.ProtocolError("Connection aborted.", cause))
 
 
-@pytest.mark.parametrize("exc", [requests.exceptions.ConnectTimeout, refused()])
+@pytest.mark.parametrize("exc", [requests.exceptions.ConnectTimeout, refused_connection()])
 def test_a_connect_failure_was_not_sent(client, requests_mock, exc):
     requests_mock.post(URL, exc=exc)
     with pytest.raises(UpstreamError) as info:
@@ -325,7 +326,7 @@ def test_a_connect_failure_was_not_sent(client, requests_mock, exc):
     assert "was not sent" in info.value.message and "temporary" in info.value.message
 
 
-@pytest.mark.parametrize("exc", [dropped(), requests.exceptions.ChunkedEncodingError,
+@pytest.mark.parametrize("exc", [dropped_connection(), requests.exceptions.ChunkedEncodingError,
                                  requests.exceptions.ConnectionError])
 def test_a_dropped_connection_may_have_been_sent(client, requests_mock, exc):
     requests_mock.post(URL, exc=exc)
@@ -357,14 +358,8 @@ def test_order_is_retried_after_a_lost_answer_and_adopts_through_exists(client, 
 
 # -- real sockets: what requests and urllib3 actually raise -----------------------------------
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_a_refused_connection_was_not_sent():
-    client = Client(f"http://127.0.0.1:{free_port()}/billmgr", "u", PASSWORD)
+    client = Client(f"http://127.0.0.1:{free_port()}/billmgr", "u", ODD_PASSWORD)
     with pytest.raises(UpstreamError) as info:
         client.call("subaccount", retry=False)
     assert info.value.kind == TRANSIENT and not info.value.maybe_sent
@@ -384,7 +379,7 @@ def test_a_connection_closed_after_the_request_may_have_been_sent():
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    client = Client(f"http://127.0.0.1:{server.getsockname()[1]}/billmgr", "u", PASSWORD)
+    client = Client(f"http://127.0.0.1:{server.getsockname()[1]}/billmgr", "u", ODD_PASSWORD)
     try:
         with pytest.raises(UpstreamError) as info:
             client.call("vds.order.param", retry=False)
@@ -399,19 +394,19 @@ def test_a_connection_closed_after_the_request_may_have_been_sent():
 # -- the password never shows -----------------------------------------------------------------
 
 def test_the_password_never_shows_even_when_echoed(client, requests_mock):
-    echo = f"login reseller:{PASSWORD} ({quote_plus(PASSWORD)}) authinfo=reseller:x refused"
-    requests_mock.post(URL, json=error_doc("auth", echo, PASSWORD, {"id": PASSWORD}))
+    echo = f"login reseller:{ODD_PASSWORD} ({quote_plus(ODD_PASSWORD)}) authinfo=reseller:x refused"
+    requests_mock.post(URL, json=error_doc("auth", echo, ODD_PASSWORD, {"id": ODD_PASSWORD}))
     with pytest.raises(UpstreamError) as info:
         client.call("subaccount")
     assert_no_password(info.value)
     assert "***" in info.value.message
-    assert PASSWORD not in repr(client)
+    assert ODD_PASSWORD not in repr(client)
 
 
 @pytest.mark.parametrize("kwargs", [
-    {"text": f"<pre>authinfo=reseller:{PASSWORD}</pre>"},
-    {"status_code": 500, "reason": PASSWORD},
-    {"exc": requests.exceptions.ConnectionError(f"authinfo={quote_plus(PASSWORD)}")},
+    {"text": f"<pre>authinfo=reseller:{ODD_PASSWORD}</pre>"},
+    {"status_code": 500, "reason": ODD_PASSWORD},
+    {"exc": requests.exceptions.ConnectionError(f"authinfo={quote_plus(ODD_PASSWORD)}")},
 ])
 def test_the_password_never_shows_in_transport_failures(client, requests_mock, kwargs):
     requests_mock.post(URL, **kwargs)
@@ -423,7 +418,7 @@ def test_the_password_never_shows_in_transport_failures(client, requests_mock, k
 def test_credentials_in_the_url_are_neither_shown_nor_named(requests_mock):
     url = "https://proxy:h%40dden@billing.example.com/billmgr"
     requests_mock.post(url, status_code=500)
-    client = Client(url, "u", PASSWORD)
+    client = Client(url, "u", ODD_PASSWORD)
     with pytest.raises(UpstreamError) as info:
         client.call("subaccount")
     assert "on billing.example.com:" in info.value.message
@@ -522,7 +517,7 @@ def test_order(client, requests_mock):
                         params={"ostempl": "Debian"})
     assert item == "4211"
     assert form(requests_mock.last_request) == {
-        "func": "vds.order.param", "out": "json", "authinfo": f"reseller:{PASSWORD}",
+        "func": "vds.order.param", "out": "json", "authinfo": f"reseller:{ODD_PASSWORD}",
         "pricelist": "11", "period": "1", "remoteid": "17", "datacenter": "2",
         "addon_101": "40", "ostempl": "Debian", "sok": "ok", "skipbasket": "on",
         "clicked_button": "finish"}
@@ -591,7 +586,7 @@ def test_events(client, requests_mock, more, expected):
     requests_mock.post(URL, json={"doc": doc})
     assert client.events(100) == ([EVENT, {"id": "broken"}], expected)
     assert form(requests_mock.last_request) == {
-        "func": "item.event.list", "out": "json", "authinfo": f"reseller:{PASSWORD}",
+        "func": "item.event.list", "out": "json", "authinfo": f"reseller:{ODD_PASSWORD}",
         "after": "100", "limit": "1000"}
 
 
@@ -643,7 +638,7 @@ def test_a_proxy_from_the_environment_carries_the_calls(monkeypatch):
         monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.getsockname()[1]}")
     for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
-    with Client("http://billing.example.com/billmgr", "reseller", PASSWORD) as client:
+    with Client("http://billing.example.com/billmgr", "reseller", ODD_PASSWORD) as client:
         assert client.balance() == (Decimal("5.00"), "EUR")
     thread.join(timeout=10)
     proxy.close()
@@ -664,7 +659,7 @@ def test_a_list_that_never_ends_is_not_read_for_ever(requests_mock, monkeypatch)
             {"id": {"$": str(first + n)}, "item_status": {"$orig": "2"}} for n in range(1000)]}}
 
     requests_mock.post(URL, json=page)
-    client = bm.BmClient(Transport(URL, "reseller", PASSWORD), "bm6")
+    client = bm.BmClient(Transport(URL, "reseller", ODD_PASSWORD), "bm6")
     read = []
     with pytest.raises(UpstreamError) as info:
         for rows in client.pages("vds"):

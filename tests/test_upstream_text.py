@@ -4,11 +4,12 @@ bidi and other invisible characters are spelled out, never sent to the terminal 
 
 import dataclasses
 import json
+import sqlite3
 import sys
 
 import pytest
 
-from conftest import tsv
+from helpers import ERROR, SUCCESS, USAGE, order_active, tsv
 from resellctl.output import clean, to_json
 from resellctl.sim.errors import ApiError
 
@@ -28,15 +29,6 @@ def shown(*results):
         assert all(ch.isprintable() or ch in "\n\t" for ch in text), repr(text)
 
 
-def active(run, sim):
-    """Order a VDS-1 and let it open; (service number, upstream item id)."""
-    [row] = tsv(run("order", "VDS-1").stdout)
-    sim.open_pending()
-    assert run("checkevent").exit_code == 0
-    service = json.loads(run("services", "show", row["item"], "--json").stdout)
-    return row["item"], service["upstream_id"]
-
-
 def test_a_shortfall_with_line_breaks_prints_no_line_of_its_own(run, upstream, monkeypatch):
     sim = upstream
     sim.currency = CURRENCY
@@ -47,7 +39,7 @@ def test_a_shortfall_with_line_breaks_prints_no_line_of_its_own(run, upstream, m
 
     monkeypatch.setattr(sim, "_charge", charge)
     r = run("order", "VDS-1", "--quantity", "2")
-    assert r.exit_code == 1, r
+    assert r.exit_code == ERROR, r
     shown(r)
     failed, hint = r.stderr.splitlines()[0:2]
     assert failed.endswith("not enough money on the selling account: Insufficient funds\\n"
@@ -80,7 +72,7 @@ def test_a_tariff_name_and_currency_stay_in_their_cells_and_lines(run, upstream,
     sim.currency = "EUR\u2067\nhx: forged"
     sim.tariffs["12"] = dataclasses.replace(sim.tariffs["12"], name=name)
     sim.tariffs["13"] = dataclasses.replace(sim.tariffs["13"], name="VDS-1-RAM\nhx: x")
-    assert run("tariffs", "import", "vds-up").exit_code == 0
+    assert run("tariffs", "import", "vds-up").exit_code == SUCCESS
     listed, table, as_json = (run("tariffs", "list"), run("tariffs", "list", tty=True),
                               run("tariffs", "list", "--json"))
     shown(listed, table, as_json)
@@ -93,16 +85,16 @@ def test_a_tariff_name_and_currency_stay_in_their_cells_and_lines(run, upstream,
     assert "VDS-2\\u202e\\nhx" in as_json.stdout
 
     # Quoted in a refusal's hint, the name stays on its step's line.
-    item, _ = active(run, sim)
+    item, _ = order_active(run, sim)
     r = run("services", "change-tariff", item, "2")
-    assert r.exit_code == 2, r
+    assert r.exit_code == USAGE, r
     shown(r)
     assert (f"  2. resellctl services change-tariff {item} VDS-2\\u202e\\nhx: 0 applied, all good"
             in r.stderr.splitlines())
 
     # The books keep descriptions and history as lines: an order of VDS-2, a change to it.
     [row] = tsv(run("order", "2").stdout)
-    assert run("services", "change-tariff", item, "3").exit_code == 0  # VDS-1-RAM, same disk
+    assert run("services", "change-tariff", item, "3").exit_code == SUCCESS  # VDS-1-RAM, same disk
     ops = json.loads(run("ops", "list", "--json").stdout)
     assert [op["desc"] for op in ops[-2:]] == [
         f"Open service {row['item']} (VDS-2\\u202e\\nhx: 0 applied, all good, 1 month)",
@@ -121,7 +113,7 @@ def test_a_tariff_name_and_currency_stay_in_their_cells_and_lines(run, upstream,
 def test_an_events_reason_and_params_are_one_line_in_the_history(run, upstream, monkeypatch):
     sim = upstream
     monkeypatch.setenv("COLUMNS", "400")
-    item, remote = active(run, sim)
+    item, remote = order_active(run, sim)
     sim.setparam(remote, note="x\u2066y\nhx: forged")
     sim.suspend(remote, msg=REASON)
     r = run("checkevent")
@@ -147,7 +139,7 @@ def test_a_failed_opening_and_an_unknown_event_stay_one_line(run, upstream):
     sim.inject_event({"id": {"$": str(sim.next_event_id())}, "type": {"$": "open"},
                       "item": {"$": "4999\nhx: forged\u202e"}})
     r = run("checkevent")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     assert r.stdout.splitlines() == ["vds-up: 1 applied, 0 skipped (already applied), 1 unknown, "
                                      "0 rejected, 0 operations completed"]
     ops, op, problems = (run("ops", "list"), run("ops", "show", row["runningoperation"]),
@@ -168,15 +160,30 @@ def test_a_failed_opening_and_an_unknown_event_stay_one_line(run, upstream):
 def test_a_dry_run_shows_each_field_of_the_request_on_its_own_line(run, upstream):
     sim = upstream
     sim.tariffs["11"] = dataclasses.replace(sim.tariffs["11"], id="11\nhx: forged")
-    assert run("tariffs", "import", "vds-up").exit_code == 0
+    assert run("tariffs", "import", "vds-up").exit_code == SUCCESS
     [tariff] = [t for t in json.loads(run("tariffs", "list", "--json").stdout)
                 if t["remote_id"] == "11\nhx: forged"]
-    assert run("order", tariff["id"], "--param", "note=a\nhx: b").exit_code == 1  # unknown upstream
+    # The upstream knows no such tariff.
+    assert run("order", tariff["id"], "--param", "note=a\nhx: b").exit_code == ERROR
     r = run("ops", "start", "--dry-run", "1")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     shown(r)
     lines = r.stdout.splitlines()
     assert "  pricelist=11\\nhx: forged" in lines and "  note=a\\nhx: b" in lines
+
+
+def test_an_error_message_never_carries_control_characters_from_upstream(run, upstream):
+    """A tariff name from the upstream, with an escape sequence, quoted in a refusal."""
+    conn = sqlite3.connect(run.db_path)
+    with conn:
+        conn.execute("UPDATE pricelist SET name = 'VDS-2\x1b[2J\x9b' WHERE name = 'VDS-2'")
+    conn.close()
+    assert run("order", "VDS-1").exit_code == SUCCESS
+    run("checkevent")
+    r = run("services", "change-tariff", "1", "2")  # VDS-2, 60 GB: refused with its name
+    assert r.exit_code == USAGE, r
+    assert "\x1b" not in r.stderr and "\x9b" not in r.stderr
+    assert "VDS-2\\x1b[2J\\x9b" in r.stderr
 
 
 @pytest.mark.parametrize("ch", ["\n", "\r", "\x1b", "\x9b", "\u061c", "\u200e", "\u200f",
@@ -187,6 +194,7 @@ def test_a_character_that_is_not_printable_is_spelled_out(ch):
     assert to_json(f"a{ch}b") == json.dumps(f"a{ch}b")
 
 
+@pytest.mark.slow
 def test_no_character_that_is_not_printable_is_shown_raw():
     # Controls, line and paragraph separators, bidi and other invisible format characters,
     # unassigned and private code points: all that Python does not count as printable.

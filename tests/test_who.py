@@ -7,7 +7,7 @@ import pwd
 
 import pytest
 
-from conftest import tsv
+from helpers import SUCCESS, show, tsv
 
 REAL = pwd.getpwuid(os.getuid()).pw_name
 OTHER = next(p for p in pwd.getpwall() if p.pw_name != REAL and p.pw_uid != 0)
@@ -21,25 +21,19 @@ def claimed(monkeypatch):
     monkeypatch.delenv("SUDO_USER", raising=False)
 
 
-def show(run, item):
-    r = run("services", "show", item, "--json")
-    assert r.exit_code == 0, r
-    return json.loads(r.stdout)
-
-
-def walk(run, sim):
+def every_local_change(run, sim):
     """Order a service, cancel a waiting change with --force, switch it to the manual module,
     ask for a change there and close its task: every kind of local change. The service."""
     r = run("order", "VDS-1", "--client", "acme", "--json")
     [created] = json.loads(r.stdout)
     item = created["item"]
-    assert run("checkevent").exit_code == 0
+    assert run("checkevent").exit_code == SUCCESS
     [row] = tsv(run("services", "suspend", item).stdout)
-    assert run("ops", "cancel", row["runningoperation"], "--force", "--yes").exit_code == 0
-    assert run("set-module", item, "manual", "--until-task-closed").exit_code == 0
+    assert run("ops", "cancel", row["runningoperation"], "--force", "--yes").exit_code == SUCCESS
+    assert run("set-module", item, "manual", "--until-task-closed").exit_code == SUCCESS
     [row] = tsv(run("services", "suspend", item).stdout)
     r = run("tasks", "close", row["task"], "--note", "suspended by hand")
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     return item
 
 
@@ -50,7 +44,7 @@ def local_changes(service):
 
 
 def test_every_local_change_records_the_real_user_not_the_claimed_one(run, upstream, claimed):
-    item = walk(run, upstream)
+    item = every_local_change(run, upstream)
     service = show(run, item)
     assert [(h["who"], h["message"].split(" by ")[0].split(":")[0])
             for h in service["history"]] == [
@@ -74,7 +68,7 @@ def test_services_show_has_a_who_column(run, upstream, claimed):
     r = run("order", "VDS-1", "--json")
     item = json.loads(r.stdout)[0]["item"]
     r = run("services", "show", item)
-    assert r.exit_code == 0, r
+    assert r.exit_code == SUCCESS, r
     [first] = r.stdout.split("\nhistory:\n")[1].splitlines()[:1]
     assert first.split("  ")[3:5] == [REAL, "ordered VDS-1 for 1 month by operation 1"]
     r = run("services", "show", item, tty=True)
@@ -84,7 +78,7 @@ def test_services_show_has_a_who_column(run, upstream, claimed):
 def test_under_sudo_the_user_who_ran_sudo(run, upstream, claimed, monkeypatch):
     monkeypatch.setattr(os, "getuid", lambda: 0)
     monkeypatch.setenv("SUDO_USER", OTHER.pw_name)
-    item = walk(run, upstream)
+    item = every_local_change(run, upstream)
     assert local_changes(show(run, item)) == [OTHER.pw_name] * 7
     tasks = json.loads(run("tasks", "list", "--json").stdout)
     assert tasks[-1]["closedby"] == OTHER.pw_name
