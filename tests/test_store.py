@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from helpers import ERROR, SUCCESS, TEMPFAIL, USAGE, digest, mode, old_store, query, refused
+from resellctl import schema
 from resellctl import store as store_module
 from resellctl.cli import App, cli
 from resellctl.store import APPLICATION_ID, SCHEMA_VERSION, Store
@@ -178,7 +179,7 @@ def test_history_written_before_who_was_kept_names_no_one(run, upstream):
     # Nor what later schemas added.
     for statement in ("DROP TABLE syncrun", "DROP TABLE notice"):
         conn.execute(statement)
-    before = store_module.MIGRATIONS.index(store_module.m007_history_who)
+    before = schema.MIGRATIONS.index(schema.m007_history_who)
     conn.execute(f"PRAGMA user_version = {before}")
     conn.commit()
     conn.close()
