@@ -3,48 +3,32 @@
 Every call is a form POST (docs/protocol.md, "Transport") on one keep-alive session whose
 adapters never retry: retries live only here, in :func:`retrying`. The credentials go in each
 form (``authinfo``), or, for an upstream that wants sessions, in one login per run whose
-session id the later calls carry (``auth``; renewed once when it ends). Answers are sorted into
-the classes of :mod:`resellctl.errors` (docs/protocol.md, "Errors"). However the upstream
+session id the later calls carry (``auth``; renewed once when it ends). Answers are read and
+sorted into the classes of :mod:`resellctl.errors` by answers.py. However the upstream
 answers (slowly, endlessly, hugely, nested without end), a call ends by its deadline with a
 bounded answer, or with an UpstreamError. No message, exception or repr made here carries the
 password or a session id. What each dialect calls is its client's (calls.py, bm.py).
 """
 
 import contextlib
-import http.client
-import json
 import os
 import re
-import socket
-import ssl
 import time
 from decimal import InvalidOperation
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 import requests
-import urllib3.exceptions
 
 from resellctl import __version__, bmdoc
-from resellctl.errors import (AUTH, BALANCE, EXISTS, PERMANENT, TRANSIENT, InputError,
-                              UpstreamError)
-from resellctl.printable import one_line
+from resellctl.errors import AUTH, InputError, UpstreamError
 from resellctl.upstream import check_params
+from resellctl.upstream.answers import Answers
 from resellctl.upstream.retries import env_number, retried
 from resellctl.upstream.watchdog import WATCHDOG, Adapter
 
 MASK = "***"
 _AUTHINFO = re.compile(r"(authinfo=)[^&\s'\"]*")
-_AUTH_TYPES = {"auth", "invalid_login_or_passwd"}
-# Exceptions that prove the connection was never established, so the request never left.
-_NOT_SENT = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
-             ConnectionRefusedError, socket.gaierror, ssl.SSLCertVerificationError)
-# Statuses of a 4xx answer that say "later", not "wrong": a timeout, too many requests.
-_RETRYABLE_4XX = {408, 429}
 MiB = 2**20
-_CHUNK = 64 * 1024  # bytes read at a time, decompressed, so the size cap acts as they come
-# An answer may hold one JSON value per this many bytes of its size cap: 32 MiB of ``[{},{},...``
-# would take 770 MiB as Python objects; an event page takes some 8 bytes of JSON per value.
-_BYTES_PER_VALUE = 32
 
 
 def redact(text, secrets):
@@ -56,43 +40,6 @@ def redact(text, secrets):
         while secret in text:
             text = text.replace(secret, "")
     return text
-
-
-def _clean(text, limit=None):
-    """Upstream text fit for a one-line message, optionally shortened: its line breaks, control,
-    bidi and other invisible characters spelled out (``\\n``, ``\\u202e``)."""
-    text = str(text).strip()
-    if limit and len(text) > limit:
-        text = text[:limit - 3] + "..."
-    return one_line(text)
-
-
-def _chain(exc):
-    """``exc`` and everything it wraps: args, causes, contexts, urllib3's ``reason``."""
-    seen, todo = [], [exc]
-    while todo:
-        item = todo.pop()
-        if not isinstance(item, BaseException) or any(item is s for s in seen):
-            continue
-        seen.append(item)
-        todo.extend(item.args)
-        todo.extend([item.__cause__, item.__context__, getattr(item, "reason", None)])
-    return seen
-
-
-def _reason(exc):
-    """A short description of a transport failure, from the innermost informative exception."""
-    for item in reversed(_chain(exc)):
-        if isinstance(item, socket.gaierror):
-            return "cannot resolve the host name"
-        if isinstance(item, OSError) and item.strerror:
-            return item.strerror
-        if isinstance(item, http.client.RemoteDisconnected):
-            return "the server closed the connection without an answer"
-        if isinstance(item, http.client.HTTPException):
-            # What http.client refuses: a header line too long, too many headers, a short body.
-            return f"{type(item).__name__}: {_clean(item, 80)}"
-    return type(exc).__name__
 
 
 class Transport:
@@ -149,6 +96,7 @@ class Transport:
                               or os.environ.get("CURL_CA_BUNDLE") or True)
             session.trust_env = False
         self.session = session
+        self.answers = Answers(self)
 
     def __repr__(self):
         return f"Transport(host={self.host!r}, username={self.username!r})"
@@ -170,11 +118,6 @@ class Transport:
     def redact(self, text):
         """``text`` without this transport's password or session id, in any encoding."""
         return redact(text, self._secrets)
-
-    def _safe(self, text, limit=None):
-        # Redacted before cleaning (which could split a password with blanks in it) and after
-        # (which could join one).
-        return self.redact(_clean(self.redact(text), limit))
 
     # -- calls ---------------------------------------------------------------------------------
 
@@ -198,8 +141,8 @@ class Transport:
                 return parse(doc)
             except (ValueError, LookupError, TypeError, AttributeError, InvalidOperation) as exc:
                 what = f"no {exc}" if isinstance(exc, KeyError) else str(exc) or "invalid"
-                error = self._transient(func, f"the answer has an unexpected shape ({what})",
-                                        maybe_sent=True)
+                error = self.answers.transient(func, f"the answer has an unexpected shape ({what})",
+                                               maybe_sent=True)
             raise error
 
         return retried(once, deadline, self.notify) if retry else once()
@@ -240,8 +183,8 @@ class Transport:
         except ValueError:
             session_id = None
         if not isinstance(session_id, str) or not session_id.strip():
-            raise self._transient("auth", "the login answer holds no session id",
-                                  maybe_sent=True)
+            raise self.answers.transient("auth", "the login answer holds no session id",
+                                         maybe_sent=True)
         self._session_id = session_id.strip()
         self._secrets.append(self._session_id)
 
@@ -255,7 +198,8 @@ class Transport:
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left < seconds:
             if left <= 0:
-                raise self._transient(func, "the run's time budget is spent", maybe_sent=False)
+                raise self.answers.transient(func, "the run's time budget is spent",
+                                             maybe_sent=False)
             seconds, limit = left, ", the end of the run's time budget"
         connect, read = self.timeout if isinstance(self.timeout, tuple) else (self.timeout,) * 2
         started = time.monotonic()
@@ -265,20 +209,21 @@ class Transport:
                                              timeout=(min(connect, seconds), read),
                                              allow_redirects=False)
                 with response:
-                    body = self._body(func, response)
+                    body = self.answers.body(func, response)
             except requests.RequestException as exc:
-                error = self._transport_error(func, exc, min(connect, seconds), read)
+                error = self.answers.transport_error(func, exc, min(connect, seconds), read)
                 if call.cut and error.maybe_sent:
                     # The watchdog shut the socket down: whatever broke next, that is why.
-                    error = self._transient(func, f"the answer did not complete within "
-                                            f"{round(seconds, 1):g} s{limit}", maybe_sent=True)
+                    error = self.answers.transient(
+                        func, f"the answer did not complete within {round(seconds, 1):g} s"
+                        f"{limit}", maybe_sent=True)
             except UpstreamError as exc:
                 error = exc
             else:
                 error = None
             if error is None:
                 try:
-                    doc = self._doc(func, response, body)
+                    doc = self.answers.doc(func, response, body)
                 except UpstreamError as exc:
                     error = exc
         if self.trace is not None:
@@ -289,162 +234,3 @@ class Transport:
         if error is not None:
             raise error
         return doc
-
-    def _body(self, func, response):
-        """The body of a 200 answer, decompressed, read up to the size cap; else UpstreamError.
-
-        Another status is a temporary failure (a 5xx, a 408 or 429), or one that waiting will
-        not mend: a redirect (never followed: the body holds the credentials) or any other 4xx
-        says the module's URL is wrong.
-        """
-        status = response.status_code
-        if status != 200:
-            what = f"HTTP {status} {response.reason or ''}".rstrip()
-            if response.is_redirect:
-                where = self._safe(response.headers["Location"], 200)
-                what += f", a redirect to {where!r}"
-            if response.is_redirect or (400 <= status < 500 and status not in _RETRYABLE_4XX):
-                raise UpstreamError(PERMANENT, self._safe(f"{func} on {self.host}: {what}"),
-                                    type=f"http_{status}", hint=self._url_hint())
-            raise self._transient(func, what, maybe_sent=True)
-        length = response.headers.get("Content-Length", "")
-        body = bytearray()
-        if not (length.isdigit() and int(length) > self.max_answer):
-            for chunk in response.iter_content(_CHUNK):
-                body += chunk
-                if len(body) > self.max_answer:
-                    break
-            else:
-                return body
-        cap = round(self.max_answer / MiB, 3)
-        raise self._transient(func, f"the answer is larger than {cap:g} MiB "
-                              "(RESELLCTL_MAX_ANSWER_MB)", maybe_sent=True)
-
-    def _url_hint(self):
-        edit = f"resellctl modules edit {self.module} --url URL" if self.module else "--url"
-        return f"Check the module's URL ({self.url}); fix it with: {edit}"
-
-    def _transport_error(self, func, exc, connect, read):
-        if isinstance(exc, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
-                            requests.exceptions.InvalidURL)):
-            return UpstreamError(PERMANENT, self.redact(f"{func} on {self.host}: invalid upstream "
-                                                        f"URL ({type(exc).__name__})"),
-                                 hint=self._url_hint())
-        if isinstance(exc, requests.exceptions.SSLError):
-            # A certificate or a handshake that fails now fails the next time too: the URL
-            # (https on a port that speaks it), the host's certificate or REQUESTS_CA_BUNDLE.
-            return UpstreamError(PERMANENT, self._safe(f"{func} on {self.host}: TLS failed: "
-                                                       f"{_reason(exc)}"),
-                                 type="tls", hint=self._url_hint() + " (or the CA bundle in "
-                                 "REQUESTS_CA_BUNDLE)")
-        if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return self._transient(func, f"no connection within {connect:g} s", maybe_sent=False)
-        if isinstance(exc, requests.exceptions.ReadTimeout):
-            return self._transient(func, f"no answer within {read:g} s", maybe_sent=True)
-        if isinstance(exc, requests.exceptions.ConnectionError) and any(
-                isinstance(item, _NOT_SENT) for item in _chain(exc)):
-            return self._transient(func, f"cannot connect: {_reason(exc)}", maybe_sent=False)
-        # A dropped connection, a broken chunked body, anything else: it may have arrived.
-        return self._transient(func, f"connection lost before the answer: {_reason(exc)}",
-                               maybe_sent=True)
-
-    def _doc(self, func, response, body):
-        """The ``doc`` of a body read whole, else UpstreamError (malformed answers: transient)."""
-        most = self.max_answer // _BYTES_PER_VALUE
-        # Counted before decoding, which takes up to a hundred bytes a value; every value but
-        # the first follows a '[', ',' or ':', and takes a byte at least.
-        if len(body) > most and 1 + sum(map(body.count, (b"[", b",", b":"))) > most:
-            raise self._transient(func, f"the answer holds more than {most:,} values "
-                                  "(RESELLCTL_MAX_ANSWER_MB)", maybe_sent=True)
-        body_bytes = body
-        try:
-            body = json.loads(body)
-        except ValueError:
-            kind = response.headers.get("Content-Type", "no content type").split(";")[0]
-            text = body[:200].decode("utf-8", "replace")
-            raise self._transient(func, f"the answer is not JSON ({kind}: "
-                                  f"{self._safe(text, 60)!r})", maybe_sent=True) from None
-        except (RecursionError, MemoryError) as exc:
-            why = "nests too deep" if isinstance(exc, RecursionError) else "is too large"
-            raise self._transient(func, f"the answer {why} to decode", maybe_sent=True) from None
-        if not isinstance(body, dict) or not isinstance(body.get("doc"), dict):
-            raise self._transient(func, "the answer is JSON without a doc", maybe_sent=True)
-        if b"\\ud" in body_bytes or b"\\uD" in body_bytes:
-            # JSON may escape half of a surrogate pair alone: no text, and the books' UTF-8
-            # refuses it. Each such half becomes U+FFFD, as undecodable bytes do.
-            body = _whole_text(body)
-        doc = body["doc"]
-        if "error" in doc:
-            raise self._upstream_error(func, doc["error"])
-        return doc
-
-    def _upstream_error(self, func, error):
-        """The UpstreamError for a ``doc.error``, sorted as docs/protocol.md's table says."""
-        try:
-            if not isinstance(error, dict):
-                raise ValueError("not an object")
-            etype = bmdoc.text(error.get("$type"), "") or "unknown"
-            eobject = bmdoc.text(error.get("$object"), "")
-            msg = bmdoc.text(error.get("msg"), "")
-            params = bmdoc.named_values(error.get("param"))
-        except ValueError as exc:
-            return self._transient(func, f"the error answer is malformed ({exc})",
-                                   maybe_sent=True)
-        etype, eobject, msg = (self._safe(s) for s in (etype, eobject, msg))
-        # Params reach hints ("top up by at least {deficit} {currency}") and the books.
-        params = {self._safe(k): self._safe(v) for k, v in params.items()}
-        where = f"{func} on {self.host}"
-        details = dict(type=etype, object=eobject, params=params)
-        if etype in _AUTH_TYPES:
-            fix = (f"resellctl modules edit {self.module} --username USER --password-file FILE"
-                   if self.module else "--username and --password-file")
-            return self._error(AUTH, f"{where}: login refused for user {self.username!r}", msg,
-                               hint=f"check the module's username and password: {fix}",
-                               **details)
-        if etype == "not_enough_money":
-            deficit = params.get("deficit")
-            hint = "top up the selling account"
-            if deficit:
-                hint += f" by at least {deficit} {params.get('currency', '')}".rstrip()
-            return self._error(BALANCE, f"{where}: not enough money on the selling account", msg,
-                               hint=hint, **details)
-        if etype == "exists":
-            existing = f" as item {params['id']}" if params.get("id") else ""
-            return self._error(EXISTS, f"{where}: already exists upstream{existing}", msg,
-                               **details)
-        refused = f"{etype} of {eobject}" if eobject else etype
-        hint = "this is a bug in resellctl, please report it" if etype == "missed" else None
-        return self._error(PERMANENT, f"{where}: upstream refused: {refused}", msg, hint=hint,
-                           **details)
-
-    def _error(self, kind, message, msg, hint=None, **details):
-        return UpstreamError(kind, self.redact(f"{message}: {msg}" if msg else message),
-                             hint=hint and self.redact(hint), **details)
-
-    def _transient(self, func, what, maybe_sent):
-        fate = ("the request may have reached the upstream" if maybe_sent
-                else "the request was not sent")
-        message = f"{func} on {self.host}: {what} (a temporary failure; {fate})"
-        return UpstreamError(TRANSIENT, self._safe(message), maybe_sent=maybe_sent)
-
-
-def _whole_text(node):
-    """``node`` (decoded JSON) with every lone surrogate of its strings made U+FFFD."""
-    def whole(text):
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-    root = [node]
-    todo = [(root, 0)]
-    while todo:
-        container, key = todo.pop()
-        value = container[key]
-        if isinstance(value, str):
-            container[key] = whole(value)
-        elif isinstance(value, list):
-            todo.extend((value, i) for i in range(len(value)))
-        elif isinstance(value, dict):
-            for name in list(value):
-                if isinstance(name, str) and whole(name) != name:
-                    value[whole(name)] = value.pop(name)
-            todo.extend((value, name) for name in value)
-    return root[0]
