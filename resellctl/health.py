@@ -13,7 +13,7 @@ from enum import IntEnum
 
 from resellctl.states import ItemStatus, OpStatus, TaskStatus
 from resellctl.store import STAMP, now, when
-from resellctl.views import PROBLEMS
+from resellctl.schema import PROBLEMS
 
 OK, WARNING, CRITICAL = "ok", "warning", "critical"
 LEVELS = (OK, WARNING, CRITICAL)  # the least grave first
@@ -176,9 +176,9 @@ class _Check:
         """Events that could not be applied: all of them, and those received lately."""
         total = recent = 0
         since = self.before("problem_events_hours", "hours")
-        for outcome in PROBLEMS:  # each on the (outcome, id) index
+        for outcome in PROBLEMS:  # each on its partial index, its outcome written in the query
             count, fresh = self.store.one("SELECT count(*), sum(received >= ?) FROM eventlog "
-                                          "WHERE outcome = ?", (since, outcome))
+                                          f"WHERE outcome = '{outcome}'", (since,))
             total, recent = total + count, recent + (fresh or 0)
         if recent:
             self.problem(WARNING, f"{recent} event(s) could not be applied in the last "

@@ -12,6 +12,8 @@ import heapq
 import itertools
 import json
 
+from resellctl.schema import PROBLEMS
+
 DEFAULT_LIMIT = 1000
 
 
@@ -192,9 +194,6 @@ def service(store, item_id):
     return obj
 
 
-PROBLEMS = ("unknown", "rejected")
-
-
 def events(store, problem=False, module=None, after=None, limit=DEFAULT_LIMIT, last=None):
     """A Page of the event log, each record (``raw``) as it came, parsed."""
     def rows():
@@ -206,11 +205,13 @@ def events(store, problem=False, module=None, after=None, limit=DEFAULT_LIMIT, l
             where.append("+processingmodule = ?")
             args.append(store.module(module)["id"])
         if problem:
-            # One page per outcome, each in id order on the (outcome, id) index, merged: with
+            # One page per outcome, each in id order on its own partial index, merged: with
             # `outcome IN (...)` SQLite would first read and sort every problem ever logged.
+            # The outcome is written into the query, as the index's condition is: SQLite uses
+            # a partial index only for a condition it can see.
             found = heapq.merge(*(
-                _page(store, "SELECT * FROM eventlog", [*where, "outcome = ?"],
-                      [*args, outcome], after, limit, last) for outcome in PROBLEMS),
+                _page(store, "SELECT * FROM eventlog", [*where, f"outcome = '{outcome}'"],
+                      list(args), after, limit, last) for outcome in PROBLEMS),
                 key=lambda row: row["id"])
             found = (collections.deque(found, maxlen=last) if last
                      else itertools.islice(found, limit + 1 if limit else None))

@@ -177,7 +177,8 @@ def test_history_written_before_who_was_kept_names_no_one(run, upstream):
     conn = sqlite3.connect(run.db_path)
     conn.execute("ALTER TABLE itemhistory DROP COLUMN who")
     # Nor what later schemas added.
-    for statement in ("DROP TABLE syncrun", "DROP TABLE notice"):
+    for statement in ("DROP TABLE syncrun", "DROP TABLE notice", "DROP INDEX eventlog_unknown",
+                      "DROP INDEX eventlog_rejected"):
         conn.execute(statement)
     before = schema.MIGRATIONS.index(schema.m007_history_who)
     conn.execute(f"PRAGMA user_version = {before}")
