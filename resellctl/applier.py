@@ -7,7 +7,11 @@ gathers the rows it writes in batches: a backlog of changes costs a few statemen
 not a few a change.
 """
 
-from resellctl import kinds, states
+import itertools
+import sqlite3
+
+from resellctl import states
+from resellctl.kinds import COMPLETES
 from resellctl.changes import TYPES
 from resellctl.printable import one_line
 from resellctl.states import OpStatus
@@ -16,8 +20,8 @@ from resellctl.states import OpStatus
 ITEM_COLUMNS = ("item.id, item.status, item.expiredate, item.pricelist, item.upstream_id, "
                 "item.upstream_module")
 
-# Values one statement may bind: SQLite before 3.32 allows no more than 999.
-MAX_VARIABLES = 999
+_NONE = (None, True)  # a change that completes no kind
+
 CHUNK = 500  # ids per lookup
 
 
@@ -27,11 +31,13 @@ def insert_rows(conn, head, rows, tail=""):
     if not rows:
         return
     group = "(" + ",".join("?" * len(rows[0])) + ")"
-    per_statement = MAX_VARIABLES // len(rows[0])
+    # As many rows a statement as the connection may bind values: 32,766 since SQLite 3.32,
+    # 999 before.
+    per_statement = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(rows[0])
     for start in range(0, len(rows), per_statement):
         chunk = rows[start:start + per_statement]
         conn.execute(f"{head} {','.join([group] * len(chunk))} {tail}",
-                     [value for row in chunk for value in row])
+                     list(itertools.chain.from_iterable(chunk)))
 
 
 class Services:
@@ -126,8 +132,9 @@ class Applier:
         with ``label``. ``closed_by`` names the closer of a completed operation's task (by
         default the change's event). Returns the id of the operation it completed, or None."""
         item_id = row["id"]
-        changes = self._fields(change, row)
-        kind, succeeded = kinds.completed_by(change.type)
+        changes = self._fields(change, row, item_id) if change.type != "openfail" else (
+            self._unlinked(change, row, item_id))
+        kind, succeeded = COMPLETES.get(change.type, _NONE)
         op = pending.pop((item_id, kind), None) if kind else None
         if op is not None and (op["status"] == OpStatus.WAITING or kind == "open"):
             if succeeded:
@@ -145,21 +152,23 @@ class Applier:
             op = None
         self.applied += 1
         # One line, whatever the upstream's message, parameters or tariff names hold.
+        text = label + ": " + "; ".join(changes) if changes else label
         self.history.append((item_id, self.stamp, self.source, change.id,
                              op["id"] if op else None,
-                             one_line(label + (": " + "; ".join(changes) if changes else "")),
-                             self.who))
+                             text if text.isprintable() else one_line(text), self.who))
         return op["id"] if op else None
 
-    def _fields(self, change, row):
+    def _unlinked(self, change, row, item_id):
+        """Refunded and gone upstream (``openfail``): unlinked, so that `ops start` orders it
+        again."""
+        states.unlinked(self.conn, item_id, self.stamp)
+        self.unlinked.append(row["upstream_id"])
+        row.update(upstream_id=None, status=states.ItemStatus.ORDERED)
+        return ["opening failed upstream" + (f": {change.msg}" if change.msg else "")]
+
+    def _fields(self, change, row, item_id):
         """Write the change's fields to the service; what changed, in words."""
-        item_id, conn, stamp = row["id"], self.conn, self.stamp
-        if change.type == "openfail":
-            # Refunded and gone upstream: unlink, so that `ops start` orders it again.
-            states.unlinked(conn, item_id, stamp)
-            self.unlinked.append(row["upstream_id"])
-            row.update(upstream_id=None, status=states.ItemStatus.ORDERED)
-            return ["opening failed upstream" + (f": {change.msg}" if change.msg else "")]
+        conn, stamp = self.conn, self.stamp
         changes = []
         status = change.status or TYPES[change.type][0]
         if status is not None and status != row["status"]:
@@ -181,13 +190,14 @@ class Applier:
                              (local, stamp, item_id))
                 changes.append(f"tariff {name}")
                 row["pricelist"] = local
-        if change.params:
-            self.params.extend((item_id, k, v) for k, v in change.params.items())
-            changes.append(", ".join(f"{k}={v}" for k, v in change.params.items()))
+        params = change.params
+        if params:
+            self.params += [(item_id, k, v) for k, v in params.items()]
+            changes.append(", ".join([f"{k}={v}" for k, v in params.items()]))
         if change.addons:
-            self.addons.extend((item_id, k, v) for k, v in change.addons.items())
-            changes.append("resources " + ", ".join(f"{k}={v}"
-                                                    for k, v in change.addons.items()))
+            self.addons += [(item_id, k, v) for k, v in change.addons.items()]
+            changes.append("resources " + ", ".join([f"{k}={v}"
+                                                     for k, v in change.addons.items()]))
         if change.msg:
             changes.append(f"reason: {change.msg}")
         return changes
