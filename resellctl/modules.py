@@ -166,8 +166,7 @@ def check(store, upstreams, ref):
         report["warnings"].append(f"the balance could not be read ({currency})")
     elif module["min_balance"] and balance < decimal.Decimal(module["min_balance"]):
         report["warnings"].append(f"the balance is below the minimum {module['min_balance']}")
-    seen = upstream.detect(module["url"], module["username"], store.password(module),
-                           module["name"], trace=upstreams.trace)
+    seen = upstream.dialect_of(client.transport)  # over the session the balance opened
     if (seen == "events") != (module["api"] == "events"):
         report["warnings"].append(
             f"the upstream speaks {seen}, the module is set to {module['api']}: "

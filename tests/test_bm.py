@@ -40,8 +40,11 @@ def test_detection_says_events_or_bm6_and_check_reports_the_account(run, bm):
     assert [(m["name"], m["api"]) for m in json.loads(r.stdout)] == [("vds-up", "bm6"),
                                                                      ("manual", None)]
     bm.add_foreign("11", {"ip": "192.0.2.50"})
+    before = bm.password_requests()
     r = run("modules", "check", "vds-up", "--json")
     assert r.exit_code == SUCCESS, r
+    # The dialect confirmed over the session its login opened: the password crossed once.
+    assert bm.password_requests() == before + 1
     report = json.loads(r.stdout)
     assert (report["api"], report["detected"], report["balance"], report["currency"]) == (
         "bm6", "bm6", "100.00", "EUR")

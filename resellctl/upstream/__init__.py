@@ -49,20 +49,28 @@ def detect(url, username, password, module="", deadline=None, trace=None):
     (docs/protocol.md, "Telling the dialects apart"). An ``auth`` error is the credentials'
     failure (UpstreamError); an unreachable upstream, a transient one. ``bm5`` cannot be told
     from ``bm6`` without ordering: an administrator sets it."""
-    from resellctl import errors
-    from resellctl.errors import UpstreamError
     from resellctl.upstream.transport import Transport
 
     transport = Transport(url, username, password, module=module)
     transport.trace = trace
+    try:
+        return dialect_of(transport, deadline)
+    finally:
+        transport.close()
+
+
+def dialect_of(transport, deadline=None):
+    """``detect`` over a transport already made: a module's own, whose session (in the ``bm``
+    dialects) spares the password another trip."""
+    from resellctl import errors
+    from resellctl.errors import UpstreamError
+
     try:
         doc = transport.call("item.event.list", {"after": 0, "limit": 1}, deadline=deadline)
     except UpstreamError as error:
         if error.kind in (errors.AUTH, errors.TRANSIENT):
             raise
         return "bm6"
-    finally:
-        transport.close()
     return "events" if "elem" in doc or "more" in doc else "bm6"
 
 
