@@ -9,7 +9,7 @@ made upstream by other means.
 
 import os
 
-from resellctl import errors, states
+from resellctl import errors, outcomes, states
 from resellctl.errors import InputError, UpstreamError
 from resellctl.operations import claim_operation
 from resellctl.poll import addons_of, itemtypes
@@ -138,7 +138,7 @@ def link(engine, item_id, upstream_id, who=None):
         raise errors.LockHeld(f"operation {order['id']} is being sent by another resellctl "
                               "process right now", "Try again in a moment.")
     try:
-        engine.accepted(store.operation(order["id"]), module, upstream_id, note=note)
+        outcomes.accepted(store, store.operation(order["id"]), module, upstream_id, note=note)
     finally:
         os.close(claim)
     return store.item(item["id"])

@@ -11,6 +11,7 @@ import dataclasses
 import os
 
 from resellctl import kinds, manual, operations, states
+from resellctl.outcomes import Outcome
 from resellctl.errors import InputError, Interrupted, LockHeld, ResellError
 from resellctl.states import ItemStatus, OpStatus
 from resellctl.printable import one_line
@@ -322,7 +323,7 @@ def make_changes(engine, planned, *, who):
             # Through cancel(): it holds the operation's claim, so checkevent cannot be
             # re-running the order for funds while the service is closed under it.
             cancel(store, change.cancels["id"], who=who)
-            outcomes[change.item["id"]] = operations.Outcome(
+            outcomes[change.item["id"]] = Outcome(
                 change.cancels["id"], change.item["id"], OpStatus.CANCELLED)
     created = []
     with store.write():
