@@ -56,7 +56,13 @@ def add_module(store, name, type, password=None, replace=False, trace=None, **gi
     with store.write():
         if store.one("SELECT 1 FROM processingmodule WHERE name = ?", (name,)):
             raise InputError(f"module {name!r} exists already")
-        row = {"name": name, "type": type, **settings, "cdate": now()}
+        # A removed module's id is never given again: its operations and its logged events
+        # keep it, and a new module that took it would inherit them (and take its own events
+        # for ones applied already).
+        last = store.one("SELECT max(id) FROM (SELECT max(id) AS id FROM processingmodule "
+                         "UNION ALL SELECT max(processingmodule) FROM runningoperation "
+                         "UNION ALL SELECT max(processingmodule) FROM eventlog)")[0]
+        row = {"id": (last or 0) + 1, "name": name, "type": type, **settings, "cdate": now()}
         module_id = store.conn.execute(
             f"INSERT INTO processingmodule ({', '.join(row)}) VALUES "
             f"({', '.join('?' * len(row))})", tuple(row.values())).lastrowid
