@@ -12,7 +12,7 @@ import urllib.parse
 
 from resellctl import errors
 from resellctl.errors import InputError, UpstreamError
-from resellctl.states import ItemStatus
+from resellctl.states import PENDING, ItemStatus
 from resellctl.store import now
 
 MODULE_TYPES = ("billmanager", "manual")
@@ -120,11 +120,19 @@ def remove_module(store, ref, who=None):
     module = store.module(ref)
     busy = users(store, module)
     if busy:
-        shown = ", ".join(map(str, busy[:10])) + (" ..." if len(busy) > 10 else "")
         raise InputError(f"module {module['name']!r} is used by {len(busy)} service(s) that "
-                         f"are not closed: {shown}",
+                         f"are not closed: {_listed(busy)}",
                          "Close them, or switch them to another module "
                          "(resellctl set-module ID MODULE), first.")
+    # Even a closed service may have one: a change that waits for staff, a renewal that failed.
+    pending = [r[0] for r in store.all(
+        f"SELECT id FROM runningoperation WHERE status IN ({', '.join('?' * len(PENDING))}) "
+        "AND processingmodule = ? ORDER BY id", (*PENDING, module["id"]))]
+    if pending:
+        raise InputError(f"module {module['name']!r} has {len(pending)} operation(s) not "
+                         f"finished: {_listed(pending)}",
+                         "Give each up first: resellctl ops cancel ID (with --force for one "
+                         "that waits, which closes its task).")
     tariffs = "SELECT id FROM pricelist WHERE processingmodule = ?"
     with store.write():
         conn = store.conn
@@ -150,6 +158,11 @@ def remove_module(store, ref, who=None):
         if module["type"] == "billmanager":
             store.set_password(module["id"], None)
     return len(closed)
+
+
+def _listed(ids):
+    """``3, 7, 12`` (the first ten, then ``...``)."""
+    return ", ".join(map(str, ids[:10])) + (" ..." if len(ids) > 10 else "")
 
 
 def check(store, upstreams, ref):
