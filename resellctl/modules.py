@@ -113,11 +113,9 @@ def users(store, module):
         (ItemStatus.DELETED, module["id"], module["id"], module["id"]))]
 
 
-def remove_module(store, ref, who=None):
-    """Remove a module no service that is not closed uses: its tariffs, its place in the feed,
-    its password. Closed services keep their history, which says what they were.
-    Returns the number of closed services that used it."""
-    module = store.module(ref)
+def removable(store, module):
+    """InputError, naming what stands in the way, unless ``module`` may be removed: no service
+    that is not closed uses it, and none of its operations is still in progress."""
     busy = users(store, module)
     if busy:
         raise InputError(f"module {module['name']!r} is used by {len(busy)} service(s) that "
@@ -133,6 +131,14 @@ def remove_module(store, ref, who=None):
                          f"finished: {_listed(pending)}",
                          "Give each up first: resellctl ops cancel ID (with --force for one "
                          "that waits, which closes its task).")
+
+
+def remove_module(store, ref, who=None):
+    """Remove a module that removable() allows: its tariffs, its place in the feed, its
+    password. Closed services keep their history, which says what they were.
+    Returns the number of closed services that used it."""
+    module = store.module(ref)
+    removable(store, module)
     tariffs = "SELECT id FROM pricelist WHERE processingmodule = ?"
     with store.write():
         conn = store.conn

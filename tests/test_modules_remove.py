@@ -17,10 +17,12 @@ def test_refused_while_an_operation_of_a_closed_service_waits(run, upstream):
     sim.delete(int(show(run, item)["upstream_id"]))
     assert run("checkevent").exit_code == SUCCESS
     assert show(run, item)["status"] == 4
-    r = run("modules", "remove", "manual", "--yes")
-    assert r.exit_code == USAGE, r
-    refused(r, f"module 'manual' has 1 operation(s) not finished: {row['runningoperation']}")
-    assert "resellctl ops cancel ID" in r.stderr
+    for r in (run("modules", "remove", "manual", "--yes"),
+              run("modules", "remove", "manual", stdin_tty=True, input="y\n")):
+        assert r.exit_code == USAGE, r
+        refused(r, f"module 'manual' has 1 operation(s) not finished: "
+                   f"{row['runningoperation']}")
+        assert "resellctl ops cancel ID" in r.stderr and "[y/N]" not in r.stderr
     assert op(run, row["runningoperation"])["status"] == "waiting"
     assert run("ops", "cancel", row["runningoperation"], "--force", "--yes").exit_code == SUCCESS
     assert run("modules", "remove", "manual", "--yes").exit_code == SUCCESS
