@@ -55,6 +55,12 @@ def ago(minutes):
             return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
+def said_ago(minutes):
+    """``42 minutes ago``; a time after now (written before the clock was put back) is said to
+    be ahead: ``5 hours ahead of the clock``."""
+    return f"{ago(minutes)} ago" if minutes >= 0 else f"{ago(-minutes)} ahead of the clock"
+
+
 class _Check:
     """What one report found so far; each part of the books is read by a method of its own."""
 
@@ -73,7 +79,7 @@ class _Check:
 
     def said(self, run):
         """When a run that did not end well was, and what it came to, for a sentence."""
-        when_ = f"{ago(self.minutes(run['started']) or 0)} ago"
+        when_ = said_ago(self.minutes(run['started']) or 0)
         if run["outcome"] == "skipped":
             return f"{when_}, was skipped: the time budget ran out before its turn"
         return f"{when_}, failed: {run['error']}"
@@ -103,7 +109,14 @@ class _Check:
         since = self.minutes(ok["started"] if ok else row["cdate"])
         level = next((level for level in (CRITICAL, WARNING)
                       if since is None or since >= self.limits[f"sync_{level}_minutes"]), None)
-        if level is not None:
+        if since is not None and since < 0:
+            # Dated after now: the clock has been put back since, and how long ago the module
+            # last synced cannot be told; silence here would hide a checkevent that stopped.
+            what = "its last successful sync" if ok else "it was added and never synced, and"
+            self.problem(WARNING, f"{what} is dated {said_ago(since)}: has the clock been put "
+                                  "back? How long it has gone unsynced cannot be told until "
+                                  "checkevent syncs it again", name)
+        elif level is not None:
             what = (f"no successful sync for {ago(since)}" if ok else
                     f"never synced since it was added {ago(since)} ago" if since is not None
                     else "never synced")
@@ -120,7 +133,7 @@ class _Check:
             read = self.minutes(row["balance_date"])
             self.problem(WARNING, f"balance {row['balance']} {row['currency'] or ''} is below "
                                   f"its minimum {row['min_balance']}"
-                                  + (f" (read {ago(read)} ago)" if read is not None else "")
+                                  + (f" (read {said_ago(read)})" if read is not None else "")
                                   + ": top up the selling account", name)
         return {"name": name, "api": row["api"], "auto_rerun": bool(row["auto_rerun"]),
                 "last_run": None if last is None else {

@@ -12,7 +12,7 @@ import urllib.parse
 
 from resellctl import errors
 from resellctl.errors import InputError, UpstreamError
-from resellctl.states import ItemStatus
+from resellctl.states import PENDING, ItemStatus
 from resellctl.store import now
 
 MODULE_TYPES = ("billmanager", "manual")
@@ -56,7 +56,13 @@ def add_module(store, name, type, password=None, replace=False, trace=None, **gi
     with store.write():
         if store.one("SELECT 1 FROM processingmodule WHERE name = ?", (name,)):
             raise InputError(f"module {name!r} exists already")
-        row = {"name": name, "type": type, **settings, "cdate": now()}
+        # A removed module's id is never given again: its operations and its logged events
+        # keep it, and a new module that took it would inherit them (and take its own events
+        # for ones applied already).
+        last = store.one("SELECT max(id) FROM (SELECT max(id) AS id FROM processingmodule "
+                         "UNION ALL SELECT max(processingmodule) FROM runningoperation "
+                         "UNION ALL SELECT max(processingmodule) FROM eventlog)")[0]
+        row = {"id": (last or 0) + 1, "name": name, "type": type, **settings, "cdate": now()}
         module_id = store.conn.execute(
             f"INSERT INTO processingmodule ({', '.join(row)}) VALUES "
             f"({', '.join('?' * len(row))})", tuple(row.values())).lastrowid
@@ -107,18 +113,32 @@ def users(store, module):
         (ItemStatus.DELETED, module["id"], module["id"], module["id"]))]
 
 
-def remove_module(store, ref, who=None):
-    """Remove a module no service that is not closed uses: its tariffs, its place in the feed,
-    its password. Closed services keep their history, which says what they were.
-    Returns the number of closed services that used it."""
-    module = store.module(ref)
+def removable(store, module):
+    """InputError, naming what stands in the way, unless ``module`` may be removed: no service
+    that is not closed uses it, and none of its operations is still in progress."""
     busy = users(store, module)
     if busy:
-        shown = ", ".join(map(str, busy[:10])) + (" ..." if len(busy) > 10 else "")
         raise InputError(f"module {module['name']!r} is used by {len(busy)} service(s) that "
-                         f"are not closed: {shown}",
+                         f"are not closed: {_listed(busy)}",
                          "Close them, or switch them to another module "
                          "(resellctl set-module ID MODULE), first.")
+    # Even a closed service may have one: a change that waits for staff, a renewal that failed.
+    pending = [r[0] for r in store.all(
+        f"SELECT id FROM runningoperation WHERE status IN ({', '.join('?' * len(PENDING))}) "
+        "AND processingmodule = ? ORDER BY id", (*PENDING, module["id"]))]
+    if pending:
+        raise InputError(f"module {module['name']!r} has {len(pending)} operation(s) not "
+                         f"finished: {_listed(pending)}",
+                         "Give each up first: resellctl ops cancel ID (with --force for one "
+                         "that waits, which closes its task).")
+
+
+def remove_module(store, ref, who=None):
+    """Remove a module that removable() allows: its tariffs, its place in the feed, its
+    password. Closed services keep their history, which says what they were.
+    Returns the number of closed services that used it."""
+    module = store.module(ref)
+    removable(store, module)
     tariffs = "SELECT id FROM pricelist WHERE processingmodule = ?"
     with store.write():
         conn = store.conn
@@ -144,6 +164,11 @@ def remove_module(store, ref, who=None):
         if module["type"] == "billmanager":
             store.set_password(module["id"], None)
     return len(closed)
+
+
+def _listed(ids):
+    """``3, 7, 12`` (the first ten, then ``...``)."""
+    return ", ".join(map(str, ids[:10])) + (" ..." if len(ids) > 10 else "")
 
 
 def check(store, upstreams, ref):

@@ -12,10 +12,12 @@ in a table that fits the terminal: ids, statuses and names are never cut; free t
 short, and a column that finds no room at all is left out, the table's last line naming it.
 """
 
+import calendar
 import datetime
 import itertools
 import json
 import sys
+import time
 
 import click
 
@@ -95,8 +97,14 @@ def local_time(value):
         moment = datetime.datetime.strptime(value, STAMP)
     except (TypeError, ValueError):
         return value
-    return (moment.replace(tzinfo=datetime.timezone.utc).astimezone()
-            .strftime("%Y-%m-%d %H:%M:%S %Z"))
+    # The zone as the C library has it: a POSIX TZ may lie 24 hours or more from UTC
+    # ("XYZ+24"), which datetime's own zones cannot hold.
+    try:
+        local = time.localtime(calendar.timegm(moment.timetuple()))
+        shifted = moment + datetime.timedelta(seconds=local.tm_gmtoff)
+    except (OverflowError, OSError, ValueError):
+        return value
+    return f"{shifted:%Y-%m-%d %H:%M:%S} {local.tm_zone}"
 
 
 def _for_people(labels):

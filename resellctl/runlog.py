@@ -59,11 +59,17 @@ def finish(store, module_id, run, problems, unseen=(), told=False):
         conn.executemany("INSERT INTO notice (processingmodule, key, first_seen) VALUES (?, ?, ?)",
                          [(module_id, key, stamp) for key in found if key not in known])
         for problem in problems:
-            problem.tell = any(known.get(key) is None or _moment(known[key]) + TELL_AGAIN <= moment
-                               for key in problem.keys)
+            problem.tell = any(_due(known.get(key), moment) for key in problem.keys)
             if told and problem.tell:
                 conn.executemany("UPDATE notice SET told = ? WHERE processingmodule = ? AND "
                                  "key = ?", [(stamp, module_id, key) for key in problem.keys])
+
+
+def _due(told, moment):
+    """Whether a problem last told at ``told`` (None: never) is told again at ``moment``. A
+    telling dated after ``moment`` was written while the clock ran ahead: waiting for the clock
+    to pass it again would keep a lasting problem quiet for as long as the clock was wrong."""
+    return told is None or not _moment(told) <= moment < _moment(told) + TELL_AGAIN
 
 
 def _moment(stamp):

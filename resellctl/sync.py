@@ -275,9 +275,10 @@ def _pause(trycount):
 
 def _rested(op, pause, moment):
     """Whether ``op`` has been left alone for ``pause`` at ``moment``; a time that cannot be
-    read counts as long ago."""
+    read counts as long ago, and so does one after ``moment``: written while the clock ran
+    ahead, it would otherwise hold the operation back for as long as the clock was wrong."""
     since = when(op["since"])
-    return since is None or since + pause <= moment
+    return since is None or since > moment or since + pause <= moment
 
 
 def record(engine, module, summary, started, seconds, tell_once):

@@ -5,12 +5,13 @@
 import json
 import os
 import pty
+import signal
 import subprocess
 import sys
 
 import pytest
 
-from helpers import (ERROR, SUCCESS, USAGE, elids_sent, order_active, read_terminal, resellctl_env,
+from helpers import (ERROR, INTERRUPTED, SUCCESS, USAGE, elids_sent, order_active, read_terminal, resellctl_env,
                      show, tsv)
 
 
@@ -87,6 +88,15 @@ def test_a_refused_service_is_named_before_anything_is_asked(run, upstream):
     assert r.stderr.splitlines()[0] == (
         "Error: 1 of 2 services refused, so nothing was done: no service 99")
     assert show(run, item)["status"] == 2 and elids_sent(upstream, "vds.delete") == []
+
+
+def test_end_of_input_at_the_question_is_a_no(run, upstream):
+    """Ctrl-D at [y/N]: not confirmed, in the one line any other answer but y gets."""
+    item, _ = order_active(run, upstream)
+    r = run("services", "close", item, stdin_tty=True, input="")
+    assert declined(r)[-1] == "Close 1 service? [y/N]: "
+    assert "Aborted" not in r.stderr
+    assert elids_sent(upstream, "vds.delete") == [] and show(run, item)["status"] == 2
 
 
 def test_ops_cancel_force_asks_naming_the_operation_its_service_and_its_task(run, upstream):
@@ -192,3 +202,25 @@ def test_a_person_at_a_terminal_is_asked_and_the_rows_still_go_to_stdout(run, up
     [row] = tsv(out.decode())
     assert row["item"] == str(item) and row["status"] == "waiting"
     assert elids_sent(upstream, "vds.delete") == [show(run, item)["upstream_id"]]
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_the_question_is_an_interruption(run, upstream):
+    """Ctrl-C at [y/N] exits 130 with one line, as Ctrl-C does anywhere, and does nothing."""
+    item, _ = order_active(run, upstream)
+    main, other = pty.openpty()
+    try:
+        process = spawn(run, ["services", "close", item], stdin=other,
+                        stdout=subprocess.PIPE, stderr=other,
+                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        os.close(other)
+        seen = read_terminal(main, b"[y/N]")
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=60)
+        said = read_terminal(main, b"interrupted\r\n", seen[seen.index(b"[y/N]"):]).decode()
+    finally:
+        os.close(main)
+    assert process.returncode == INTERRUPTED, said
+    assert said.splitlines()[1:] == ["Error: interrupted"]
+    assert out == b"" and elids_sent(upstream, "vds.delete") == []
+    assert show(run, item)["status"] == 2

@@ -124,6 +124,19 @@ def test_a_low_balance_is_told_when_it_falls_then_once_a_day(run, upstream):
     assert run("checkevent", "-q").stderr == LOW
 
 
+def test_a_problem_told_while_the_clock_ran_ahead_is_told_again_once_it_is_put_back(
+        run, upstream):
+    """A telling dated a year ahead (the clock was wrong, then put right) does not keep a
+    lasting problem quiet for that year."""
+    upstream.set_balance("12.50")
+    assert run("checkevent", "-q").stderr == LOW
+    with sqlite3.connect(run.db_path) as conn:
+        conn.execute("UPDATE notice SET told = ?", (now(-datetime.timedelta(days=365)),))
+    conn.close()
+    assert run("checkevent", "-q").stderr == LOW
+    assert run("checkevent", "-q").stderr == ""
+
+
 def test_an_upstream_down_is_told_once_and_its_return_told_again(run, upstream):
     sim = upstream
     sim.fault("500", func="item.event.list", count=1000)

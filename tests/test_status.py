@@ -92,6 +92,20 @@ def test_a_module_never_synced_counts_from_when_it_was_added(run, upstream):
          "15 minutes); checkevent has never run for it: is it in cron? (crontab.example)")]
 
 
+def test_a_last_sync_dated_after_now_is_a_warning_not_all_is_well(run, upstream):
+    """Synced while the clock ran a day ahead, then nothing: how long checkevent has been
+    silent cannot be told, and is not told as all well."""
+    assert run("checkevent").exit_code == SUCCESS
+    moved_back(run.db_path, "syncrun", "started", hours=-25)
+    assert messages(status(run, MonitoringExit.WARNING)) == [
+        ("warning", "vds-up", "its last successful sync is dated 25 hours ahead of the clock: "
+         "has the clock been put back? How long it has gone unsynced cannot be told until "
+         "checkevent syncs it again")]
+    assert "(25 hours ahead of the clock), ok in " in run("status").stdout
+    assert run("checkevent").exit_code == SUCCESS  # a run at the present time
+    assert messages(status(run, MonitoringExit.OK)) == []
+
+
 def test_a_failed_sync_is_a_warning_with_its_error_and_critical_once_it_lasts(run, upstream):
     sim = upstream
     assert run("checkevent").exit_code == SUCCESS

@@ -40,6 +40,19 @@ def test_an_order_failed_on_a_temporary_error_is_re_run_once_it_has_rested(run, 
     assert "1 operations completed" in r.stdout and op(run, op_id)["status"] == "done"
 
 
+def test_an_operation_dated_ahead_by_a_clock_put_back_is_re_run(run, upstream):
+    """Failed while the clock ran a year ahead: re-run now, not once the clock gets there."""
+    sim = upstream
+    sim.fault("500", func="vds.order.param", count=100)
+    [row] = json.loads(run("order", "VDS-1", "--json").stdout)
+    sim.clear_faults()
+    aged(run.db_path, [row["runningoperation"]], days=-365)
+    r = run("checkevent")
+    assert r.exit_code == SUCCESS, r
+    assert ", 1 stuck re-run" in r.stdout
+    assert op(run, row["runningoperation"])["status"] == "waiting"
+
+
 def test_operations_an_interrupted_order_left_unsent_are_sent_five_minutes_on(run, upstream):
     sim = upstream
     ops = unanswered_orders(run, sim, 5)

@@ -114,3 +114,16 @@ def test_stored_local_times_become_utc_and_the_upstreams_dates_stay(tmp_path, zo
         assert store.one("SELECT date FROM eventlog")[0] == "2026-12-01 08:00:27"
     finally:
         store.close()
+
+
+def test_a_zone_a_whole_day_from_utc_is_shown_as_any_other(run, upstream, zone, monkeypatch):
+    """POSIX lets TZ lie up to 24:59:59 from UTC ("XYZ+24"), which datetime's zones cannot
+    hold: a terminal's table still shows the local time, named, not a traceback."""
+    run("order", "VDS-1")
+    [op] = json.loads(run("ops", "list", "--json").stdout)
+    monkeypatch.setenv("COLUMNS", "200")
+    zone("XYZ+24")
+    result = run("ops", "list", tty=True)
+    assert result.exit_code == SUCCESS, result
+    assert (utc(op["cdate"]) - datetime.timedelta(hours=24)).strftime(
+        "%Y-%m-%d %H:%M:%S XYZ") in result.stdout

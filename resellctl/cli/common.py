@@ -133,7 +133,18 @@ def confirm(app, yes, command, lines, question):
         raise InputError(f"{command} asks before it acts, and stdin is not a terminal to ask "
                          "on: give --yes to go ahead without asking")
     say("\n".join([f"resellctl {command}:", *(f"  {line}" for line in lines)]))
-    if not click.confirm(question, default=False, err=True):
+    try:
+        answer = click.confirm(question, default=False, err=True)
+    except click.Abort as abort:
+        # click turns both Ctrl-C and end of input into Abort ("Aborted!", exit 1); what it
+        # caught is still its context. Ctrl-C is an interruption (130), as anywhere else, and
+        # end of input (Ctrl-D) an answer that is not yes; either leaves the question's line
+        # unended.
+        click.echo(err=True)
+        if isinstance(abort.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        answer = False
+    if not answer:
         raise ResellError("not confirmed: nothing was done")
 
 

@@ -129,20 +129,20 @@ def edit(name, url, username, password_file, password_stdin, api, datacenter, mi
 @click.argument("name")
 @yes_option
 def remove(name, yes):
-    """Remove module NAME: refused while a service that is not closed uses it.
+    """Remove module NAME: refused while a service that is not closed uses it, or one of its
+    operations is not finished.
 
     \b
     resellctl modules remove old-up
     """
     app = app_of()
     module = app.store.module(name)
-    busy = modules_.users(app.store, module)
-    if not busy:
-        tariffs = app.store.one("SELECT count(*) FROM pricelist WHERE processingmodule = ?",
-                                (module["id"],))[0]
-        confirm(app, yes, "modules remove",
-                [f"module {module['name']} ({module['type']}, {module['url'] or 'no upstream'})"
-                 f", its {tariffs} tariff(s) and its password"], "Remove it?")
+    modules_.removable(app.store, module)  # refused before anything is asked
+    tariffs = app.store.one("SELECT count(*) FROM pricelist WHERE processingmodule = ?",
+                            (module["id"],))[0]
+    confirm(app, yes, "modules remove",
+            [f"module {module['name']} ({module['type']}, {module['url'] or 'no upstream'})"
+             f", its {tariffs} tariff(s) and its password"], "Remove it?")
     closed = modules_.remove_module(app.store, module["name"], who=who())
     output.say(f"module {module['name']} removed"
                + (f"; {closed} closed service(s) keep their history" if closed else ""))

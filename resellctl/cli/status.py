@@ -38,11 +38,11 @@ def status(as_json):
         click.echo(output.to_json(report, indent=2))
     else:
         # Each line made one line: an upstream's error message may hold a line break.
-        click.echo("\n".join(map(output.clean, _lines(app, report, health.ago))))
+        click.echo("\n".join(map(output.clean, _lines(app, report, health.said_ago))))
     click.get_current_context().exit(report["exit_status"])
 
 
-def _lines(app, report, ago):
+def _lines(app, report, said_ago):
     """The report for people: a first line that says it all, then the details."""
     time = output.local_time if app.stdout_isatty else str
     limits = report["thresholds"]
@@ -62,7 +62,7 @@ def _lines(app, report, ago):
             yield "  last sync: never"
         else:
             did = ", ".join(f"{run[c]} {c}" for c in COUNTS)
-            yield (f"  last sync: {time(run['started'])} ({ago(run['minutes_ago'] or 0)} ago), "
+            yield (f"  last sync: {time(run['started'])} ({said_ago(run['minutes_ago'] or 0)}), "
                    f"{run['outcome']} in {run['seconds']:g} s: {did}, {run['rerun']} re-run "
                    f"for funds, {run['retried']} stuck re-run"
                    + (f"; {run['error']}" if run["error"] else ""))
