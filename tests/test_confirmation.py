@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from helpers import (ERROR, INTERRUPTED, SUCCESS, USAGE, elids_sent, order_active, read_terminal, resellctl_env,
-                     show, tsv)
+from helpers import (ERROR, INTERRUPTED, SUCCESS, USAGE, elids_sent, order_active, read_terminal,
+                     resellctl_env, show, tsv)
 
 
 def declined(result):

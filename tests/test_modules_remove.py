@@ -1,8 +1,8 @@
 """`modules remove`: refused while anything of the module is still in progress, and a module
 added after it never inherits what it left (its id is never given again)."""
 
-from helpers import (PASSWORD, SUCCESS, USAGE, USERNAME, checkevent, op, order_active, refused, show,
-                     tsv)
+from helpers import (PASSWORD, SUCCESS, USAGE, USERNAME, checkevent, op, order_active, refused,
+                     show, tsv)
 from resellctl.sim import Simulator, serve
 
 
@@ -29,7 +29,7 @@ def test_refused_while_an_operation_of_a_closed_service_waits(run, upstream):
 
 
 def test_a_new_module_never_takes_a_removed_ones_events_for_its_own(run, upstream,
-                                                                     password_file):
+                                                                    password_file):
     """The removed module had the highest id; the next one added applies its own upstream's
     events, whose ids the old upstream's log holds too."""
     old = upstream
