@@ -6,7 +6,8 @@ Each module is kept in step its upstream's way: by its event feed (resellctl.fee
 polling and comparing (resellctl.poll); both apply their changes through the one applier.
 After that, each module's balance is read, compared with its minimal balance, and operations
 that failed for want of funds are re-run, oldest first, as far as it covers them; then
-operations stuck on a temporary failure or never sent are re-run, less often after each try.
+operations stuck on a temporary failure or never sent are re-run, less often after each try;
+a manual module's operations left unstarted get their staff tasks.
 Each module's run is recorded (resellctl.runlog), with the problems it found, so that
 ``resellctl status`` can tell how the last runs went and a quiet run tells a problem once.
 """
@@ -161,7 +162,23 @@ def run(engine, module_ref=None, max_events=None, budget=DEFAULT_BUDGET, from_id
                                tell_once)
                 raise
             record(engine, module, summary, started, time.monotonic() - clock, tell_once)
+        if module_ref is None and not dry_run and not past(deadline):
+            open_manual_tasks(engine)
     return summaries
+
+
+def open_manual_tasks(engine):
+    """Open the tasks of manual modules' operations left ``new`` for RETRY_FIRST (a command
+    interrupted between writing one and opening its task), as `ops start` would: under a
+    manual module nothing is sent, so nothing is risked. Each says so in its history."""
+    moment = when(now())
+    for op in engine.store.all(
+            "SELECT runningoperation.id, coalesce(runningoperation.mdate, runningoperation.cdate) "
+            "AS since FROM runningoperation JOIN processingmodule ON processingmodule.id = "
+            "runningoperation.processingmodule WHERE processingmodule.type = 'manual' AND "
+            "runningoperation.status = ? ORDER BY runningoperation.id", (OpStatus.NEW,)):
+        if _rested(op, RETRY_FIRST, moment):
+            engine.process(op["id"])
 
 
 def preview(engine, client, module, summary, max_events, deadline):

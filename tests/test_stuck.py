@@ -10,8 +10,8 @@ import sqlite3
 
 import pytest
 
-from helpers import (ERROR, SUCCESS, TEMPFAIL, aged, checkevent, funcs, number, op, order_active,
-                     statuses, tsv, unanswered_orders)
+from helpers import (ERROR, INTERRUPTED, SUCCESS, TEMPFAIL, aged, checkevent, funcs, number, op,
+                     order_active, statuses, tsv, unanswered_orders)
 
 
 def test_an_order_failed_on_a_temporary_error_is_re_run_once_it_has_rested(run, upstream):
@@ -172,3 +172,37 @@ def test_operations_that_failed_for_another_reason_wait_for_an_admin(run, upstre
     summary = checkevent(run, "--max-events", "1")  # the close event waits: the service stays
     assert (summary["retried"], summary["stuck"]) == (0, 1)
     assert funcs(sim).count("vds.suspend") == sent
+
+
+def test_a_manual_modules_operation_left_unstarted_gets_its_task_five_minutes_on(
+        run, upstream, monkeypatch):
+    """Ctrl-C between writing a manual module's operation and opening its task: checkevent
+    opens the task once the operation has rested, and sends nothing anywhere."""
+    from resellctl import outcomes
+
+    item, _ = order_active(run, upstream)
+    assert run("set-module", item, "manual").exit_code == SUCCESS
+    accepted = outcomes.accepted
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(outcomes, "accepted", interrupted)
+    r = run("services", "change-tariff", item, "VDS-2")
+    assert r.exit_code == INTERRUPTED, r
+    monkeypatch.setattr(outcomes, "accepted", accepted)
+    [row] = json.loads(run("ops", "list", "--item", item, "--status", "new", "--json").stdout)
+    op_id = row["id"]
+    assert checkevent(run)["retried"] == 0  # just written: its command may still be at it
+    assert op(run, op_id)["status"] == "new"
+    aged(run.db_path, [op_id], minutes=6)
+    sent = len(upstream.requests)
+    assert run("checkevent").exit_code == SUCCESS
+    started = op(run, op_id)
+    assert started["status"] == "waiting" and started["task"]
+    [task] = [t for t in json.loads(run("tasks", "list", "--json").stdout)
+              if t["runningoperation"] == op_id]
+    assert (task["id"], task["type"], task["status"]) == (started["task"],
+                                                          "postchangepricelist", "open")
+    assert [q["func"] for q in upstream.requests[sent:]
+            if q["func"] not in ("item.event.list", "item.event.ack", "subaccount")] == []
