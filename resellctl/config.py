@@ -57,8 +57,11 @@ _TYPE_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: 
 
 def default_db_path(environ=os.environ):
     """``$XDG_DATA_HOME/resellctl/resellctl.db``, i.e. ``~/.local/share/resellctl/...``."""
-    base = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
-                                                        "share")
+    base = environ.get("XDG_DATA_HOME", "")
+    if not os.path.isabs(base):
+        # A relative one is to be ignored (the XDG base directory rules): taken from the
+        # current directory, each directory a command ran in would have a store of its own.
+        base = os.path.join(os.path.expanduser("~"), ".local", "share")
     return os.path.join(base, "resellctl", "resellctl.db")
 
 
@@ -130,6 +133,16 @@ def parse(data, path):
         if problem:
             raise InputError(f"{where}: {name} {problem}, not {value!r}")
         settings[name] = value
+    warning, critical = (settings[f"status.sync_{level}_minutes"]
+                         for level in ("warning", "critical"))
+    if warning > critical:
+        # A module not synced would be critical before it was ever a warning.
+        named = next((f"status.sync_{level}_minutes" for level in ("warning", "critical")
+                      if f"sync_{level}_minutes" in text), "status.sync_warning_minutes")
+        raise InputError(f"{path}, line {_line_of(text, named)}: "
+                         f"status.sync_warning_minutes ({warning:g}) is more than "
+                         f"status.sync_critical_minutes ({critical:g})",
+                         "The warning comes first: make it the smaller of the two.")
     return settings
 
 

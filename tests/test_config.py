@@ -69,6 +69,18 @@ def test_a_mistyped_store_path_is_an_error_naming_the_path_and_its_source(
     assert not os.path.exists(os.path.dirname(typo))  # nothing made, not even a directory
 
 
+def test_a_relative_xdg_data_home_is_ignored(run, place, tmp_path, monkeypatch):
+    """As the XDG rules say: taken from the current directory, every directory a command ran
+    in would have a store of its own."""
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/data")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    default = tmp_path / "home/.local/share/resellctl/resellctl.db"
+    refused(run("ops", "list"), f"no resellctl store at {default} (the default location)")
+    assert run("init").exit_code == SUCCESS
+    assert default.is_file() and not (tmp_path / "relative").exists()
+
+
 def test_an_empty_file_is_not_yet_a_store(run, place):
     path = place("empty.db")
     open(path, "w").close()
@@ -104,6 +116,8 @@ def test_the_sim_commands_need_no_store(run, place, sim):
     ('\n[monitor]\nwarn = 1\n', ", line 2: unknown key 'monitor'"),
     ('db = "relative/x.db"\n', ", line 1: db must be an absolute path, not 'relative/x.db'"),
     ('db = "caf\xe9"\n'.encode("latin-1"), " is not valid TOML: not UTF-8 text (at line 1)"),
+    ('[status]\nsync_critical_minutes = 5\n', ", line 2: status.sync_warning_minutes (10) is "
+                                              "more than status.sync_critical_minutes (5)"),
 ])
 def test_a_bad_configuration_file_is_an_error_naming_it_and_the_line(
         run, place, tmp_path, monkeypatch, text, message):
