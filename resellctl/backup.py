@@ -12,7 +12,7 @@ import os
 import sqlite3
 import stat
 
-from resellctl.errors import StoreError
+from resellctl.errors import ResellError, StoreError
 from resellctl.store import connect
 from resellctl.storefiles import SECRETS, beside, replacing, write_secrets
 
@@ -36,13 +36,19 @@ def backup(store, target, force=False, with_secrets=False):
             copy.execute("PRAGMA journal_mode = DELETE")
             problems = [row[0] for row in copy.execute("PRAGMA integrity_check")]
         except sqlite3.Error as e:
-            raise StoreError(f"cannot write the backup {target}: {e}") from None
+            # The target was fine; the copy failed on the way (a full disk, say): a failure,
+            # not a mistake in the command.
+            full = (e.sqlite_errorcode & 0xFF) == sqlite3.SQLITE_FULL
+            raise ResellError(f"cannot write the backup {target}: "
+                              f"{'the disk is full' if full else e}",
+                              "Nothing was written. Free some space there, or choose another "
+                              "place, and run it again.") from None
         finally:
             copy.close()
         if problems != ["ok"]:
-            raise StoreError(f"the copy of the store failed its integrity check: {problems[0]}",
-                             "Nothing was written. Check the store itself: sqlite3 "
-                             f"{store.path} 'PRAGMA integrity_check'")
+            raise ResellError(f"the copy of the store failed its integrity check: {problems[0]}",
+                              "Nothing was written. Check the store itself: sqlite3 "
+                              f"{store.path} 'PRAGMA integrity_check'")
         size = os.path.getsize(temporary)
     if with_secrets:
         write_secrets(target + SECRETS, *store.read_passwords())

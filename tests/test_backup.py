@@ -7,7 +7,7 @@ import sqlite3
 import threading
 
 import pytest
-from helpers import PASSWORD, SUCCESS, digest, mode, query, refused, tsv
+from helpers import ERROR, PASSWORD, SUCCESS, digest, mode, query, refused, tsv
 
 
 def test_a_backup_is_private_checked_and_holds_no_password(run, upstream, tmp_path):
@@ -146,3 +146,35 @@ def test_a_store_restored_from_a_backup_and_its_secrets_takes_up_where_it_was(
     result = run("checkevent")  # the upstream still has the events after the copy's position
     assert result.exit_code == SUCCESS and result.stderr == "", result
     assert tsv(run("services", "list").stdout)[0]["status"] == "2"
+
+
+def test_a_copy_that_fails_on_the_way_is_a_failure_and_leaves_nothing(run, upstream, tmp_path):
+    """A write that fails while the copy is made (here past a file size limit, as on a disk
+    that fills): exit 1, what to do, and no copy, whole or half."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    upstream.topup("1000.00")
+    assert run("order", "VDS-1", "--quantity", "60").exit_code == SUCCESS
+    assert os.path.getsize(run.db_path) > 64 * 1024
+    (tmp_path / "backups").mkdir()
+    copy = tmp_path / "backups" / "copy.db"
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (48 * 1024, 48 * 1024))
+
+    r = subprocess.run([sys.executable, "-m", "resellctl", "--db", run.db_path, "backup", copy],
+                       capture_output=True, text=True, timeout=60, preexec_fn=limited)
+    assert r.returncode == ERROR, r
+    # SQLite meets a file too large as an I/O error (a full disk: "the disk is full").
+    assert r.stderr == (f"Error: cannot write the backup {copy}: disk I/O error\n"
+                        "Nothing was written. Free some space there, or choose another place, "
+                        "and run it again.\n"), r.stderr
+    assert os.listdir(tmp_path / "backups") == []
+
+
+def test_an_empty_path_is_bad_input(run, upstream):
+    refused(run("backup", ""), "the backup's path is empty")

@@ -3,6 +3,7 @@
 import click
 
 from resellctl.cli.common import app_of, say_created
+from resellctl.errors import InputError
 from resellctl.output import say
 
 
@@ -44,6 +45,8 @@ def backup(path, force, with_secrets):
     """
     from resellctl.backup import backup as copy_store
 
+    if not path:
+        raise InputError("the backup's path is empty", "Name the file to write.")
     app = app_of()
     size = copy_store(app.store, path, force=force, with_secrets=with_secrets)
     say(f"wrote {path}: a copy of the store at {app.store.path}, {size} bytes, integrity check "
