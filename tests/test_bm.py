@@ -349,3 +349,32 @@ def test_max_events_applies_a_services_changes_together_and_the_rest_next_run(ru
     for c in created:
         service = show(run, c["item"])
         assert (service["status"], service["params"]["note"]) == (3, "moved")
+
+
+def test_a_form_of_another_item_than_asked_is_never_taken_for_it(run, bm, monkeypatch):
+    """An upstream (a caching proxy, a bug) that answers one item's form with another's: the
+    other's state would be applied to the wrong service, or the wrong server adopted."""
+    from resellctl.sim import bm as sim_bm
+
+    created = ordered(run, "--quantity", "2")
+    checkevent(run)
+    first, second = (show(run, c["item"]) for c in created)
+    foreign = bm.add_foreign("11", {"ip": "192.0.2.50"})
+    answered = {first["upstream_id"]: second["upstream_id"], foreign: second["upstream_id"]}
+    real = sim_bm._form
+    monkeypatch.setattr(sim_bm, "_form", lambda sim, item, func: real(
+        sim, sim.items[answered.get(item.id, item.id)], func))
+    bm.suspend(second["upstream_id"])
+    bm.set_expiredate(first["upstream_id"], "2030-01-31")  # the first's row differs: read
+    r = run("checkevent")
+    assert r.exit_code == SUCCESS, r
+    assert (f"service {first['id']}: its upstream item {first['upstream_id']} could not be "
+            f"read (vds.edit on 127.0.0.1:{bm.server.port}: asked for item "
+            f"{first['upstream_id']}, the upstream answered with item "
+            f"{second['upstream_id']}); compared next run") in r.stderr
+    assert [show(run, c["item"])["status"] for c in created] == [2, 3]
+    assert show(run, first["id"])["history"] == first["history"]
+    r = run("services", "import", "vds-up", "--upstream-id", foreign)
+    assert r.exit_code == ERROR, r
+    assert "the upstream answered with item" in r.stderr
+    assert tsv(run("services", "list").stdout)[-1]["id"] == str(second["id"])

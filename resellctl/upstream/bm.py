@@ -48,8 +48,7 @@ class BmClient(Client):
         """An item as its form shows it (normalise.edit_form). An item that is not there is
         an UpstreamError of type ``missing``, never taken for a bug of ours."""
         try:
-            return self._call(f"{itemtype}.edit", {"elid": elid}, retry, normalise.edit_form,
-                              deadline)
+            return self._read(itemtype, elid, retry, normalise.edit_form, deadline)
         except UpstreamError as error:
             if error.type not in GONE or error.object not in ("elid", ""):
                 raise
