@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from helpers import ERROR, PASSWORD, SUCCESS, USERNAME, checkevent, op, sent, show, tsv
+from helpers import (ERROR, PASSWORD, SUCCESS, USERNAME, checkevent, op, refused, sent, show,
+                     tsv)
 from resellctl.sim import Simulator, serve
 
 
@@ -378,3 +379,46 @@ def test_a_form_of_another_item_than_asked_is_never_taken_for_it(run, bm, monkey
     assert r.exit_code == ERROR, r
     assert "the upstream answered with item" in r.stderr
     assert tsv(run("services", "list").stdout)[-1]["id"] == str(second["id"])
+
+
+def test_an_order_whose_answer_was_lost_is_never_imported_or_linked_to_another_service(run, bm):
+    """The item a lost order made carries that order's remoteid: imported as a service of its
+    own (or linked to another), the order would find nothing and be made, and charged, again."""
+    lost = []
+    for _ in range(2):
+        bm.fault("drop_after_commit", func="v2.vds.order.param", count=1)
+        bm.fault("500", func="vds", count=9)  # and the search for it fails too
+        [created] = json.loads(run("order", "VDS-1", "--json").stdout)
+        assert created["status"] == "failed", created
+        bm.faults.clear()
+        lost.append(created)
+    made = list(bm.items)
+    r = run("services", "import", "vds-up")
+    assert r.exit_code == SUCCESS, r
+    for created, upstream_id in zip(lost, made):
+        assert (f"passed over: upstream item {upstream_id}: it carries the remoteid of service "
+                f"{created['item']}, whose order made it (resellctl services link "
+                f"{created['item']} {upstream_id})") in r.stderr
+    assert "0 services imported" in r.stderr
+    refused(run("services", "link", lost[1]["item"], made[0]),
+            f"upstream item {made[0]} carries the remoteid of service {lost[0]['item']}")
+    for created, upstream_id in zip(lost, made):
+        r = run("ops", "start", created["runningoperation"])
+        assert r.exit_code == SUCCESS, r
+        assert show(run, created["item"])["upstream_id"] == upstream_id
+    assert len(sent(bm, "v2.vds.order.param")) == 2 and len(bm.items) == 2
+    assert bm.balance() == Decimal("90.00")
+
+
+def test_a_service_is_never_linked_to_a_deleted_item(run, bm):
+    """A link is not undone by hand: linked to a deleted item (a typo), the service would be
+    closed by the next checkevent."""
+    gone = bm.add_foreign("11")
+    bm.delete(gone)
+    bm.fault("drop_after_commit", func="v2.vds.order.param", count=1)
+    bm.fault("500", func="vds", count=9)
+    [lost] = json.loads(run("order", "VDS-1", "--json").stdout)
+    bm.faults.clear()
+    refused(run("services", "link", lost["item"], gone),
+            f"upstream item {gone} is deleted")
+    assert show(run, lost["item"])["upstream_id"] is None
