@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from resellctl import bmdoc, errors
 from resellctl.errors import UpstreamError
-from resellctl.upstream import EDIT_FIELDS, ORDER_FIELDS, check_params
+from resellctl.upstream import EDIT_FIELDS, ORDER_FIELDS, check_params, normalise
 
 
 class Client:
@@ -136,6 +136,10 @@ class EventsClient(Client):
                     for k in ("id", "remoteid", "status", "expiredate", "pricelist")}
             if item["id"] is None:
                 raise ValueError("no id")
+            # Read as the bm dialects read theirs: a status is a code, an expiry a date.
+            for name, read in (("status", normalise.status), ("expiredate", normalise.expiry)):
+                if item[name] and read(doc) != item[name]:
+                    raise ValueError(f"{name} {item[name][:40]!r}")
             item["params"] = bmdoc.named_values(doc.get("param"))
             item["addons"] = bmdoc.named_values(doc.get("addon"))
             return item
