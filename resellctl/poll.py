@@ -87,7 +87,7 @@ class Poll:
 
     def _list(self, itemtype):
         for page in self.client.pages(itemtype, PAGE):
-            books = self._books(page)
+            books = self._books(page, itemtype)
             for row in page:
                 upstream_id = row["id"]
                 service = books.get(upstream_id)
@@ -103,10 +103,12 @@ class Poll:
                 return
         self.complete_types.add(itemtype)
 
-    def _books(self, page):
-        """The linked services a list page shows, by upstream id: ``(id, status, expiredate,
-        (its tariff's upstream id, its name), {parameter: value})``, of the parameters only
-        those the page shows as columns."""
+    def _books(self, page, itemtype):
+        """The linked services of ``itemtype`` a list page shows, by upstream id: ``(id, status,
+        expiredate, (its tariff's upstream id, its name), {parameter: value})``, of the
+        parameters only those the page shows as columns. A row of another type's list is not
+        the service, whatever its id: that list's forms would answer for another item, or
+        for none."""
         ids = [row["id"] for row in page]
         shown = {name for row in page for name in row["columns"]}
         books = {}
@@ -117,8 +119,8 @@ class Poll:
                     "SELECT item.id, item.upstream_id, item.status, item.expiredate, "
                     "pricelist.remote_id, pricelist.name FROM item LEFT JOIN pricelist "
                     "ON pricelist.id = item.pricelist WHERE item.upstream_module = ? "
-                    f"AND item.upstream_id IN ({','.join('?' * len(chunk))})",
-                    (self.module["id"], *chunk)):
+                    f"AND item.itemtype = ? AND item.upstream_id IN ({','.join('?' * len(chunk))})",
+                    (self.module["id"], itemtype, *chunk)):
                 services[item_id] = books[upstream_id] = (item_id, status, expiredate,
                                                           (remote_id, name), {})
             if shown and services:

@@ -422,3 +422,23 @@ def test_a_service_is_never_linked_to_a_deleted_item(run, bm):
     refused(run("services", "link", lost["item"], gone),
             f"upstream item {gone} is deleted")
     assert show(run, lost["item"])["upstream_id"] is None
+
+
+def test_a_row_of_another_types_list_with_a_services_id_is_not_that_service(
+        run, bm, monkeypatch):
+    """The vhost list shows a row with the id of a vds of the books: taken for it, the vds was
+    found missing upstream (its vhost form is none), or given the vhost's state."""
+    from resellctl.sim import bm as sim_bm
+
+    [created] = ordered(run)
+    checkevent(run)
+    service = show(run, created["item"])
+    hosting = bm.add_foreign("21")
+    bm.suspend(hosting)
+    real = sim_bm._row
+    monkeypatch.setattr(sim_bm, "_row", lambda sim, item: {
+        **real(sim, item), **({"id": {"$": service["upstream_id"]}} if item.id == hosting
+                              else {})})
+    summary = checkevent(run)
+    assert (summary["applied"], summary["missing"], summary["foreign"]) == (0, 0, 1)
+    assert show(run, created["item"]) == service
