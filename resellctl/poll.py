@@ -97,7 +97,8 @@ class Poll:
                     self.summary.foreign += 1
                     continue
                 self.seen.add(upstream_id)
-                if _differs(row, service):
+                # A service found missing upstream, listed again: its form clears the mark.
+                if _differs(row, service) or service[5]:
                     self.wanted[upstream_id] = Found(service[0], upstream_id, itemtype, row)
             if self._out_of_time():
                 return
@@ -105,7 +106,7 @@ class Poll:
 
     def _books(self, page, itemtype):
         """The linked services of ``itemtype`` a list page shows, by upstream id: ``(id, status,
-        expiredate, (its tariff's upstream id, its name), {parameter: value})``, of the
+        expiredate, (its tariff's upstream id, its name), {parameter: value}, missing)``, of the
         parameters only those the page shows as columns. A row of another type's list is not
         the service, whatever its id: that list's forms would answer for another item, or
         for none."""
@@ -115,14 +116,15 @@ class Poll:
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start:start + CHUNK]
             services = {}
-            for item_id, upstream_id, status, expiredate, remote_id, name in self._tuples(
-                    "SELECT item.id, item.upstream_id, item.status, item.expiredate, "
-                    "pricelist.remote_id, pricelist.name FROM item LEFT JOIN pricelist "
-                    "ON pricelist.id = item.pricelist WHERE item.upstream_module = ? "
-                    f"AND item.itemtype = ? AND item.upstream_id IN ({','.join('?' * len(chunk))})",
-                    (self.module["id"], itemtype, *chunk)):
+            for item_id, upstream_id, status, expiredate, remote_id, name, missing in (
+                    self._tuples(
+                        "SELECT item.id, item.upstream_id, item.status, item.expiredate, "
+                        "pricelist.remote_id, pricelist.name, item.missing FROM item LEFT JOIN "
+                        "pricelist ON pricelist.id = item.pricelist WHERE item.upstream_module = ? "
+                        "AND item.itemtype = ? AND item.upstream_id IN "
+                        f"({','.join('?' * len(chunk))})", (self.module["id"], itemtype, *chunk))):
                 services[item_id] = books[upstream_id] = (item_id, status, expiredate,
-                                                          (remote_id, name), {})
+                                                          (remote_id, name), {}, missing)
             if shown and services:
                 for item_id, name, value in self._tuples(
                         "SELECT item, name, value FROM itemparam WHERE item IN "
@@ -229,6 +231,10 @@ class Poll:
                     self._log(conn, stamp, row["id"], change)
                 if self.budget is not None:
                     self.budget -= len(changes)
+                if row["missing"]:
+                    self.store.add_history(entry.item, f"upstream item {entry.upstream_id} is "
+                                           "there again: no longer missing upstream",
+                                           source="poll", date=stamp)
                 conn.execute("UPDATE item SET compared = ?, missing = NULL WHERE id = ?",
                              (stamp, entry.item))
             for entry, error in gone.values():
@@ -367,7 +373,7 @@ def _differs(row, service):
     """Whether a list row shows the service (as Poll._books gives it) otherwise than the books
     do: its status, expiry, tariff (a list may show its upstream id or its name), or one of
     the parameters the books hold among the row's columns."""
-    _, status, expiredate, tariff, params = service
+    _, status, expiredate, tariff, params, _ = service
     if row["status"] is not None and int(row["status"]) != status:
         return True
     if row["expiredate"] is not None and row["expiredate"] != expiredate:

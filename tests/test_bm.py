@@ -442,3 +442,22 @@ def test_a_row_of_another_types_list_with_a_services_id_is_not_that_service(
     summary = checkevent(run)
     assert (summary["applied"], summary["missing"], summary["foreign"]) == (0, 0, 1)
     assert show(run, created["item"]) == service
+
+
+def test_a_service_missing_upstream_that_is_listed_again_is_no_longer_missing(run, bm):
+    """Back in the list (restored upstream), it stayed marked missing until the rotation read
+    its form: a week of runs, with `services list --missing` and status naming a problem."""
+    bm.set_balance("1000.00")
+    created = ordered(run, "--quantity", "25")  # more than a run's rotation reads
+    checkevent(run)
+    last = show(run, created[-1]["item"])
+    item = bm.items[last["upstream_id"]]
+    bm.vanish(item.id)
+    assert checkevent(run)["new_missing"] == [last["id"]]
+    bm.items[item.id] = item
+    assert checkevent(run)["missing"] == 0
+    service = show(run, last["id"])
+    assert service["missing"] is None
+    assert service["history"][-1]["message"] == (
+        f"upstream item {item.id} is there again: no longer missing upstream")
+    assert run("services", "list", "--missing", "-q").stdout == ""
