@@ -461,3 +461,25 @@ def test_a_service_missing_upstream_that_is_listed_again_is_no_longer_missing(ru
     assert service["history"][-1]["message"] == (
         f"upstream item {item.id} is there again: no longer missing upstream")
     assert run("services", "list", "--missing", "-q").stdout == ""
+
+
+def test_a_row_listed_twice_is_one_candidate_for_an_order_whose_answer_was_lost(
+        run, bm, monkeypatch):
+    """A list that shows a row twice (or again on the next page, the list having moved between
+    the two): the item the order made was two candidates, and the order failed as ambiguous."""
+    from resellctl.sim import bm as sim_bm
+
+    real = sim_bm.item_list
+
+    def twice(sim, account, form):
+        doc = real(sim, account, form, itemtype="vds")
+        if "elem" in doc:
+            doc["elem"] = doc["elem"] * 2
+        return doc
+    monkeypatch.setitem(sim_bm.FUNCTIONS, "vds", twice)
+    bm.fault("drop_after_commit", func="v2.vds.order.param", count=1)
+    [created] = ordered(run)
+    assert created["status"] == "waiting"
+    assert show(run, created["item"])["upstream_id"] == next(iter(bm.items))
+    assert len(bm.items) == 1 and bm.balance() == Decimal("95.00")
+    assert checkevent(run)["foreign"] == 0
