@@ -294,13 +294,18 @@ class Poll:
         pricelist = view.get("pricelist")
         new_tariff = pricelist if pricelist and (tariff is None
                                                  or tariff["remote_id"] != pricelist) else None
-        if new_tariff and not store.one("SELECT 1 FROM pricelist WHERE processingmodule = ? AND "
-                                        "remote_id = ?", (module_id, new_tariff)):
-            # Applied, it would only say so in the history at every run until imported.
+        known = new_tariff and store.one("SELECT itemtype FROM pricelist WHERE "
+                                         "processingmodule = ? AND remote_id = ?",
+                                         (module_id, new_tariff))
+        if new_tariff and (known is None or known["itemtype"] != row["itemtype"]):
+            # Applied, it would only say so in the history at every run until imported; one of
+            # another item type would make a vds a hosting in the books.
             self.summary.warnings.append(
-                f"service {row['id']}: its upstream item shows tariff {new_tariff}, which is not "
-                f"imported here; run: resellctl tariffs import {self.module['name']}")
-            new_tariff = None
+                f"service {row['id']}: its upstream item shows tariff {new_tariff}, " + (
+                    "which is not imported here; run: resellctl tariffs import "
+                    f"{self.module['name']}" if known is None else
+                    f"which sells {known['itemtype']}, not {row['itemtype']}: not applied"))
+            new_tariff, new_addons = None, {}  # its resources are that tariff's
         expiry = view.get("expiredate")
         new_expiry = expiry if expiry and expiry != row["expiredate"] else None
         item, was = entry.upstream_id, row["status"]

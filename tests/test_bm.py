@@ -483,3 +483,17 @@ def test_a_row_listed_twice_is_one_candidate_for_an_order_whose_answer_was_lost(
     assert show(run, created["item"])["upstream_id"] == next(iter(bm.items))
     assert len(bm.items) == 1 and bm.balance() == Decimal("95.00")
     assert checkevent(run)["foreign"] == 0
+
+
+def test_a_tariff_of_another_item_type_upstream_is_said_not_applied(run, bm):
+    """A vds whose form shows a hosting tariff (an upstream's mistake): applied, the books made
+    the vds a hosting service with a hosting's resources."""
+    [created] = ordered(run)
+    checkevent(run)
+    service = show(run, created["item"])
+    bm.items[service["upstream_id"]].pricelist = "21"  # Hosting-Start, of vhost
+    r = run("checkevent")
+    assert r.exit_code == SUCCESS, r
+    assert (f"service {created['item']}: its upstream item shows tariff 21, which sells vhost, "
+            "not vds: not applied") in r.stderr
+    assert show(run, created["item"]) == service
