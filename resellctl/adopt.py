@@ -53,6 +53,15 @@ def import_items(store, upstreams, module_ref, upstream_ids=(), client_name="", 
             skipped.append(f"upstream item {upstream_id}: its tariff {view.get('pricelist')!r} "
                            f"is not imported (resellctl tariffs import {module['name']})")
             continue
+        owner = _ordered_by(store, view)
+        if owner is not None:
+            # An order of ours whose answer was lost: imported, its order would look for it,
+            # find it linked, and make (and charge) the service again.
+            skipped.append(f"upstream item {upstream_id}: it carries the remoteid of service "
+                           f"{owner['id']}, whose order made it" + (
+                               "" if owner["upstream_id"] else
+                               f" (resellctl services link {owner['id']} {upstream_id})"))
+            continue
         views.append((upstream_id, view, tariff))
     imported = []
     with store.write():
@@ -78,7 +87,7 @@ def _add(store, module, upstream_id, view, tariff, client_name, who, stamp):
     states.item_status(conn, item_id, status, stamp)
     remoteid = view.get("remoteid")
     if remoteid and store.one("SELECT 1 FROM item WHERE remoteid = ?", (remoteid,)):
-        remoteid = None  # another service's: the books keep each remoteid once
+        remoteid = None  # shown by another item of this import too: the books keep it once
     conn.execute("UPDATE item SET expiredate = ?, remoteid = ?, compared = ? WHERE id = ?",
                  (view.get("expiredate"), remoteid, stamp, item_id))
     params = view.get("params") or {}
@@ -124,6 +133,14 @@ def link(engine, item_id, upstream_id, who=None):
     if view.get("pricelist") != tariff["remote_id"]:
         raise InputError(f"upstream item {upstream_id} has tariff {view.get('pricelist')!r}; "
                          f"service {item['id']} is of {tariff['name']} ({tariff['remote_id']})")
+    owner = _ordered_by(store, view)
+    if owner is not None and owner["id"] != item["id"]:
+        # Service N's order whose answer was lost: linked here, N's order would be sent again.
+        raise InputError(f"upstream item {upstream_id} carries the remoteid of service "
+                         f"{owner['id']}: that service's order made it")
+    if view.get("status") == str(int(ItemStatus.DELETED)):
+        # A link is not undone by hand: the service would be closed by the next checkevent.
+        raise InputError(f"upstream item {upstream_id} is deleted")
     order = store.one("SELECT * FROM runningoperation WHERE item = ? AND operation = 'open' "
                       "AND status IN (?, ?) ORDER BY id DESC LIMIT 1",
                       (item["id"], OpStatus.NEW, OpStatus.FAILED))
@@ -142,6 +159,15 @@ def link(engine, item_id, upstream_id, who=None):
     finally:
         os.close(claim)
     return store.item(item["id"])
+
+
+def _ordered_by(store, view):
+    """The service whose order made the upstream item ``view`` shows (it carries that service's
+    remoteid), or None."""
+    remoteid = view.get("remoteid")
+    if not remoteid:
+        return None
+    return store.one("SELECT id, upstream_id FROM item WHERE remoteid = ?", (remoteid,))
 
 
 def _linked(store, module):

@@ -87,7 +87,7 @@ class Poll:
 
     def _list(self, itemtype):
         for page in self.client.pages(itemtype, PAGE):
-            books = self._books(page)
+            books = self._books(page, itemtype)
             for row in page:
                 upstream_id = row["id"]
                 service = books.get(upstream_id)
@@ -97,30 +97,34 @@ class Poll:
                     self.summary.foreign += 1
                     continue
                 self.seen.add(upstream_id)
-                if _differs(row, service):
+                # A service found missing upstream, listed again: its form clears the mark.
+                if _differs(row, service) or service[5]:
                     self.wanted[upstream_id] = Found(service[0], upstream_id, itemtype, row)
             if self._out_of_time():
                 return
         self.complete_types.add(itemtype)
 
-    def _books(self, page):
-        """The linked services a list page shows, by upstream id: ``(id, status, expiredate,
-        (its tariff's upstream id, its name), {parameter: value})``, of the parameters only
-        those the page shows as columns."""
+    def _books(self, page, itemtype):
+        """The linked services of ``itemtype`` a list page shows, by upstream id: ``(id, status,
+        expiredate, (its tariff's upstream id, its name), {parameter: value}, missing)``, of the
+        parameters only those the page shows as columns. A row of another type's list is not
+        the service, whatever its id: that list's forms would answer for another item, or
+        for none."""
         ids = [row["id"] for row in page]
         shown = {name for row in page for name in row["columns"]}
         books = {}
         for start in range(0, len(ids), CHUNK):
             chunk = ids[start:start + CHUNK]
             services = {}
-            for item_id, upstream_id, status, expiredate, remote_id, name in self._tuples(
-                    "SELECT item.id, item.upstream_id, item.status, item.expiredate, "
-                    "pricelist.remote_id, pricelist.name FROM item LEFT JOIN pricelist "
-                    "ON pricelist.id = item.pricelist WHERE item.upstream_module = ? "
-                    f"AND item.upstream_id IN ({','.join('?' * len(chunk))})",
-                    (self.module["id"], *chunk)):
+            for item_id, upstream_id, status, expiredate, remote_id, name, missing in (
+                    self._tuples(
+                        "SELECT item.id, item.upstream_id, item.status, item.expiredate, "
+                        "pricelist.remote_id, pricelist.name, item.missing FROM item LEFT JOIN "
+                        "pricelist ON pricelist.id = item.pricelist WHERE item.upstream_module = ? "
+                        "AND item.itemtype = ? AND item.upstream_id IN "
+                        f"({','.join('?' * len(chunk))})", (self.module["id"], itemtype, *chunk))):
                 services[item_id] = books[upstream_id] = (item_id, status, expiredate,
-                                                          (remote_id, name), {})
+                                                          (remote_id, name), {}, missing)
             if shown and services:
                 for item_id, name, value in self._tuples(
                         "SELECT item, name, value FROM itemparam WHERE item IN "
@@ -227,6 +231,10 @@ class Poll:
                     self._log(conn, stamp, row["id"], change)
                 if self.budget is not None:
                     self.budget -= len(changes)
+                if row["missing"]:
+                    self.store.add_history(entry.item, f"upstream item {entry.upstream_id} is "
+                                           "there again: no longer missing upstream",
+                                           source="poll", date=stamp)
                 conn.execute("UPDATE item SET compared = ?, missing = NULL WHERE id = ?",
                              (stamp, entry.item))
             for entry, error in gone.values():
@@ -286,13 +294,18 @@ class Poll:
         pricelist = view.get("pricelist")
         new_tariff = pricelist if pricelist and (tariff is None
                                                  or tariff["remote_id"] != pricelist) else None
-        if new_tariff and not store.one("SELECT 1 FROM pricelist WHERE processingmodule = ? AND "
-                                        "remote_id = ?", (module_id, new_tariff)):
-            # Applied, it would only say so in the history at every run until imported.
+        known = new_tariff and store.one("SELECT itemtype FROM pricelist WHERE "
+                                         "processingmodule = ? AND remote_id = ?",
+                                         (module_id, new_tariff))
+        if new_tariff and (known is None or known["itemtype"] != row["itemtype"]):
+            # Applied, it would only say so in the history at every run until imported; one of
+            # another item type would make a vds a hosting in the books.
             self.summary.warnings.append(
-                f"service {row['id']}: its upstream item shows tariff {new_tariff}, which is not "
-                f"imported here; run: resellctl tariffs import {self.module['name']}")
-            new_tariff = None
+                f"service {row['id']}: its upstream item shows tariff {new_tariff}, " + (
+                    "which is not imported here; run: resellctl tariffs import "
+                    f"{self.module['name']}" if known is None else
+                    f"which sells {known['itemtype']}, not {row['itemtype']}: not applied"))
+            new_tariff, new_addons = None, {}  # its resources are that tariff's
         expiry = view.get("expiredate")
         new_expiry = expiry if expiry and expiry != row["expiredate"] else None
         item, was = entry.upstream_id, row["status"]
@@ -365,7 +378,7 @@ def _differs(row, service):
     """Whether a list row shows the service (as Poll._books gives it) otherwise than the books
     do: its status, expiry, tariff (a list may show its upstream id or its name), or one of
     the parameters the books hold among the row's columns."""
-    _, status, expiredate, tariff, params = service
+    _, status, expiredate, tariff, params, _ = service
     if row["status"] is not None and int(row["status"]) != status:
         return True
     if row["expiredate"] is not None and row["expiredate"] != expiredate:

@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from helpers import ERROR, PASSWORD, SUCCESS, USERNAME, checkevent, op, sent, show, tsv
+from helpers import (ERROR, PASSWORD, SUCCESS, USERNAME, checkevent, op, refused, sent, show,
+                     tsv)
 from resellctl.sim import Simulator, serve
 
 
@@ -349,3 +350,150 @@ def test_max_events_applies_a_services_changes_together_and_the_rest_next_run(ru
     for c in created:
         service = show(run, c["item"])
         assert (service["status"], service["params"]["note"]) == (3, "moved")
+
+
+def test_a_form_of_another_item_than_asked_is_never_taken_for_it(run, bm, monkeypatch):
+    """An upstream (a caching proxy, a bug) that answers one item's form with another's: the
+    other's state would be applied to the wrong service, or the wrong server adopted."""
+    from resellctl.sim import bm as sim_bm
+
+    created = ordered(run, "--quantity", "2")
+    checkevent(run)
+    first, second = (show(run, c["item"]) for c in created)
+    foreign = bm.add_foreign("11", {"ip": "192.0.2.50"})
+    answered = {first["upstream_id"]: second["upstream_id"], foreign: second["upstream_id"]}
+    real = sim_bm._form
+    monkeypatch.setattr(sim_bm, "_form", lambda sim, item, func: real(
+        sim, sim.items[answered.get(item.id, item.id)], func))
+    bm.suspend(second["upstream_id"])
+    bm.set_expiredate(first["upstream_id"], "2030-01-31")  # the first's row differs: read
+    r = run("checkevent")
+    assert r.exit_code == SUCCESS, r
+    assert (f"service {first['id']}: its upstream item {first['upstream_id']} could not be "
+            f"read (vds.edit on 127.0.0.1:{bm.server.port}: asked for item "
+            f"{first['upstream_id']}, the upstream answered with item "
+            f"{second['upstream_id']}); compared next run") in r.stderr
+    assert [show(run, c["item"])["status"] for c in created] == [2, 3]
+    assert show(run, first["id"])["history"] == first["history"]
+    r = run("services", "import", "vds-up", "--upstream-id", foreign)
+    assert r.exit_code == ERROR, r
+    assert "the upstream answered with item" in r.stderr
+    assert tsv(run("services", "list").stdout)[-1]["id"] == str(second["id"])
+
+
+def test_an_order_whose_answer_was_lost_is_never_imported_or_linked_to_another_service(run, bm):
+    """The item a lost order made carries that order's remoteid: imported as a service of its
+    own (or linked to another), the order would find nothing and be made, and charged, again."""
+    lost = []
+    for _ in range(2):
+        bm.fault("drop_after_commit", func="v2.vds.order.param", count=1)
+        bm.fault("500", func="vds", count=9)  # and the search for it fails too
+        [created] = json.loads(run("order", "VDS-1", "--json").stdout)
+        assert created["status"] == "failed", created
+        bm.faults.clear()
+        lost.append(created)
+    made = list(bm.items)
+    r = run("services", "import", "vds-up")
+    assert r.exit_code == SUCCESS, r
+    for created, upstream_id in zip(lost, made):
+        assert (f"passed over: upstream item {upstream_id}: it carries the remoteid of service "
+                f"{created['item']}, whose order made it (resellctl services link "
+                f"{created['item']} {upstream_id})") in r.stderr
+    assert "0 services imported" in r.stderr
+    refused(run("services", "link", lost[1]["item"], made[0]),
+            f"upstream item {made[0]} carries the remoteid of service {lost[0]['item']}")
+    for created, upstream_id in zip(lost, made):
+        r = run("ops", "start", created["runningoperation"])
+        assert r.exit_code == SUCCESS, r
+        assert show(run, created["item"])["upstream_id"] == upstream_id
+    assert len(sent(bm, "v2.vds.order.param")) == 2 and len(bm.items) == 2
+    assert bm.balance() == Decimal("90.00")
+
+
+def test_a_service_is_never_linked_to_a_deleted_item(run, bm):
+    """A link is not undone by hand: linked to a deleted item (a typo), the service would be
+    closed by the next checkevent."""
+    gone = bm.add_foreign("11")
+    bm.delete(gone)
+    bm.fault("drop_after_commit", func="v2.vds.order.param", count=1)
+    bm.fault("500", func="vds", count=9)
+    [lost] = json.loads(run("order", "VDS-1", "--json").stdout)
+    bm.faults.clear()
+    refused(run("services", "link", lost["item"], gone),
+            f"upstream item {gone} is deleted")
+    assert show(run, lost["item"])["upstream_id"] is None
+
+
+def test_a_row_of_another_types_list_with_a_services_id_is_not_that_service(
+        run, bm, monkeypatch):
+    """The vhost list shows a row with the id of a vds of the books: taken for it, the vds was
+    found missing upstream (its vhost form is none), or given the vhost's state."""
+    from resellctl.sim import bm as sim_bm
+
+    [created] = ordered(run)
+    checkevent(run)
+    service = show(run, created["item"])
+    hosting = bm.add_foreign("21")
+    bm.suspend(hosting)
+    real = sim_bm._row
+    monkeypatch.setattr(sim_bm, "_row", lambda sim, item: {
+        **real(sim, item), **({"id": {"$": service["upstream_id"]}} if item.id == hosting
+                              else {})})
+    summary = checkevent(run)
+    assert (summary["applied"], summary["missing"], summary["foreign"]) == (0, 0, 1)
+    assert show(run, created["item"]) == service
+
+
+def test_a_service_missing_upstream_that_is_listed_again_is_no_longer_missing(run, bm):
+    """Back in the list (restored upstream), it stayed marked missing until the rotation read
+    its form: a week of runs, with `services list --missing` and status naming a problem."""
+    bm.set_balance("1000.00")
+    created = ordered(run, "--quantity", "25")  # more than a run's rotation reads
+    checkevent(run)
+    last = show(run, created[-1]["item"])
+    item = bm.items[last["upstream_id"]]
+    bm.vanish(item.id)
+    assert checkevent(run)["new_missing"] == [last["id"]]
+    bm.items[item.id] = item
+    assert checkevent(run)["missing"] == 0
+    service = show(run, last["id"])
+    assert service["missing"] is None
+    assert service["history"][-1]["message"] == (
+        f"upstream item {item.id} is there again: no longer missing upstream")
+    assert run("services", "list", "--missing", "-q").stdout == ""
+
+
+def test_a_row_listed_twice_is_one_candidate_for_an_order_whose_answer_was_lost(
+        run, bm, monkeypatch):
+    """A list that shows a row twice (or again on the next page, the list having moved between
+    the two): the item the order made was two candidates, and the order failed as ambiguous."""
+    from resellctl.sim import bm as sim_bm
+
+    real = sim_bm.item_list
+
+    def twice(sim, account, form):
+        doc = real(sim, account, form, itemtype="vds")
+        if "elem" in doc:
+            doc["elem"] = doc["elem"] * 2
+        return doc
+    monkeypatch.setitem(sim_bm.FUNCTIONS, "vds", twice)
+    bm.fault("drop_after_commit", func="v2.vds.order.param", count=1)
+    [created] = ordered(run)
+    assert created["status"] == "waiting"
+    assert show(run, created["item"])["upstream_id"] == next(iter(bm.items))
+    assert len(bm.items) == 1 and bm.balance() == Decimal("95.00")
+    assert checkevent(run)["foreign"] == 0
+
+
+def test_a_tariff_of_another_item_type_upstream_is_said_not_applied(run, bm):
+    """A vds whose form shows a hosting tariff (an upstream's mistake): applied, the books made
+    the vds a hosting service with a hosting's resources."""
+    [created] = ordered(run)
+    checkevent(run)
+    service = show(run, created["item"])
+    bm.items[service["upstream_id"]].pricelist = "21"  # Hosting-Start, of vhost
+    r = run("checkevent")
+    assert r.exit_code == SUCCESS, r
+    assert (f"service {created['item']}: its upstream item shows tariff 21, which sells vhost, "
+            "not vds: not applied") in r.stderr
+    assert show(run, created["item"]) == service

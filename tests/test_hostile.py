@@ -15,6 +15,7 @@ import pytest
 import hostile
 from helpers import ERROR, PASSWORD, SUCCESS, TEMPFAIL, USAGE, USERNAME
 from hostile import MiB
+from resellctl.bmdoc import scalar
 
 SMALL_CAP = "0.05"  # MiB: 52,428 bytes, and 1,638 values at 32 bytes a value
 
@@ -107,6 +108,27 @@ def test_a_malformed_answer_is_a_temporary_failure_of_tariffs_import_and_order(
     assert imported.exit_code == TEMPFAIL, imported
     one_line(imported.stderr, "Error: pricelist.export on 127.0.0.1:")
     assert "the answer nests too deep to decode" in imported.stderr
+
+
+def test_a_form_whose_status_is_no_code_is_a_temporary_failure_of_services_import(
+        run, password_file):
+    """`services import` took a form's status for a number: a word there was a traceback, and
+    a date that is none went into the books."""
+    form = {"id": scalar(4211), "status": scalar("Active"), "pricelist": scalar(11)}
+    with hostile.Hostile(hostile.by_func(hostile.answer(form),
+                                         pricelist_export=hostile.pricelists())) as bad:
+        add_module(run, "bad-up", bad.url, password_file)
+        assert run("tariffs", "import", "bad-up").exit_code == SUCCESS
+        r = run("services", "import", "bad-up", "--upstream-id", "4211")
+        form.update(status=scalar(2), expiredate=scalar("soon"))
+        bad.behaviour = hostile.by_func(hostile.answer(form))
+        dated = run("services", "import", "bad-up", "--upstream-id", "4211")
+    assert r.exit_code == TEMPFAIL, r
+    one_line(r.stderr, "Error: vds.edit on 127.0.0.1:")
+    assert "the answer has an unexpected shape (status 'Active')" in r.stderr
+    assert dated.exit_code == TEMPFAIL, dated
+    assert "the answer has an unexpected shape (expiredate 'soon')" in dated.stderr
+    assert run("services", "list", "-q").stdout == ""
 
 
 def test_an_event_nested_too_deep_to_log_is_rejected_and_passed(run, password_file):

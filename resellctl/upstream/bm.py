@@ -48,8 +48,7 @@ class BmClient(Client):
         """An item as its form shows it (normalise.edit_form). An item that is not there is
         an UpstreamError of type ``missing``, never taken for a bug of ours."""
         try:
-            return self._call(f"{itemtype}.edit", {"elid": elid}, retry, normalise.edit_form,
-                              deadline)
+            return self._read(itemtype, elid, retry, normalise.edit_form, deadline)
         except UpstreamError as error:
             if error.type not in GONE or error.object not in ("elid", ""):
                 raise
@@ -94,8 +93,9 @@ class BmClient(Client):
 
     def pages(self, itemtype, size=1000, deadline=None):
         """The account's services of ``itemtype``, a page (a list of normalise.list_row) at a
-        time. An upstream that ignores paging (a page longer than asked, or the same rows
-        again) is read once, never looped over. A type the account cannot list has none."""
+        time, each id once. An upstream that ignores paging (a page longer than asked, or the
+        same rows again) is read once, never looped over. A type the account cannot list has
+        none."""
         number, before, read = 1, set(), 0
         while True:
             if read >= MAX_LISTED:
@@ -111,9 +111,12 @@ class BmClient(Client):
                     raise
                 return
             ids = {row["id"] for row in rows}
-            if not rows or ids & before:
+            if ids <= before:
                 return
-            yield rows
+            # A row twice, or again from the page before (an item made or deleted between the
+            # two moved the list), is one service: taken twice, it was two candidates for an
+            # order, or ended the walk early.
+            yield list({row["id"]: row for row in rows if row["id"] not in before}.values())
             if len(rows) != size:
                 return
             number, before, read = number + 1, ids, read + len(rows)

@@ -11,8 +11,9 @@ False): only the engine sends it again, after reading what the upstream shows
 import re
 from decimal import Decimal
 
-from resellctl import bmdoc
-from resellctl.upstream import EDIT_FIELDS, ORDER_FIELDS, check_params
+from resellctl import bmdoc, errors
+from resellctl.errors import UpstreamError
+from resellctl.upstream import EDIT_FIELDS, ORDER_FIELDS, check_params, normalise
 
 
 class Client:
@@ -49,6 +50,19 @@ class Client:
 
     def _call(self, func, params=None, retry=True, parse=None, deadline=None):
         return self.transport.call(func, params, retry=retry, parse=parse, deadline=deadline)
+
+    def _read(self, itemtype, elid, retry, parse, deadline):
+        """Item ``elid``'s ``<itemtype>.edit`` form, made a view by ``parse``. A form of
+        another item is refused (UpstreamError ``wrong_item``): taken for this one, it would
+        give one service another's status, or link one customer's server to another."""
+        func = f"{itemtype}.edit"
+        view = self._call(func, {"elid": elid}, retry, parse, deadline)
+        if str(view["id"]).strip() != str(elid).strip():
+            shown = self.transport.answers.safe(str(view["id"]), 40)
+            raise UpstreamError(errors.PERMANENT, f"{func} on {self.transport.host}: asked for "
+                                f"item {elid}, the upstream answered with item {shown}",
+                                type="wrong_item", object="elid")
+        return view
 
     def pricelists(self, itemtype=None, deadline=None):
         """The tariffs the account may order, as plain dicts."""
@@ -122,10 +136,14 @@ class EventsClient(Client):
                     for k in ("id", "remoteid", "status", "expiredate", "pricelist")}
             if item["id"] is None:
                 raise ValueError("no id")
+            # Read as the bm dialects read theirs: a status is a code, an expiry a date.
+            for name, read in (("status", normalise.status), ("expiredate", normalise.expiry)):
+                if item[name] and read(doc) != item[name]:
+                    raise ValueError(f"{name} {item[name][:40]!r}")
             item["params"] = bmdoc.named_values(doc.get("param"))
             item["addons"] = bmdoc.named_values(doc.get("addon"))
             return item
-        return self._call(f"{itemtype}.edit", {"elid": elid}, retry, parse, deadline)
+        return self._read(itemtype, elid, retry, parse, deadline)
 
     def balance(self, deadline=None):
         """The selling account's balance as ``(Decimal, currency)``."""
