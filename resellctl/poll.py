@@ -224,11 +224,13 @@ class Poll:
                     # hold more than the budget): one compared is all in step.
                     self.summary.more = True
                     break
+                held = self._not_shown(row["id"], view, pending)
                 for change in changes:
                     described.append((entry.item, change))
                     applier.apply(change, row, pending, f"{change.type} (seen upstream)",
                                   closed_by="upstream")
                     self._log(conn, stamp, row["id"], change)
+                pending.update(held)
                 if self.budget is not None:
                     self.budget -= len(changes)
                 if row["missing"]:
@@ -358,6 +360,21 @@ class Poll:
             if kind.shows({**view, "status": status}, request["params"], request["baseline"]):
                 add(kind.completed_by)
         return changes
+
+    def _not_shown(self, item_id, view, pending):
+        """Take out of ``pending`` (and return) the waiting operations of a relative kind (a
+        prolongation) that the upstream's ``view`` does not show done: an expiry that moved
+        back, or on less than the operation asked, is applied to the books but completes no
+        renewal the customer paid for."""
+        held = {}
+        for kind in kinds.KINDS.values():
+            op = pending.get((item_id, kind.name))
+            if op is None or not kind.needs_baseline or op["status"] != OpStatus.WAITING:
+                continue
+            request = self._request(op["id"])
+            if not kind.shows(view, request["params"], request["baseline"]):
+                held[(item_id, kind.name)] = pending.pop((item_id, kind.name))
+        return held
 
     def _request(self, op_id):
         op = self.store.one("SELECT params, baseline FROM runningoperation WHERE id = ?",

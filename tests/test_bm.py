@@ -497,3 +497,29 @@ def test_a_tariff_of_another_item_type_upstream_is_said_not_applied(run, bm):
     assert (f"service {created['item']}: its upstream item shows tariff 21, which sells vhost, "
             "not vds: not applied") in r.stderr
     assert show(run, created["item"]) == service
+
+
+def test_an_expiry_moved_back_completes_no_renewal(run, bm, monkeypatch):
+    """An upstream that takes a renewal and applies it later, and meanwhile moves the expiry
+    back: the books follow the expiry, and the renewal waits until the upstream shows it."""
+    [created] = ordered(run)
+    checkevent(run)
+    item = created["item"]
+    remote, before = (show(run, item)[k] for k in ("upstream_id", "expiredate"))
+    taken = []
+    monkeypatch.setattr(Simulator, "prolong",
+                        lambda self, item_id, period: taken.append(item_id) or before)
+    r = run("services", "prolong", item, "--period", "1")
+    assert r.exit_code == SUCCESS, r
+    [row] = tsv(r.stdout)
+    assert row["status"] == "waiting" and taken == [remote]
+    earlier = "2026-01-15"
+    bm.set_expiredate(remote, earlier)
+    summary = checkevent(run)
+    assert summary["completed"] == 0
+    assert show(run, item)["expiredate"] == earlier
+    assert op(run, row["runningoperation"])["status"] == "waiting"
+    # The upstream applies it at last: past the expiry it had before the renewal was sent.
+    bm.set_expiredate(remote, "2099-01-31")
+    assert checkevent(run)["completed"] == 1
+    assert op(run, row["runningoperation"])["status"] == "done"
