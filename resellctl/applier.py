@@ -17,8 +17,8 @@ from resellctl.printable import one_line
 from resellctl.states import OpStatus
 
 # What applying a change reads of a service: fewer columns make a page's lookups cheaper.
-ITEM_COLUMNS = ("item.id, item.status, item.expiredate, item.pricelist, item.upstream_id, "
-                "item.upstream_module")
+ITEM_COLUMNS = ("item.id, item.itemtype, item.status, item.expiredate, item.pricelist, "
+                "item.upstream_id, item.upstream_module")
 
 _NONE = (None, True)  # a change that completes no kind
 
@@ -180,11 +180,18 @@ class Applier:
                          (change.expiredate, stamp, item_id))
             changes.append(f"expires {change.expiredate}")
             row["expiredate"] = change.expiredate
+        addons = change.addons
         if change.pricelist:
-            local, name = self._tariff(change.pricelist)
+            local, name, itemtype = self._tariff(change.pricelist)
             if local is None:
                 changes.append(f"tariff {change.pricelist} is not imported here "
                                "(resellctl tariffs import)")
+            elif itemtype != row["itemtype"]:
+                # It would make a vds a hosting in the books; nor are its resources this
+                # service's.
+                changes.append(f"tariff {name} sells {itemtype}, not {row['itemtype']}: "
+                               "not applied")
+                addons = None
             elif local != row["pricelist"]:
                 conn.execute("UPDATE item SET pricelist = ?, mdate = ? WHERE id = ?",
                              (local, stamp, item_id))
@@ -194,20 +201,21 @@ class Applier:
         if params:
             self.params += [(item_id, k, v) for k, v in params.items()]
             changes.append(", ".join([f"{k}={v}" for k, v in params.items()]))
-        if change.addons:
-            self.addons += [(item_id, k, v) for k, v in change.addons.items()]
-            changes.append("resources " + ", ".join([f"{k}={v}"
-                                                     for k, v in change.addons.items()]))
+        if addons:
+            self.addons += [(item_id, k, v) for k, v in addons.items()]
+            changes.append("resources " + ", ".join([f"{k}={v}" for k, v in addons.items()]))
         if change.msg:
             changes.append(f"reason: {change.msg}")
         return changes
 
     def _tariff(self, remote_id):
-        """The local tariff (id, name) of an upstream tariff id; (None, None) if not imported."""
+        """The local tariff (id, name, item type) of an upstream tariff id; Nones if it is not
+        imported."""
         if remote_id not in self.tariffs:
-            row = self.conn.execute("SELECT id, name FROM pricelist WHERE processingmodule = ? "
-                                    "AND remote_id = ?", (self.module_id, remote_id)).fetchone()
-            self.tariffs[remote_id] = tuple(row) if row else (None, None)
+            row = self.conn.execute("SELECT id, name, itemtype FROM pricelist WHERE "
+                                    "processingmodule = ? AND remote_id = ?",
+                                    (self.module_id, remote_id)).fetchone()
+            self.tariffs[remote_id] = tuple(row) if row else (None, None, None)
         return self.tariffs[remote_id]
 
     def flush(self):

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from helpers import (ERROR, SUCCESS, TEMPFAIL, USERNAME, add_waiting, adopt, books, checkevent,
-                     query, raw_event, tsv)
+                     order_active, query, raw_event, show, tsv)
 from resellctl.bmdoc import scalar
 from resellctl.store import now
 
@@ -189,6 +189,22 @@ def test_a_problem_record_read_again_by_a_replay_is_not_logged_twice(run, upstre
     replay = checkevent(run, "--from", "101")
     assert (replay["applied"], replay["rejected"], replay["skipped"]) == (0, 0, 4)
     assert len(json.loads(run("events", "list", "--problem", "--json").stdout)) == 2
+
+
+def test_a_tariff_of_another_item_type_is_never_applied_nor_its_resources(run, upstream):
+    """An event that would make a vds a hosting in the books: the service keeps its tariff and
+    resources, and its history says why."""
+    sim = upstream
+    item, remote = order_active(run, sim)
+    before = show(run, item)
+    sim.inject_event(raw_event(sim, type=scalar("changepricelist"), item=scalar(remote),
+                               remoteid=None, param=None, pricelist=scalar("21"),
+                               addon=[{"$name": "quota", "$": "5"}]))
+    assert checkevent(run)["applied"] == 1
+    after = show(run, item)
+    assert (after["pricelist"], after["addons"]) == (before["pricelist"], before["addons"])
+    assert after["history"][-1]["message"].endswith(
+        "tariff Hosting-Start sells vhost, not vds: not applied")
 
 
 # --- the summary for people, for cron and for programs ----------------------------------------
