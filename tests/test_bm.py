@@ -523,3 +523,19 @@ def test_an_expiry_moved_back_completes_no_renewal(run, bm, monkeypatch):
     bm.set_expiredate(remote, "2099-01-31")
     assert checkevent(run)["completed"] == 1
     assert op(run, row["runningoperation"])["status"] == "done"
+
+
+def test_the_search_for_a_lost_order_is_retried_in_one_layer(run, bm, monkeypatch):
+    """The search runs inside the order's own retries: its calls are not retried again inside
+    them, and the error says once how many attempts were made."""
+    monkeypatch.setenv("RESELLCTL_RETRY_ATTEMPTS", "3")
+    bm.fault("drop_after_commit", func="v2.vds.order.param", count=1)
+    bm.fault("500", func="vds", count=100)
+    start = len(bm.requests)
+    r = run("order", "VDS-1", "--json")
+    [created] = json.loads(r.stdout)
+    assert created["status"] == "failed", created
+    lists = [q for q in bm.requests[start:] if q["func"] == "vds"]
+    assert len(lists) == 2  # the second and third attempts search; the first was the order
+    assert r.stderr.count("gave up after") == 1, r.stderr
+    assert "gave up after 3 attempts" in r.stderr

@@ -75,8 +75,10 @@ class BmClient(Client):
         (an aware datetime), not among the ``linked`` upstream ids. Returns
         ``(carrying remoteid, showing no remoteid)``: their ids. Nothing here promises that a
         second order with one remoteid is refused [inferred], so this is how an order is kept
-        from being made twice (docs/protocol.md, "Ordering")."""
-        rows = [row["id"] for page in self.pages(itemtype, deadline=deadline) for row in page
+        from being made twice (docs/protocol.md, "Ordering"). Its calls are tried once each:
+        the search runs inside the retries of the order it looks for."""
+        rows = [row["id"] for page in self.pages(itemtype, deadline=deadline, retry=False)
+                for row in page
                 if row["id"] not in linked and row["pricelist"] in tariff
                 and created_since(row["createdate"], since)]
         if len(rows) > MAX_CANDIDATES:
@@ -84,18 +86,19 @@ class BmClient(Client):
             return [], rows
         carrying, unknown = [], []
         for upstream_id in rows:
-            shown = self.edit_read(itemtype, upstream_id, deadline=deadline)["remoteid"]
+            shown = self.edit_read(itemtype, upstream_id, retry=False,
+                                   deadline=deadline)["remoteid"]
             if shown == remoteid:
                 carrying.append(upstream_id)
             elif shown is None:
                 unknown.append(upstream_id)
         return carrying, unknown
 
-    def pages(self, itemtype, size=1000, deadline=None):
+    def pages(self, itemtype, size=1000, deadline=None, retry=True):
         """The account's services of ``itemtype``, a page (a list of normalise.list_row) at a
         time, each id once. An upstream that ignores paging (a page longer than asked, or the
         same rows again) is read once, never looped over. A type the account cannot list has
-        none."""
+        none. ``retry``: False where the caller retries around the whole walk."""
         number, before, read = 1, set(), 0
         while True:
             if read >= MAX_LISTED:
@@ -104,7 +107,7 @@ class BmClient(Client):
                                     f"the list goes on past {MAX_LISTED:,} services; it was "
                                     "not read further", type="endless_list")
             try:
-                rows = self._call(itemtype, {"p_cnt": size, "p_num": number}, True,
+                rows = self._call(itemtype, {"p_cnt": size, "p_num": number}, retry,
                                   _list_page, deadline)
             except UpstreamError as error:
                 if error.kind == errors.TRANSIENT or number > 1:
