@@ -61,6 +61,10 @@ AUTH = "auth"  # bad credentials: fix the module
 BALANCE = "balance"  # not_enough_money: wait for funds
 EXISTS = "exists"  # the object exists already (an order's remoteid): adopt it
 PERMANENT = "permanent"  # everything else: do not retry
+# The type of a transient failure whose answer came whole but malformed (not JSON, too large,
+# of the wrong shape), beside those that never came: one service's form of that kind is that
+# service's problem, where an upstream that cannot be reached is the module's.
+MALFORMED = "malformed"
 
 
 class UpstreamError(ResellError):

@@ -34,6 +34,7 @@ ROTATION_RUNS = 2016
 MIN_SHARE = 20  # forms read per run for the rotation, at the least
 BATCH = 200  # services read, then applied in one transaction
 CHUNK = 500  # upstream ids per query, well below SQLite's oldest limit of 999 variables
+MALFORMED_PER_RUN = 3  # malformed forms taken as their services' own; one more fails the run
 
 
 @dataclasses.dataclass
@@ -58,6 +59,7 @@ class Poll:
         self.seen = set()  # upstream ids the lists showed
         self.wanted = {}  # upstream id -> Found
         self.complete_types = set()  # item types listed to their end
+        self.malformed = 0  # forms read this run that came malformed
 
     def run(self):
         """List, compare, read where needed, apply. Returns the changes described, in order
@@ -189,7 +191,8 @@ class Poll:
                     views[entry.upstream_id] = (entry, self.client.edit_read(
                         entry.itemtype, entry.upstream_id))
                 except UpstreamError as error:
-                    if error.kind == errors.TRANSIENT:
+                    if error.kind == errors.TRANSIENT and (
+                            error.type != errors.MALFORMED or self._malformed_too_often()):
                         raise
                     if error.type in ("missed", "missing"):
                         gone[entry.upstream_id] = (entry, error)
@@ -360,6 +363,13 @@ class Poll:
             if kind.shows({**view, "status": status}, request["params"], request["baseline"]):
                 add(kind.completed_by)
         return changes
+
+    def _malformed_too_often(self):
+        """Whether another malformed form is one too many this run: a few are those services'
+        own (each warned of, and compared next run); more say the upstream is broken, and
+        the module's run fails as when it cannot be reached."""
+        self.malformed += 1
+        return self.malformed > MALFORMED_PER_RUN
 
     def _not_shown(self, item_id, view, pending):
         """Take out of ``pending`` (and return) the waiting operations of a relative kind (a

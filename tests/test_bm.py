@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from helpers import (ERROR, PASSWORD, SUCCESS, USERNAME, checkevent, op, refused, sent, show,
-                     tsv)
+from helpers import (ERROR, PASSWORD, SUCCESS, TEMPFAIL, USERNAME, checkevent, op, refused, sent,
+                     show, tsv)
 from resellctl.sim import Simulator, serve
 
 
@@ -539,3 +539,43 @@ def test_the_search_for_a_lost_order_is_retried_in_one_layer(run, bm, monkeypatc
     assert len(lists) == 2  # the second and third attempts search; the first was the order
     assert r.stderr.count("gave up after") == 1, r.stderr
     assert "gave up after 3 attempts" in r.stderr
+
+
+def test_a_malformed_form_is_its_services_problem_until_there_are_too_many(run, bm,
+                                                                           monkeypatch):
+    """One service's form of millions of fields (or of another shape) holds up no other
+    service; past a few such forms in one run, the upstream is broken and the run fails."""
+    from resellctl.poll import MALFORMED_PER_RUN
+    from resellctl.sim import bm as sim_bm
+
+    created = ordered(run, "--quantity", MALFORMED_PER_RUN + 2)
+    checkevent(run)
+    services = [show(run, c["item"]) for c in created]
+    spoilt = set()
+    real = sim_bm._form
+
+    def form(sim, item, func):
+        doc = real(sim, item, func)
+        if item.id in spoilt:
+            doc.update((f"field{n}", {"$": "x"}) for n in range(20_000))
+        return doc
+
+    monkeypatch.setattr(sim_bm, "_form", form)
+    for service in services:
+        bm.set_expiredate(service["upstream_id"], "2030-01-31")  # each row differs: read
+    first = services[0]
+    spoilt.add(first["upstream_id"])
+    r = run("checkevent")
+    assert r.exit_code == SUCCESS, r
+    assert (f"service {first['id']}: its upstream item {first['upstream_id']} could not be "
+            "read (vds.edit on ") in r.stderr
+    assert "more than 10,000" in r.stderr
+    assert [show(run, s["id"])["expiredate"] for s in services] == (
+        [first["expiredate"]] + ["2030-01-31"] * (len(services) - 1))
+
+    for service in services:
+        bm.set_expiredate(service["upstream_id"], "2031-01-31")
+    spoilt.update(s["upstream_id"] for s in services)
+    r = run("checkevent")
+    assert r.exit_code == TEMPFAIL, r
+    assert "more than 10,000" in r.stdout + r.stderr

@@ -15,7 +15,8 @@ import requests
 import urllib3.exceptions
 
 from resellctl import bmdoc
-from resellctl.errors import AUTH, BALANCE, EXISTS, PERMANENT, TRANSIENT, UpstreamError
+from resellctl.errors import (AUTH, BALANCE, EXISTS, MALFORMED, PERMANENT, TRANSIENT,
+                              UpstreamError)
 from resellctl.printable import one_line
 
 _AUTH_TYPES = {"auth", "invalid_login_or_passwd"}
@@ -69,8 +70,8 @@ class Answers:
             else:
                 return body
         cap = round(self.t.max_answer / MiB, 3)
-        raise self.transient(func, f"the answer is larger than {cap:g} MiB "
-                             "(RESELLCTL_MAX_ANSWER_MB)", maybe_sent=True)
+        raise self.malformed(func, f"the answer is larger than {cap:g} MiB "
+                             "(RESELLCTL_MAX_ANSWER_MB)")
 
     def _url_hint(self):
         edit = f"resellctl modules edit {self.t.module} --url URL" if self.t.module else "--url"
@@ -106,21 +107,21 @@ class Answers:
         # Counted before decoding, which takes up to a hundred bytes a value; every value but
         # the first follows a '[', ',' or ':', and takes a byte at least.
         if len(body) > most and 1 + sum(map(body.count, (b"[", b",", b":"))) > most:
-            raise self.transient(func, f"the answer holds more than {most:,} values "
-                                 "(RESELLCTL_MAX_ANSWER_MB)", maybe_sent=True)
+            raise self.malformed(func, f"the answer holds more than {most:,} values "
+                                 "(RESELLCTL_MAX_ANSWER_MB)")
         body_bytes = body
         try:
             body = json.loads(body)
         except ValueError:
             kind = response.headers.get("Content-Type", "no content type").split(";")[0]
             text = body[:200].decode("utf-8", "replace")
-            raise self.transient(func, f"the answer is not JSON ({kind}: "
-                                 f"{self.safe(text, 60)!r})", maybe_sent=True) from None
+            raise self.malformed(func, f"the answer is not JSON ({kind}: "
+                                 f"{self.safe(text, 60)!r})") from None
         except (RecursionError, MemoryError) as exc:
             why = "nests too deep" if isinstance(exc, RecursionError) else "is too large"
-            raise self.transient(func, f"the answer {why} to decode", maybe_sent=True) from None
+            raise self.malformed(func, f"the answer {why} to decode") from None
         if not isinstance(body, dict) or not isinstance(body.get("doc"), dict):
-            raise self.transient(func, "the answer is JSON without a doc", maybe_sent=True)
+            raise self.malformed(func, "the answer is JSON without a doc")
         if b"\\ud" in body_bytes or b"\\uD" in body_bytes:
             # JSON may escape half of a surrogate pair alone: no text, and the books' UTF-8
             # refuses it. Each such half becomes U+FFFD, as undecodable bytes do.
@@ -140,8 +141,7 @@ class Answers:
             msg = bmdoc.text(error.get("msg"), "")
             params = bmdoc.named_values(error.get("param"))
         except ValueError as exc:
-            return self.transient(func, f"the error answer is malformed ({exc})",
-                                  maybe_sent=True)
+            return self.malformed(func, f"the error answer is malformed ({exc})")
         etype, eobject, msg = (self.safe(s) for s in (etype, eobject, msg))
         # Params reach hints ("top up by at least {deficit} {currency}") and the books.
         params = {self.safe(k): self.safe(v) for k, v in params.items()}
@@ -173,11 +173,17 @@ class Answers:
         return UpstreamError(kind, self.t.redact(f"{message}: {msg}" if msg else message),
                              hint=hint and self.t.redact(hint), **details)
 
-    def transient(self, func, what, maybe_sent):
+    def transient(self, func, what, maybe_sent, type=None):
         fate = ("the request may have reached the upstream" if maybe_sent
                 else "the request was not sent")
         message = f"{func} on {self.t.host}: {what} (a temporary failure; {fate})"
-        return UpstreamError(TRANSIENT, self.safe(message), maybe_sent=maybe_sent)
+        return UpstreamError(TRANSIENT, self.safe(message), maybe_sent=maybe_sent, type=type)
+
+    def malformed(self, func, what):
+        """A transient failure of an answer that came whole but is not what the call answers
+        (type ``malformed``): one service's form of that kind is that service's problem, where
+        an upstream that cannot be reached is the module's."""
+        return self.transient(func, what, maybe_sent=True, type=MALFORMED)
 
 
 def _clean(text, limit=None):

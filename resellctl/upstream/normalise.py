@@ -130,6 +130,9 @@ def _is_column(name):
     return not (name in LIST_FIELDS or name.startswith("$") or _SECRET.search(name))
 
 
+MAX_FORM_FIELDS = 10_000
+
+
 def edit_form(doc):
     """The answer of ``<itemtype>.edit`` (a form) as the view every dialect gives:
     ``{"id", "remoteid", "status", "expiredate", "pricelist", "params", "addon_ids"}``.
@@ -143,6 +146,10 @@ def edit_form(doc):
     ident = _scalar(doc.get("elid")) or _scalar(doc.get("id"))
     if not ident:
         raise ValueError("the form names no service (no elid)")
+    if len(doc) > MAX_FORM_FIELDS:
+        # A service has tens of them: a form of millions, read 200 at a time, would hold
+        # gigabytes of memory.
+        raise ValueError(f"the form has {len(doc):,} fields, more than {MAX_FORM_FIELDS:,}")
     params, addons = {}, {}
     for name, node in doc.items():
         if name in OWN_FIELDS or name.startswith("$") or _SECRET.search(name):

@@ -141,8 +141,7 @@ class Transport:
                 return parse(doc)
             except (ValueError, LookupError, TypeError, AttributeError, InvalidOperation) as exc:
                 what = f"no {exc}" if isinstance(exc, KeyError) else str(exc) or "invalid"
-                error = self.answers.transient(func, f"the answer has an unexpected shape ({what})",
-                                               maybe_sent=True)
+                error = self.answers.malformed(func, f"the answer has an unexpected shape ({what})")
             raise error
 
         return retried(once, deadline, self.notify) if retry else once()
