@@ -53,6 +53,14 @@ def import_items(store, upstreams, module_ref, upstream_ids=(), client_name="", 
             skipped.append(f"upstream item {upstream_id}: its tariff {view.get('pricelist')!r} "
                            f"is not imported (resellctl tariffs import {module['name']})")
             continue
+        if view.get("status") == str(int(ItemStatus.DELETED)):
+            # A server gone upstream is no service to resell.
+            skipped.append(f"upstream item {upstream_id}: deleted upstream")
+            continue
+        if tariff["itemtype"] != itemtype:
+            skipped.append(f"upstream item {upstream_id}: listed as {itemtype}, but its tariff "
+                           f"{tariff['name']} sells {tariff['itemtype']}")
+            continue
         owner = _ordered_by(store, view)
         if owner is not None:
             # An order of ours whose answer was lost: imported, its order would look for it,

@@ -579,3 +579,13 @@ def test_a_malformed_form_is_its_services_problem_until_there_are_too_many(run, 
     r = run("checkevent")
     assert r.exit_code == TEMPFAIL, r
     assert "more than 10,000" in r.stdout + r.stderr
+
+
+def test_an_item_deleted_upstream_is_never_imported(run, bm):
+    gone = bm.add_foreign("11", {"ip": "192.0.2.51"})
+    bm.delete(gone)
+    for args in ([], ["--upstream-id", gone]):
+        r = run("services", "import", "vds-up", *args)
+        assert f"upstream item {gone}: deleted upstream" in r.stderr, r
+        assert "0 services imported" in r.stderr, r
+    assert json.loads(run("services", "list", "--json").stdout) == []
