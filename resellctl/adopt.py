@@ -12,7 +12,8 @@ import os
 from resellctl import errors, outcomes, states
 from resellctl.errors import InputError, UpstreamError
 from resellctl.operations import claim_operation
-from resellctl.poll import addons_of, itemtypes
+from resellctl.compare import addons_of
+from resellctl.poll import itemtypes
 from resellctl.states import ItemStatus, OpStatus
 from resellctl.store import now
 

@@ -13,13 +13,11 @@ that applies them, so a run killed at any point and run again applies each one o
 """
 
 import dataclasses
-import json
 import math
 import time
 
-from resellctl import errors, kinds
+from resellctl import compare, errors
 from resellctl.applier import Applier
-from resellctl.changes import Change
 from resellctl.errors import UpstreamError
 from resellctl.feed import _no_cycle_collection
 from resellctl.states import ItemStatus, OpStatus
@@ -227,7 +225,7 @@ class Poll:
                     # hold more than the budget): one compared is all in step.
                     self.summary.more = True
                     break
-                held = self._not_shown(row["id"], view, pending)
+                held = compare.not_shown(self.store, row["id"], view, pending)
                 for change in changes:
                     described.append((entry.item, change))
                     applier.apply(change, row, pending, f"{change.type} (seen upstream)",
@@ -258,7 +256,9 @@ class Poll:
         if pending is None:
             pending = Applier(conn, self.module["id"], now()).pending([entry.item])
         row = dict(service)
-        return row, self._changes(entry, view, row, pending)
+        listed = (entry.row or {}).get("status")
+        return row, compare.changes(self.store, self.module, entry.upstream_id, view, listed,
+                                    row, pending, self.summary.warnings.append)
 
     def _log(self, conn, stamp, item_id, change):
         # No event id and no upstream date: a change found by comparing has neither.
@@ -282,114 +282,12 @@ class Poll:
                                            f"in the lists, and reading it answered {error.type}",
                                source="poll", date=stamp)
 
-    def _changes(self, entry, view, row, pending):
-        """The changes that bring the service ``row`` to the upstream's ``view``."""
-        store, module_id = self.store, self.module["id"]
-        status = view.get("status") or (entry.row or {}).get("status")
-        addons = addons_of(store, module_id, view)
-        params = {k: v for k, v in (view.get("params") or {}).items()}
-        have = {r["name"]: r["value"] for r in store.all(
-            "SELECT name, value FROM itemparam WHERE item = ?", (row["id"],))}
-        new_params = {k: v for k, v in params.items()
-                      if have.get(k) != v and (k in have or v != "")}
-        have_addons = {r["name"]: r["value"] for r in store.all(
-            "SELECT name, value FROM itemaddon WHERE item = ?", (row["id"],))}
-        new_addons = {k: v for k, v in addons.items() if have_addons.get(k) != v}
-        tariff = store.one("SELECT remote_id FROM pricelist WHERE id = ?", (row["pricelist"],))
-        pricelist = view.get("pricelist")
-        new_tariff = pricelist if pricelist and (tariff is None
-                                                 or tariff["remote_id"] != pricelist) else None
-        known = new_tariff and store.one("SELECT itemtype FROM pricelist WHERE "
-                                         "processingmodule = ? AND remote_id = ?",
-                                         (module_id, new_tariff))
-        if new_tariff and (known is None or known["itemtype"] != row["itemtype"]):
-            # Applied, it would only say so in the history at every run until imported; one of
-            # another item type would make a vds a hosting in the books.
-            self.summary.warnings.append(
-                f"service {row['id']}: its upstream item shows tariff {new_tariff}, " + (
-                    "which is not imported here; run: resellctl tariffs import "
-                    f"{self.module['name']}" if known is None else
-                    f"which sells {known['itemtype']}, not {row['itemtype']}: not applied"))
-            new_tariff, new_addons = None, {}  # its resources are that tariff's
-        expiry = view.get("expiredate")
-        new_expiry = expiry if expiry and expiry != row["expiredate"] else None
-        item, was = entry.upstream_id, row["status"]
-        changes = []
-
-        def add(kind, **fields):
-            changes.append(Change(kind, item, **fields))
-
-        code = int(status) if status else None
-        if code == ItemStatus.ACTIVE and was in (ItemStatus.ORDERED, ItemStatus.PROCESSING):
-            add("open", status=code, expiredate=new_expiry, pricelist=new_tariff,
-                params=new_params or None, addons=new_addons or None)
-            new_expiry = new_tariff = None
-            new_params = new_addons = {}
-        elif code == ItemStatus.DELETED and was in (ItemStatus.ORDERED, ItemStatus.PROCESSING):
-            add("openfail" if (row["id"], "open") in pending else "close",
-                status=None if (row["id"], "open") in pending else code,
-                msg="deleted upstream before it was ever active")
-            return changes
-        elif code == ItemStatus.SUSPENDED and was in (ItemStatus.ORDERED,
-                                                      ItemStatus.PROCESSING):
-            add("open", status=ItemStatus.ACTIVE, expiredate=new_expiry, pricelist=new_tariff,
-                params=new_params or None, addons=new_addons or None)
-            new_expiry = new_tariff = None
-            new_params = new_addons = {}
-            add("suspend", status=code)
-        elif code == ItemStatus.SUSPENDED and was == ItemStatus.ACTIVE:
-            add("suspend", status=code)
-        elif code == ItemStatus.ACTIVE and was == ItemStatus.SUSPENDED:
-            add("resume", status=code)
-        elif code == ItemStatus.DELETED and was != ItemStatus.DELETED:
-            add("close", status=code)
-        if new_expiry:
-            add("prolong", expiredate=new_expiry)
-        if new_tariff:
-            add("changepricelist", pricelist=new_tariff, addons=new_addons or None)
-            new_addons = {}
-        if new_params:
-            add("setparam", params=new_params)
-        if new_addons:
-            add("addon", addons=new_addons)
-        # An operation whose change the books show already (applied by an earlier run, or
-        # found before the operation was accepted) is completed by what the upstream shows.
-        made = {change.type for change in changes}
-        for kind in kinds.KINDS.values():
-            op = pending.get((row["id"], kind.name))
-            if op is None or op["status"] != OpStatus.WAITING or kind.completed_by in made:
-                continue
-            request = self._request(op["id"])
-            if kind.shows({**view, "status": status}, request["params"], request["baseline"]):
-                add(kind.completed_by)
-        return changes
-
     def _malformed_too_often(self):
         """Whether another malformed form is one too many this run: a few are those services'
         own (each warned of, and compared next run); more say the upstream is broken, and
         the module's run fails as when it cannot be reached."""
         self.malformed += 1
         return self.malformed > MALFORMED_PER_RUN
-
-    def _not_shown(self, item_id, view, pending):
-        """Take out of ``pending`` (and return) the waiting operations of a relative kind (a
-        prolongation) that the upstream's ``view`` does not show done: an expiry that moved
-        back, or on less than the operation asked, is applied to the books but completes no
-        renewal the customer paid for."""
-        held = {}
-        for kind in kinds.KINDS.values():
-            op = pending.get((item_id, kind.name))
-            if op is None or not kind.needs_baseline or op["status"] != OpStatus.WAITING:
-                continue
-            request = self._request(op["id"])
-            if not kind.shows(view, request["params"], request["baseline"]):
-                held[(item_id, kind.name)] = pending.pop((item_id, kind.name))
-        return held
-
-    def _request(self, op_id):
-        op = self.store.one("SELECT params, baseline FROM runningoperation WHERE id = ?",
-                            (op_id,))
-        return {"params": json.loads(op["params"] or "{}"), "baseline": op["baseline"]}
 
 
 def itemtypes(store, module_id):
@@ -415,18 +313,3 @@ def _differs(row, service):
         return True
     return any(name in params and params[name] != value
                for name, value in row["columns"].items())
-
-
-def addons_of(store, module_id, view):
-    """The view's resources by name: as they are, or by the addon ids of its tariff."""
-    if view.get("addons"):
-        return dict(view["addons"])
-    ids = view.get("addon_ids") or {}
-    if not ids or not view.get("pricelist"):
-        return {}
-    names = {r["remote_id"]: r["intname"] for r in store.all(
-        "SELECT pricelist_addon.remote_id, pricelist_addon.intname FROM pricelist_addon JOIN "
-        "pricelist ON pricelist.id = pricelist_addon.pricelist WHERE "
-        "pricelist.processingmodule = ? AND pricelist.remote_id = ?",
-        (module_id, view["pricelist"]))}
-    return {names[addon_id]: value for addon_id, value in ids.items() if addon_id in names}
