@@ -2,6 +2,7 @@
 [y/N]; without one they need --yes. A one-digit typo must not delete another customer's server.
 """
 
+import contextlib
 import json
 import os
 import pty
@@ -183,21 +184,28 @@ def test_a_pipe_never_answers_even_with_stderr_on_a_terminal(run, upstream, args
     assert show(run, item)["status"] == 2
 
 
+@contextlib.contextmanager
+def asking(run, args, **options):
+    """``resellctl ARGS`` with stdin and stderr on a terminal and stdout a pipe, as a person
+    runs it: (the process, the terminal's side to read and answer on)."""
+    main, other = pty.openpty()
+    try:
+        process = spawn(run, args, stdin=other, stdout=subprocess.PIPE, stderr=other, **options)
+        os.close(other)
+        yield process, main
+    finally:
+        os.close(main)
+
+
 @pytest.mark.slow
 def test_a_person_at_a_terminal_is_asked_and_the_rows_still_go_to_stdout(run, upstream):
     item, _ = order_active(run, upstream)
-    main, other = pty.openpty()
-    try:
-        process = spawn(run, ["services", "close", item], stdin=other,
-                        stdout=subprocess.PIPE, stderr=other)
-        os.close(other)
+    with asking(run, ["services", "close", item]) as (process, main):
         shown = read_terminal(main, b"[y/N]").decode()
         assert f"service {item} (client acme, tariff VDS-1" in shown
         assert "deleted upstream at once" in shown
         os.write(main, b"y\n")
         out, _ = process.communicate(timeout=60)
-    finally:
-        os.close(main)
     assert process.returncode == SUCCESS
     [row] = tsv(out.decode())
     assert row["item"] == str(item) and row["status"] == "waiting"
@@ -208,18 +216,12 @@ def test_a_person_at_a_terminal_is_asked_and_the_rows_still_go_to_stdout(run, up
 def test_ctrl_c_at_the_question_is_an_interruption(run, upstream):
     """Ctrl-C at [y/N] exits 130 with one line, as Ctrl-C does anywhere, and does nothing."""
     item, _ = order_active(run, upstream)
-    main, other = pty.openpty()
-    try:
-        process = spawn(run, ["services", "close", item], stdin=other,
-                        stdout=subprocess.PIPE, stderr=other,
-                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        os.close(other)
+    with asking(run, ["services", "close", item],
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as (process, main):
         seen = read_terminal(main, b"[y/N]")
         process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=60)
         said = read_terminal(main, b"interrupted\r\n", seen[seen.index(b"[y/N]"):]).decode()
-    finally:
-        os.close(main)
     assert process.returncode == INTERRUPTED, said
     assert said.splitlines()[1:] == ["Error: interrupted"]
     assert out == b"" and elids_sent(upstream, "vds.delete") == []
