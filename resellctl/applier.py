@@ -132,9 +132,17 @@ class Applier:
         with ``label``. ``closed_by`` names the closer of a completed operation's task (by
         default the change's event). Returns the id of the operation it completed, or None."""
         item_id = row["id"]
-        changes = self._fields(change, row, item_id) if change.type != "openfail" else (
-            self._unlinked(change, row, item_id))
         kind, succeeded = COMPLETES.get(change.type, _NONE)
+        if change.type != "openfail":
+            changes = self._fields(change, row, item_id)
+        elif row["status"] in (states.ItemStatus.ORDERED, states.ItemStatus.PROCESSING):
+            changes = self._unlinked(change, row, item_id)
+        else:
+            # A service that opened is not refunded and gone: unlinked, it would be closed in
+            # the books alone, its upstream item left running (and charged).
+            changes = ["opening failed upstream" + (f" ({change.msg})" if change.msg else "")
+                       + f": not applied, the service is {states.item_label(row['status'])}"]
+            kind = None
         op = pending.pop((item_id, kind), None) if kind else None
         if op is not None and (op["status"] == OpStatus.WAITING or kind == "open"):
             if succeeded:

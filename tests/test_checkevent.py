@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from helpers import (ERROR, SUCCESS, TEMPFAIL, USERNAME, add_waiting, adopt, books, checkevent,
-                     order_active, query, raw_event, show, tsv)
+                     elids_sent, order_active, query, raw_event, show, tsv)
 from resellctl.bmdoc import scalar
 from resellctl.store import now
 
@@ -429,3 +429,21 @@ def test_dry_run_shows_the_events_that_wait_and_applies_and_acknowledges_nothing
     assert service["status"] == 5
     r = run("checkevent")
     assert "1 applied" in r.stdout and "1 rejected" in r.stdout
+
+
+def test_an_openfail_for_a_service_that_opened_leaves_it_linked(run, upstream):
+    """An upstream that sends `openfail` for a service that is active (late, or wrong): the
+    service keeps its upstream item, so closing it deletes that item upstream rather than
+    closing it in the books alone and leaving it running, and charged, upstream."""
+    item, remote = order_active(run, upstream)
+    upstream.inject_event(raw_event(upstream, type=scalar("openfail"), item=scalar(remote),
+                                    remoteid=None, param=None, msg=scalar("no capacity")))
+    assert checkevent(run)["applied"] == 1
+    shown = show(run, item)
+    assert (shown["status"], shown["upstream_id"]) == (2, remote)
+    assert shown["history"][-1]["message"] == (
+        "openfail (event 102): opening failed upstream (no capacity): not applied, the "
+        "service is active")
+    r = run("services", "close", str(item), "--yes")
+    assert r.exit_code == SUCCESS and tsv(r.stdout)[0]["status"] == "waiting", r
+    assert elids_sent(upstream, "vds.delete") == [remote]
