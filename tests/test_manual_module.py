@@ -4,7 +4,8 @@ checks, and the time-boxed override `--until-task-closed`."""
 import json
 
 from helpers import (ERROR, SUCCESS, USAGE, USERNAME, change, complete, funcs, op, open_tasks,
-                     order_active, refused, show, tsv)
+                     order_active, raw_event, refused, show, tsv)
+from resellctl.bmdoc import scalar
 from resellctl.cli.common import who
 
 
@@ -222,3 +223,24 @@ def test_set_module_refuses_another_upstream_even_before_the_order_went_through(
     assert r.exit_code == USAGE, r
     assert f"service {item} lives upstream in module 'vds-up', not 'other'" in r.stderr
     assert show(run, item)["processingmodule"] == "vds-up"
+
+
+def test_a_task_of_a_service_deleted_upstream_meanwhile_does_not_bring_it_back(run, upstream):
+    """Staff's suspension waits under the manual module when the upstream deletes the service:
+    closing the task is refused (the service stays deleted), and the operation is given up."""
+    item, remote = order_active(run, upstream)
+    assert run("set-module", item, "manual").exit_code == SUCCESS
+    row = change(run, "suspend", item)
+    upstream.inject_event(raw_event(upstream, type=scalar("close"), item=scalar(remote),
+                                    remoteid=None, param=None))
+    assert run("checkevent").exit_code == SUCCESS
+    assert show(run, item)["status"] == 4
+    r = run("tasks", "close", row["task"])
+    assert r.exit_code == USAGE, r
+    refused(r, f"service {item} was deleted meanwhile: task {row['task']} (postsuspend)")
+    assert f"resellctl ops cancel {row['runningoperation']} --force" in r.stderr
+    assert show(run, item)["status"] == 4
+    assert [t["id"] for t in open_tasks(run, item)] == [int(row["task"])]
+    r = run("ops", "cancel", row["runningoperation"], "--force", "--yes")
+    assert r.exit_code == SUCCESS, r
+    assert show(run, item)["status"] == 4 and open_tasks(run, item) == []
