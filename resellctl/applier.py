@@ -11,7 +11,7 @@ import itertools
 import sqlite3
 
 from resellctl import states
-from resellctl.kinds import COMPLETES
+from resellctl.kinds import COMPLETES, KINDS
 from resellctl.changes import TYPES
 from resellctl.printable import one_line
 from resellctl.states import OpStatus
@@ -38,6 +38,18 @@ def insert_rows(conn, head, rows, tail=""):
         chunk = rows[start:start + per_statement]
         conn.execute(f"{head} {','.join([group] * len(chunk))} {tail}",
                      list(itertools.chain.from_iterable(chunk)))
+
+
+def _shows_done(kind, change, op):
+    """Whether ``change`` shows the operation ``op`` of ``kind`` done. A relative change (a
+    renewal) does only with an expiry past the one read before it was sent: an expiry moved
+    back, from the feed or seen by polling, is applied to the books but completes no renewal
+    the customer paid for and the upstream has not applied. An operation sent before that
+    expiry was kept has none to compare with, and is done as before."""
+    baseline = op["baseline"] if "baseline" in op.keys() else None
+    if not KINDS[kind].needs_baseline or baseline is None:
+        return True
+    return bool(change.expiredate) and change.expiredate > baseline
 
 
 class Services:
@@ -100,8 +112,8 @@ class Applier:
             chunk = ids[start:start + CHUNK]
             marks = ",".join("?" * len(chunk))
             for row in self.conn.execute(
-                    "SELECT id, item, operation, status, task FROM runningoperation WHERE "
-                    f"status IN ({marks_status}) AND item IN ({marks}) "
+                    "SELECT id, item, operation, status, task, baseline FROM runningoperation "
+                    f"WHERE status IN ({marks_status}) AND item IN ({marks}) "
                     "AND processingmodule = ? ORDER BY id DESC",
                     (*states.PENDING, *chunk, self.module_id)):
                 pending[(row["item"], row["operation"])] = row
@@ -144,6 +156,9 @@ class Applier:
                        + f": not applied, the service is {states.item_label(row['status'])}"]
             kind = None
         op = pending.pop((item_id, kind), None) if kind else None
+        if op is not None and not _shows_done(kind, change, op):
+            pending[(item_id, kind)] = op
+            op = None
         if op is not None and (op["status"] == OpStatus.WAITING or kind == "open"):
             if succeeded:
                 states.done(self.conn, op["id"], self.stamp)

@@ -97,22 +97,6 @@ def changes(store, module, upstream_id, view, listed, row, pending, warn):
     return changes
 
 
-def not_shown(store, item_id, view, pending):
-    """Take out of ``pending`` (and return) the waiting operations of a relative kind (a
-    prolongation) that the upstream's ``view`` does not show done: an expiry that moved
-    back, or on less than the operation asked, is applied to the books but completes no
-    renewal the customer paid for."""
-    held = {}
-    for kind in kinds.KINDS.values():
-        op = pending.get((item_id, kind.name))
-        if op is None or not kind.needs_baseline or op["status"] != OpStatus.WAITING:
-            continue
-        request = _request(store, op["id"])
-        if not kind.shows(view, request["params"], request["baseline"]):
-            held[(item_id, kind.name)] = pending.pop((item_id, kind.name))
-    return held
-
-
 def _request(store, op_id):
     op = store.one("SELECT params, baseline FROM runningoperation WHERE id = ?",
                    (op_id,))

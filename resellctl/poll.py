@@ -225,13 +225,11 @@ class Poll:
                     # hold more than the budget): one compared is all in step.
                     self.summary.more = True
                     break
-                held = compare.not_shown(self.store, row["id"], view, pending)
                 for change in changes:
                     described.append((entry.item, change))
                     applier.apply(change, row, pending, f"{change.type} (seen upstream)",
                                   closed_by="upstream")
                     self._log(conn, stamp, row["id"], change)
-                pending.update(held)
                 if self.budget is not None:
                     self.budget -= len(changes)
                 if row["missing"]:

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from helpers import (ERROR, SUCCESS, TEMPFAIL, USERNAME, add_waiting, adopt, books, checkevent,
-                     elids_sent, order_active, query, raw_event, show, tsv)
+                     elids_sent, op, order_active, query, raw_event, show, tsv)
 from resellctl.bmdoc import scalar
 from resellctl.store import now
 
@@ -205,6 +205,29 @@ def test_a_tariff_of_another_item_type_is_never_applied_nor_its_resources(run, u
     assert (after["pricelist"], after["addons"]) == (before["pricelist"], before["addons"])
     assert after["history"][-1]["message"].endswith(
         "tariff Hosting-Start sells vhost, not vds: not applied")
+
+
+def test_a_prolong_event_that_moves_the_expiry_back_completes_no_renewal(run, upstream,
+                                                                         monkeypatch):
+    """An upstream that takes a renewal and applies it later, and meanwhile moves the expiry
+    back (its event a prolong too): the books follow the expiry; the renewal the customer paid
+    for waits until an expiry past the one read before it was sent."""
+    from resellctl.sim import Simulator
+
+    sim = upstream
+    item, remote = order_active(run, sim)
+    before = show(run, item)["expiredate"]
+    monkeypatch.setattr(Simulator, "prolong", lambda self, item_id, period: before)
+    r = run("services", "prolong", item, "--period", "1")
+    assert r.exit_code == SUCCESS, r
+    [row] = tsv(r.stdout)
+    sim.set_expiredate(remote, "2026-01-15")
+    assert checkevent(run)["completed"] == 0
+    assert show(run, item)["expiredate"] == "2026-01-15"
+    assert op(run, row["runningoperation"])["status"] == "waiting"
+    sim.set_expiredate(remote, "2099-01-31")
+    assert checkevent(run)["completed"] == 1
+    assert op(run, row["runningoperation"])["status"] == "done"
 
 
 # --- the summary for people, for cron and for programs ----------------------------------------
