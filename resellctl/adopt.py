@@ -164,7 +164,10 @@ def link(engine, item_id, upstream_id, who=None):
         raise errors.LockHeld(f"operation {order['id']} is being sent by another resellctl "
                               "process right now", "Try again in a moment.")
     try:
-        outcomes.accepted(store, store.operation(order["id"]), module, upstream_id, note=note)
+        outcome = outcomes.accepted(store, store.operation(order["id"]), module, upstream_id,
+                                    note=note)
+        if outcome.error is not None:
+            raise outcome.error
     finally:
         os.close(claim)
     return store.item(item["id"])

@@ -42,6 +42,15 @@ def accepted(store, op, module, upstream_id=None, note=""):
         if current["status"] == OpStatus.DONE:
             # The matching event was applied while the request was under way.
             return Outcome(op["id"], op["item"], OpStatus.DONE, current["task"], note=note)
+        if _refunded_meanwhile(op, current):
+            # Its item failed to open, was refunded and unlinked while the answer was on its
+            # way: linked now, the order would wait for an opening that never comes.
+            error = UpstreamError(
+                errors.PERMANENT, f"the upstream failed to open this order and refunded it "
+                f"while it was being sent ({current['error_message']}); nothing was linked",
+                type="openfail")
+            return Outcome(op["id"], op["item"], OpStatus.FAILED, error=error,
+                           hint=f"Order it again: resellctl ops start {op['id']}")
         if kind.name == "open" and upstream_id is not None:
             holder = store.one("SELECT id FROM item WHERE upstream_module = ? AND "
                                "upstream_id = ? AND id != ?",
@@ -76,6 +85,14 @@ def accepted(store, op, module, upstream_id=None, note=""):
                           runningoperation=op["id"])
     status = OpStatus.WAITING if event is None else OpStatus.DONE
     return Outcome(op["id"], op["item"], status, task_id, manual=manual, note=note)
+
+
+def _refunded_meanwhile(op, current):
+    """Whether an ``openfail`` was applied to the order ``op`` while it was being sent:
+    ``current`` (it now) failed so, and unmarked as sent, which only an ``openfail`` does to
+    an order marked before it left."""
+    return (op["operation"] == "open" and current["status"] == OpStatus.FAILED
+            and current["error_type"] == "openfail" and not current["reached"])
 
 
 def closed_here(store, op):

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from helpers import (ERROR, SUCCESS, TEMPFAIL, USERNAME, add_waiting, adopt, books, checkevent,
-                     elids_sent, op, order_active, query, raw_event, show, tsv)
+                     elids_sent, op, order_active, query, raw_event, resellctl_env, show, tsv)
 from resellctl.bmdoc import scalar
 from resellctl.store import now
 
@@ -228,6 +228,43 @@ def test_a_prolong_event_that_moves_the_expiry_back_completes_no_renewal(run, up
     sim.set_expiredate(remote, "2099-01-31")
     assert checkevent(run)["completed"] == 1
     assert op(run, row["runningoperation"])["status"] == "done"
+
+
+@pytest.mark.slow
+def test_an_openfail_applied_while_its_order_was_under_way_links_nothing(run, upstream,
+                                                                         monkeypatch):
+    """The upstream takes the order, fails to open it and refunds it, and cron's checkevent
+    applies that openfail before the order's answer is recorded: the answer links nothing
+    (the item is gone), and the order is sent again by `ops start`, not left waiting for an
+    open that never comes."""
+    import subprocess
+    import sys
+
+    from resellctl.upstream.calls import EventsClient
+
+    real = EventsClient.order
+
+    def order_then_openfail(self, *args, **kwargs):
+        made = real(self, *args, **kwargs)
+        cron = subprocess.run([sys.executable, "-m", "resellctl", "checkevent", "-q"],
+                              env=resellctl_env(run.db_path), capture_output=True, text=True,
+                              timeout=60)
+        assert cron.returncode == SUCCESS, cron
+        return made
+
+    monkeypatch.setattr(EventsClient, "order", order_then_openfail)
+    upstream.fail_next_open("no capacity")
+    r = run("order", "VDS-1", "--json")
+    [row] = json.loads(r.stdout)
+    assert (r.exit_code, row["status"]) == (ERROR, "failed"), r
+    assert "refunded" in r.stderr and f"resellctl ops start {row['runningoperation']}" in r.stderr
+    assert show(run, row["item"])["upstream_id"] is None
+    monkeypatch.setattr(EventsClient, "order", real)
+    r = run("ops", "start", row["runningoperation"])
+    assert r.exit_code == SUCCESS, r
+    assert checkevent(run)["completed"] == 1
+    assert show(run, row["item"])["status"] == 2
+    assert len(upstream.items) == 2  # the refunded one, and the one made again
 
 
 # --- the summary for people, for cron and for programs ----------------------------------------
