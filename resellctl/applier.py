@@ -46,7 +46,7 @@ def _shows_done(kind, change, op):
     back, from the feed or seen by polling, is applied to the books but completes no renewal
     the customer paid for and the upstream has not applied. An operation sent before that
     expiry was kept has none to compare with, and is done as before."""
-    baseline = op["baseline"] if "baseline" in op.keys() else None
+    baseline = op["baseline"]
     if not KINDS[kind].needs_baseline or baseline is None:
         return True
     return bool(change.expiredate) and change.expiredate > baseline

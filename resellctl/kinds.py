@@ -262,12 +262,7 @@ def kind(name):
     return KINDS[name]
 
 
-# change type -> (the kind it completes, whether as done), asked for every change applied.
+# change type -> (the kind it completes, whether as done), asked for every change applied; a
+# type that completes no kind is not in it.
 COMPLETES = {**{k.failed_by: (k.name, False) for k in KINDS.values() if k.failed_by},
              **{k.completed_by: (k.name, True) for k in KINDS.values()}}
-
-
-def completed_by(change_type):
-    """The kind an upstream change of ``change_type`` completes (or fails), and whether it
-    completes it as done; (None, True) when it completes none."""
-    return COMPLETES.get(change_type, (None, True))

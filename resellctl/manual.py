@@ -89,15 +89,15 @@ def close_task(store, task_id, note="", *, who):
     kind = kinds.kind(op["operation"])
     with store.write():
         conn, stamp = store.conn, now()
-        # Closed once even when two people close it at the same moment.
-        if not states.task_closed(conn, task["id"], who, stamp, note=note):
-            raise InputError(f"task {task['id']} is closed already")
         item = dict(store.item(task["item"]))
         if item["status"] == states.ItemStatus.DELETED and kind.name != "close":
             # Its change would bring a deleted service back to life in the books.
             raise InputError(f"service {item['id']} was deleted meanwhile: task {task['id']} "
                              f"({task['type']}) has nothing left to change",
                              f"Give its operation up: resellctl ops cancel {op['id']} --force")
+        # Closed once even when two people close it at the same moment.
+        if not states.task_closed(conn, task["id"], who, stamp, note=note):
+            raise InputError(f"task {task['id']} is closed already")
         tariff = store.tariff(item["pricelist"])
         change = kind.local(store, item, _request(op))
         applier = Applier(conn, tariff["processingmodule"], stamp, source="task", who=who)

@@ -36,7 +36,7 @@ def test_every_kind_is_walked_and_whole():
     for kind in kinds.KINDS.values():
         assert kind.completed_by in changes.TYPES, kind.name
         assert kind.failed_by is None or kind.failed_by in changes.TYPES, kind.name
-        assert kinds.completed_by(kind.completed_by) == (kind.name, True)
+        assert kinds.COMPLETES[kind.completed_by] == (kind.name, True)
     # Only an order has no manual form: it always goes to its tariff's upstream.
     assert [k.name for k in kinds.KINDS.values() if k.local is None] == ["open"]
 
